@@ -1,0 +1,181 @@
+"""The `colorgan` command line: colorize files and folders, score photos for realness.
+
+    colorgan colorize old.jpg scans/ "more/*.png" -o colored/ [--model ID_OR_PATH] [--size 256]
+    colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
+
+One line per bad file on stderr, the rest carry on. Exit status: 0 all done, 1 some input
+failed, 2 usage error (bad arguments, a model that cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import DEFAULT_MODEL
+from .image_io import DEFAULT_MAX_PIXELS, ImageError, load_image, output_path, save_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".tga"}
+
+
+class UsageError(Exception):
+    """Bad arguments or an unloadable model: exit status 2."""
+
+
+def expand_inputs(specs: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, folders (their image files, sorted) and glob patterns -> (paths, error lines)."""
+    paths, errors = [], []
+    for spec in specs:
+        if glob.has_magic(spec):
+            matches = sorted(glob.glob(spec))
+            if not matches:
+                errors.append(f"{spec}: no file matches this pattern")
+            paths += [Path(m) for m in matches if not Path(m).is_dir()]
+        elif Path(spec).is_dir():
+            found = sorted(p for p in Path(spec).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                errors.append(f"{spec}: folder holds no image files")
+            paths += found
+        else:
+            paths.append(Path(spec))  # a missing file is reported when it is loaded
+    return list(dict.fromkeys(paths)), errors
+
+
+def load_model(spec: str | None):
+    from .model import ColorGAN
+
+    if spec is None:
+        if not Path(DEFAULT_MODEL, "config.json").exists():
+            raise UsageError("no default model is bundled with this install: pass --model HUB_ID_OR_FOLDER")
+        spec = DEFAULT_MODEL
+    try:
+        return ColorGAN.from_pretrained(spec)
+    except Exception as err:  # missing folder, Hub errors, offline mode, wrong files
+        raise UsageError(f"cannot load model {spec!r}: {type(err).__name__}: {err}") from None
+
+
+def report(message: str) -> None:
+    """One line on stderr that does not tear a running progress bar."""
+    tqdm.write(f"error: {message}", file=sys.stderr)
+
+
+def _progress(items, what: str):
+    return tqdm(items, desc=what, unit="image", disable=len(items) <= 1, file=sys.stderr)
+
+
+def cmd_colorize(args) -> int:
+    paths, errors = expand_inputs(args.inputs)
+    for line in errors:
+        report(line)
+    model = load_model(args.model)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    failed, written, claimed = len(errors), 0, {}
+    pending = []  # (path, image, destination) waiting for a batch
+
+    def flush():
+        nonlocal failed, written
+        if not pending:
+            return
+        outputs = model.colorize([img for _, img, _ in pending], size=args.size, batch_size=args.batch_size)
+        for (path, _, dest), out in zip(pending, outputs):
+            try:
+                save_image(out, dest)
+                written += 1
+            except OSError as err:
+                report(f"{dest}: cannot write ({err})")
+                failed += 1
+        pending.clear()
+
+    for path in _progress(paths, "colorize"):
+        dest = output_path(path, args.output_dir)
+        if dest in claimed:
+            report(f"{path}: output {dest} would also be written for {claimed[dest]}; skipped")
+            failed += 1
+            continue
+        if dest.exists() and not args.overwrite:
+            report(f"{path}: {dest} exists (use --overwrite to replace it)")
+            failed += 1
+            continue
+        try:
+            image = load_image(path, max_pixels=args.max_pixels)
+        except ImageError as err:
+            report(str(err))
+            failed += 1
+            continue
+        claimed[dest] = path
+        pending.append((path, image, dest))
+        if len(pending) >= args.batch_size:
+            flush()
+    flush()
+    print(f"colorized {written} of {len(paths)} file(s) into {args.output_dir}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_score(args) -> int:
+    paths, errors = expand_inputs(args.inputs)
+    for line in errors:
+        report(line)
+    model = load_model(args.model)
+    failed, scores = len(errors), []
+    for path in _progress(paths, "score"):
+        try:
+            p = model.realness(load_image(path, max_pixels=args.max_pixels), size=args.size)
+        except ImageError as err:
+            report(str(err))
+            failed += 1
+            continue
+        scores.append({"file": str(path), "realness": p})
+        if not args.json:
+            tqdm.write(f"{p:.4f}\t{path}", file=sys.stdout)
+    if args.json:
+        print(json.dumps(scores, indent=2))
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colorgan", description="Colorize grayscale photos with a conditional GAN.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("inputs", nargs="+", help="image files, folders, or quoted glob patterns")
+        p.add_argument("--model", default=None, help="Hub model id or local save_pretrained folder (default: the bundled model)")
+        p.add_argument("--size", type=int, default=None, help="working resolution, long side in px (default: the model's)")
+        p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse images larger than this many pixels")
+
+    p = sub.add_parser("colorize", help="colorize photos at full resolution")
+    common(p)
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), help="folder for the results (default: colorized/)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=cmd_colorize)
+
+    p = sub.add_parser("score", help="probability that colour photos were photographed in colour")
+    common(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    p.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "size", None) is not None and args.size < 16:
+        parser.error("--size must be at least 16")
+    if getattr(args, "batch_size", 1) < 1:
+        parser.error("--batch-size must be at least 1")
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""CIE Lab colour conversions and the pix2pix normalisation, in one place.
+
+Two families live here:
+
+* Batched, differentiable torch conversions on (B, 3, H, W) tensors (training, tests), backed by
+  kornia: sRGB (D65) floats in [0, 1] <-> L in [0, 100], a/b in about [-110, 110].
+* Full-resolution numpy helpers for the inference pipeline, where a 12-megapixel photo must be
+  handled in a fraction of a second: L from 8-bit sRGB through a 256-entry lookup table (exact), and
+  Lab -> RGB through OpenCV with an L-preserving gamut mapping (chroma is reduced, never lightness).
+
+The network sees L/50 - 1 and ab/110 (both in [-1, 1]); those constants are named below and used
+everywhere else through `normalize_*` / `denormalize_*`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import kornia.color
+import numpy as np
+import torch
+
+L_OFFSET = 50.0  # network input: L / 50 - 1, in [-1, 1]
+AB_SCALE = 110.0  # network output: ab / 110, tanh range [-1, 1]
+
+# sRGB (D65) -> CIE Y weights, the middle row of the sRGB -> XYZ matrix (as in skimage and kornia).
+_Y_WEIGHTS = np.array([0.212671, 0.715160, 0.072169], dtype=np.float32)
+_LAB_EPSILON = 0.008856  # (6/29)^3
+_LAB_KAPPA = 7.787  # (29/6)^2 / 3
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB (B, 3, H, W) in [0, 1] -> Lab (B, 3, H, W): L in [0, 100], a/b in about [-110, 110]."""
+    return kornia.color.rgb_to_lab(rgb)
+
+
+def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
+    """Lab (B, 3, H, W) -> sRGB (B, 3, H, W), clipped to [0, 1] unless `clip=False`."""
+    return kornia.color.lab_to_rgb(lab, clip=clip)
+
+
+def normalize_l(l: torch.Tensor) -> torch.Tensor:
+    """L in [0, 100] -> network input in [-1, 1]."""
+    return l / L_OFFSET - 1.0
+
+
+def denormalize_l(l_norm: torch.Tensor) -> torch.Tensor:
+    """Network input in [-1, 1] -> L in [0, 100]."""
+    return (l_norm + 1.0) * L_OFFSET
+
+
+def normalize_ab(ab: torch.Tensor) -> torch.Tensor:
+    """a/b in about [-110, 110] -> network target in [-1, 1]."""
+    return ab / AB_SCALE
+
+
+def denormalize_ab(ab_norm: torch.Tensor) -> torch.Tensor:
+    """Network output in [-1, 1] -> a/b in [-110, 110]."""
+    return ab_norm * AB_SCALE
+
+
+def rgb_to_model_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """sRGB (B, 3, H, W) in [0, 1] -> (real_l (B, 1, H, W), real_ab (B, 2, H, W)), both normalised."""
+    lab = rgb_to_lab(rgb)
+    return normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:])
+
+
+def model_lab_to_rgb(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
+    """Normalised L (B, 1, H, W) and ab (B, 2, H, W) -> sRGB (B, 3, H, W) in [0, 1]."""
+    return lab_to_rgb(torch.cat([denormalize_l(l_norm), denormalize_ab(ab_norm)], dim=1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Full-resolution numpy path (inference).
+
+_SRGB_TO_LINEAR_LUT = np.where(
+    np.arange(256) / 255.0 <= 0.04045,
+    np.arange(256) / 255.0 / 12.92,
+    ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
+).astype(np.float32)[None]  # (1, 256): cv2.LUT's shape
+
+
+def _srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return cv2.LUT(rgb, _SRGB_TO_LINEAR_LUT)  # exact for 8-bit input, multithreaded
+    rgb = np.clip(rgb.astype(np.float32, copy=False), 0.0, 1.0)
+    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def rgb_to_l_numpy(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (H, W, 3), uint8 or float in [0, 1] -> CIE L (H, W) float32 in [0, 100]."""
+    y = cv2.transform(_srgb_to_linear(rgb), _Y_WEIGHTS[None])  # (H, W) relative luminance, white = 1
+    f = np.cbrt(y)
+    dark = y <= _LAB_EPSILON
+    if dark.any():
+        f[dark] = _LAB_KAPPA * y[dark] + 16.0 / 116.0
+    f *= 116.0
+    f -= 16.0
+    return f
+
+
+# sRGB (D65) <-> XYZ, as in skimage; used unclipped to test which Lab colours fit in sRGB.
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB).astype(np.float32)
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+_GAMUT_TOLERANCE = 1e-4  # linear RGB; covers the rounding of the matrices at white
+
+
+def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
+    """Lab (..., 3) -> linear sRGB (..., 3), NOT clipped, so out-of-gamut colours show."""
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f > 6.0 / 29.0, f**3, 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0)) * _WHITE_D65
+    return xyz @ _RGB_FROM_XYZ.T
+
+
+def _fits(lab: np.ndarray) -> np.ndarray:
+    rgb = _lab_to_linear_rgb(lab)
+    return ((rgb >= -_GAMUT_TOLERANCE) & (rgb <= 1.0 + _GAMUT_TOLERANCE)).all(axis=-1)
+
+
+def lab_to_rgb_numpy(lab: np.ndarray, iterations: int = 10) -> np.ndarray:
+    """Lab (H, W, 3) float32 -> sRGB (H, W, 3) float32 in [0, 1], keeping L.
+
+    Where (L, a, b) lies outside the sRGB gamut, a and b are scaled towards 0 (bisection, `iterations`
+    steps) until it fits, so lightness is never traded for colour: clipping R, G and B one by one,
+    as most pipelines (and OpenCV's conversion) do, changes L and shifts hue.
+    """
+    lab = np.ascontiguousarray(lab, dtype=np.float32)
+    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)  # clips channel by channel
+    # Only pixels with a channel exactly at 0 or 1 can have been clipped; check those precisely.
+    interior = cv2.inRange(rgb, (1e-7, 1e-7, 1e-7), (1.0 - 1e-7, 1.0 - 1e-7, 1.0 - 1e-7))
+    if cv2.countNonZero(interior) == interior.size:
+        return rgb
+    candidates = np.flatnonzero(interior.reshape(-1) == 0)
+    flat_lab = lab.reshape(-1, 3)
+    cand_lab = flat_lab[candidates]
+    outside = ~_fits(cand_lab)
+    if not outside.any():
+        return rgb
+    idx, l_out, ab_out = candidates[outside], cand_lab[outside, :1], cand_lab[outside, 1:]
+    lo = np.zeros((len(idx), 1), np.float32)  # a = b = 0 is always in gamut
+    hi = np.ones_like(lo)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        fits = _fits(np.concatenate([l_out, ab_out * mid], axis=-1))[:, None]
+        lo = np.where(fits, mid, lo)
+        hi = np.where(fits, hi, mid)
+    fitted = np.concatenate([l_out, ab_out * lo], axis=-1)[:, None, :]  # (N, 1, 3)
+    rgb.reshape(-1, 3)[idx] = cv2.cvtColor(fitted, cv2.COLOR_Lab2RGB)[:, 0]
+    return rgb
+
+
+def recombine(l_full: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
+    """Full-resolution L (H, W) + low-resolution ab (h, w, 2) -> sRGB (H, W, 3) uint8.
+
+    ab is upsampled bilinearly (each channel on its own: cheaper than splitting a full-size array),
+    then merged with the untouched L and converted with `lab_to_rgb_numpy`.
+    """
+    height, width = l_full.shape
+    a, b = (cv2.resize(np.ascontiguousarray(ab_small[..., i]), (width, height), interpolation=cv2.INTER_LINEAR) for i in (0, 1))
+    rgb = lab_to_rgb_numpy(cv2.merge([l_full, a, b]))
+    return cv2.convertScaleAbs(rgb, alpha=255.0)  # round to nearest, saturate

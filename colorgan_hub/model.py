@@ -1,0 +1,107 @@
+"""`ColorGAN`: generator + discriminator + realness calibration, saved and loaded the Hub way.
+
+The constructor's keyword arguments are the whole config (written to config.json by
+`PyTorchModelHubMixin`); the weights are one `model.safetensors`. Loading is strict and casts
+half-precision files back to the model's float32, so a shipped fp16 file loads like any other.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import pipeline
+from .color import AB_SCALE
+from .image_io import DEFAULT_MAX_PIXELS
+from .networks import PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
+
+_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
+
+
+class ColorGAN(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="colorgan-hub",
+    pipeline_tag="image-to-image",
+    license="mit",
+    tags=["colorization", "image-colorization", "gan", "pix2pix", "lab"],
+    repo_url="https://github.com/colorgan-hub/colorgan-hub",
+    model_card_template=_CARD_TEMPLATE.read_text(encoding="utf-8"),
+):
+    """Automatic colorization GAN: L -> ab generator, conditional PatchGAN, calibrated realness.
+
+    Args:
+        image_size: working resolution (long side, px) of `colorize` and `realness`.
+        encoder: "unet" (pix2pix U-Net) or "resnet18" / "resnet34" (ResNet-encoder U-Net).
+        width, depth: pix2pix U-Net base channels and number of stride-2 levels.
+        upsample: "resize" (resize + 3x3 conv, no checkerboards) or "transpose" (pix2pix).
+        dropout: dropout in the three innermost U-Net decoder blocks.
+        d_width, d_layers: PatchGAN base channels and depth (3 gives 70x70 patches).
+        d_norm: "instance", "batch" or "none" in the discriminator.
+        spectral_norm: spectral normalisation on every discriminator convolution.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 256,
+        encoder: str = "unet",
+        width: int = 32,
+        depth: int = 7,
+        upsample: str = "resize",
+        dropout: float = 0.5,
+        d_width: int = 64,
+        d_layers: int = 3,
+        d_norm: str = "instance",
+        spectral_norm: bool = True,
+    ):
+        super().__init__()
+        self.image_size = image_size
+        self.ab_scale = AB_SCALE
+        if encoder == "unet":
+            self.generator = UNetGenerator(1, 2, width=width, depth=depth, upsample=upsample, dropout=dropout)
+        else:
+            self.generator = ResNetUNetGenerator(encoder, 1, 2, upsample=upsample)
+        self.discriminator = PatchDiscriminator(3, width=d_width, n_layers=d_layers, norm=d_norm, spectral_norm=spectral_norm)
+        init_weights(self.generator)
+        init_weights(self.discriminator)
+        # Platt scaling of the mean patch logit: p = sigmoid(scale * logit + bias); fitted in training.
+        self.register_buffer("realness_calibration", torch.tensor([1.0, 0.0]))
+
+    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """Calibrated logit (B,) that (L, ab) is a real colour photo; inputs normalised."""
+        patch_logits = self.discriminator(real_l, ab)  # (B, 1, h, w)
+        scale, bias = self.realness_calibration
+        return scale * patch_logits.float().mean(dim=(1, 2, 3)) + bias
+
+    def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
+        return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels)
+
+    def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+        """Probability that a colour photo was photographed in colour: see `pipeline.realness`."""
+        return pipeline.realness(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(state, str(save_directory / constants.SAFETENSORS_SINGLE_FILE), metadata={"format": "pt"})
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, map_location="cpu", strict=True, **model_kwargs):
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
+        else:
+            weights = hf_hub_download(
+                repo_id=model_id, filename=constants.SAFETENSORS_SINGLE_FILE, revision=revision, cache_dir=cache_dir,
+                force_download=force_download, token=token, local_files_only=local_files_only,
+            )
+        state = load_file(weights, device=str(map_location))
+        expected = model.state_dict()
+        state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
+        model.load_state_dict(state, strict=strict)
+        return model.eval()

@@ -1,0 +1,218 @@
+"""The networks: pix2pix U-Net and ResNet-encoder U-Net generators (L -> ab), conditional PatchGAN.
+
+Plain `nn.Module`s with no device or dtype logic; `ColorGAN` (model.py) assembles them from its
+keyword arguments. Conventions kept from pix2pix: 4x4 stride-2 convolutions on the way down, skip
+connections, dropout in the inner decoder, tanh output, no bias before an affine norm, a 70x70
+PatchGAN that returns logits (no sigmoid), weights drawn from N(0, 0.02).
+Changed on purpose: the decoder upsamples by resize + 3x3 convolution by default (Odena et al.
+2016, against the checkerboard artifacts transposed convolutions leave); `upsample="transpose"`
+gives the original layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+
+def _up_conv(in_ch: int, out_ch: int, upsample: str, bias: bool) -> nn.Module:
+    """x2 upsampling layer: resize + 3x3 conv ("resize") or 4x4 stride-2 transposed conv."""
+    if upsample == "transpose":
+        return nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias)
+    if upsample == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=bias))
+    raise ValueError(f"upsample must be 'resize' or 'transpose', got {upsample!r}")
+
+
+class UNetGenerator(nn.Module):
+    """pix2pix U-Net: (B, in_ch, H, W) in [-1, 1] -> (B, out_ch, H, W) in [-1, 1].
+
+    `depth` stride-2 levels, so H and W must be multiples of 2**depth. Channels double from `width`
+    and stop at 8 * width, as in pix2pix. The `dropout` (pix2pix's noise) sits in the three decoder
+    blocks nearest the bottleneck.
+    """
+
+    def __init__(self, in_ch=1, out_ch=2, width=64, depth=8, upsample="resize", dropout=0.5):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"depth must be at least 2, got {depth}")
+        channels = [min(width * 2**i, width * 8) for i in range(depth)]
+        self.multiple = 2**depth
+
+        self.down = nn.ModuleList([nn.Conv2d(in_ch, channels[0], 4, stride=2, padding=1)])
+        for i in range(1, depth):
+            innermost = i == depth - 1
+            layers = [nn.LeakyReLU(0.2), nn.Conv2d(channels[i - 1], channels[i], 4, stride=2, padding=1, bias=innermost)]
+            if not innermost:
+                layers.append(nn.BatchNorm2d(channels[i]))
+            self.down.append(nn.Sequential(*layers))
+
+        self.up = nn.ModuleList()
+        for i in reversed(range(depth)):  # bottleneck first
+            up_in = channels[i] if i == depth - 1 else 2 * channels[i]
+            if i == 0:
+                self.up.append(nn.Sequential(nn.ReLU(), _up_conv(up_in, out_ch, upsample, bias=True), nn.Tanh()))
+                continue
+            layers = [nn.ReLU(), _up_conv(up_in, channels[i - 1], upsample, bias=False), nn.BatchNorm2d(channels[i - 1])]
+            if dropout > 0 and i >= depth - 3:
+                layers.append(nn.Dropout(dropout))
+            self.up.append(nn.Sequential(*layers))
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = l  # (B, 1, H, W)
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+        x = skips.pop()  # (B, C, H / 2**depth, W / 2**depth)
+        for block in self.up[:-1]:
+            x = torch.cat([block(x), skips.pop()], dim=1)
+        return self.up[-1](x)  # (B, 2, H, W)
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block, parameter names as in torchvision so its weights load."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or in_ch != out_ch:
+            self.downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch))
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+RESNET_LAYERS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
+
+
+class _DecoderBlock(nn.Module):
+    """x2 upsample, concatenate the skip, two 3x3 conv-BN-ReLU."""
+
+    def __init__(self, in_ch: int, skip_ch: int, out_ch: int, upsample: str):
+        super().__init__()
+        self.up = _up_conv(in_ch, in_ch // 2, upsample, bias=False)
+        self.conv = nn.Sequential(
+            nn.BatchNorm2d(in_ch // 2 + skip_ch), nn.ReLU(),
+            nn.Conv2d(in_ch // 2 + skip_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(),
+        )
+
+    def forward(self, x, skip):
+        return self.conv(torch.cat([self.up(x), skip], dim=1))
+
+
+class ResNetUNetGenerator(nn.Module):
+    """U-Net with a ResNet-18/34 encoder (the reports' pre-trained-encoder variant): L -> ab.
+
+    H and W must be multiples of 32. The encoder's parameters are named as torchvision's, so an
+    ImageNet checkpoint loads with `load_encoder_weights` (its RGB stem is summed to one channel).
+    """
+
+    multiple = 32
+
+    def __init__(self, encoder="resnet18", in_ch=1, out_ch=2, upsample="resize"):
+        super().__init__()
+        if encoder not in RESNET_LAYERS:
+            raise ValueError(f"encoder must be one of {sorted(RESNET_LAYERS)} or 'unet', got {encoder!r}")
+        self.encoder = nn.Module()
+        self.encoder.conv1 = nn.Conv2d(in_ch, 64, 7, stride=2, padding=3, bias=False)
+        self.encoder.bn1 = nn.BatchNorm2d(64)
+        widths, in_w = (64, 128, 256, 512), 64
+        for i, (blocks, w) in enumerate(zip(RESNET_LAYERS[encoder], widths), start=1):
+            stride = 1 if i == 1 else 2
+            layer = [_BasicBlock(in_w, w, stride)] + [_BasicBlock(w, w, 1) for _ in range(blocks - 1)]
+            setattr(self.encoder, f"layer{i}", nn.Sequential(*layer))
+            in_w = w
+        self.decoder = nn.ModuleList([
+            _DecoderBlock(512, 256, 256, upsample),  # /32 -> /16
+            _DecoderBlock(256, 128, 128, upsample),  # /16 -> /8
+            _DecoderBlock(128, 64, 64, upsample),  # /8 -> /4
+            _DecoderBlock(64, 64, 64, upsample),  # /4 -> /2
+            _DecoderBlock(64, in_ch, 32, upsample),  # /2 -> /1, skip = the input itself
+        ])
+        self.head = nn.Sequential(nn.Conv2d(32, out_ch, 3, padding=1), nn.Tanh())
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        enc = self.encoder
+        x1 = torch.relu(enc.bn1(enc.conv1(l)))  # (B, 64, H/2, W/2)
+        x2 = enc.layer1(nn.functional.max_pool2d(x1, 3, stride=2, padding=1))  # (B, 64, H/4, W/4)
+        x3 = enc.layer2(x2)  # (B, 128, H/8, W/8)
+        x4 = enc.layer3(x3)  # (B, 256, H/16, W/16)
+        x = enc.layer4(x4)  # (B, 512, H/32, W/32)
+        for block, skip in zip(self.decoder, (x4, x3, x2, x1, l)):
+            x = block(x, skip)
+        return self.head(x)  # (B, 2, H, W)
+
+    def load_encoder_weights(self, path: str | Path) -> None:
+        """Load a torchvision ResNet state dict (.pth/.pt or .safetensors) into the encoder."""
+        path = Path(path)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        stem = state["conv1.weight"]
+        if stem.shape[1] != self.encoder.conv1.in_channels:  # RGB stem -> one channel: sum over RGB
+            state["conv1.weight"] = stem.sum(dim=1, keepdim=True)
+        self.encoder.load_state_dict(state, strict=True)
+
+
+class PatchDiscriminator(nn.Module):
+    """Conditional PatchGAN: (B, 3, H, W) = L concatenated with ab -> patch logits (B, 1, h, w).
+
+    With n_layers=3 each logit sees a 70x70 patch. `norm` is "batch" (pix2pix), "instance" or
+    "none"; `spectral_norm` wraps every convolution (Miyato et al. 2018) to keep D Lipschitz.
+    """
+
+    def __init__(self, in_ch=3, width=64, n_layers=3, norm="instance", spectral_norm=True):
+        super().__init__()
+        if norm not in ("batch", "instance", "none"):
+            raise ValueError(f"norm must be 'batch', 'instance' or 'none', got {norm!r}")
+        wrap = _spectral_norm if spectral_norm else (lambda m: m)
+
+        def norm_layer(ch):
+            if norm == "batch":
+                return nn.BatchNorm2d(ch)
+            if norm == "instance":
+                return nn.InstanceNorm2d(ch, affine=True)
+            return nn.Identity()
+
+        use_bias = norm == "none"
+        layers = [wrap(nn.Conv2d(in_ch, width, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+        ch = width
+        for i in range(1, n_layers + 1):
+            out = width * min(2**i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [wrap(nn.Conv2d(ch, out, 4, stride=stride, padding=1, bias=use_bias)), norm_layer(out), nn.LeakyReLU(0.2)]
+            ch = out
+        layers.append(wrap(nn.Conv2d(ch, 1, 4, stride=1, padding=1)))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return self.layers(torch.cat([l, ab], dim=1))  # (B, 1, h, w) logits
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """pix2pix init: conv weights ~ N(0, std), norm scales ~ N(1, std), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.normal_(weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)

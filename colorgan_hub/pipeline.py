@@ -1,0 +1,155 @@
+"""The one inference path: photo in, colorized photo (or realness probability) out.
+
+The CLI, the Space, validation during training, evaluation and the tests all come through here.
+The generator runs at a working size (long side `size`, aspect kept, symmetric padding to the
+multiple the U-Net needs); its ab prediction is upsampled bilinearly to the full size and
+recombined with the ORIGINAL full-resolution L, so the output keeps every detail and the exact
+lightness of the input. Device (cuda > mps > cpu) and dtype (bf16/fp16 autocast on accelerators,
+fp32 on CPU) are decided here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from .color import normalize_l, recombine, rgb_to_l_numpy, rgb_to_model_lab
+from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, is_grayscale, load_image, to_rgb_alpha
+
+
+def pick_device() -> torch.device:
+    """The fastest device present: cuda, then Apple's mps, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _autocast(device: torch.device):
+    """bf16 (or fp16 where bf16 is missing) on accelerators; plain fp32 on the CPU."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    if device.type == "mps":
+        return torch.autocast("mps", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _inference(model, device):
+    """Eval mode on `device` under inference_mode, restoring train mode after (validation)."""
+    was_training = model.training
+    if next(model.parameters()).device != device:
+        model.to(device)
+    model.eval()
+    try:
+        with torch.inference_mode(), _autocast(device):
+            yield
+    finally:
+        model.train(was_training)
+
+
+def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
+    """(h, w) with the long side `size`, aspect kept."""
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    shrinking = h < array.shape[0] or w < array.shape[1]
+    return cv2.resize(array, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _as_list(images) -> tuple[list, bool]:
+    if isinstance(images, (list, tuple)):
+        return list(images), False
+    return [images], True
+
+
+def _batches(shapes: list[tuple[int, int]], batch_size: int):
+    """Indices grouped by identical shape, in chunks of at most batch_size."""
+    by_shape = defaultdict(list)
+    for i, shape in enumerate(shapes):
+        by_shape[shape].append(i)
+    for indices in by_shape.values():
+        for start in range(0, len(indices), batch_size):
+            yield indices[start : start + batch_size]
+
+
+def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Colorize one image (returns a PIL image) or a list (returns a list, run in batches).
+
+    Each image may be a path, a PIL image of any mode or a numpy array. The result is RGB (RGBA if
+    the input had alpha) at the input's full size, with the input's L channel.
+    """
+    images, single = _as_list(images)
+    size = size or model.image_size
+    device = torch.device(device) if device is not None else pick_device()
+    multiple = model.generator.multiple
+
+    prepared = []
+    for i, image in enumerate(images):
+        img = load_image(image, max_pixels=max_pixels, source=describe(image, i))
+        rgb, alpha = to_rgb_alpha(img)
+        l_full = rgb_to_l_numpy(rgb)  # (H, W) in [0, 100]
+        work = working_shape(*l_full.shape, size)
+        padded = (math.ceil(work[0] / multiple) * multiple, math.ceil(work[1] / multiple) * multiple)
+        prepared.append((l_full, alpha, work, padded))
+
+    results = [None] * len(images)
+    with _inference(model, device):
+        for indices in _batches([p[3] for p in prepared], batch_size):
+            l_work = []
+            for i in indices:
+                l_full, _, work, padded = prepared[i]
+                small = _resize(l_full, work)
+                l_work.append(np.pad(small, ((0, padded[0] - work[0]), (0, padded[1] - work[1])), mode="symmetric"))
+            real_l = normalize_l(torch.from_numpy(np.stack(l_work)[:, None]).to(device))  # (B, 1, h, w)
+            fake_ab = model.generator(real_l).float() * model.ab_scale  # (B, 2, h, w), Lab units
+            fake_ab = fake_ab.permute(0, 2, 3, 1).cpu().numpy()
+            for k, i in enumerate(indices):
+                l_full, alpha, work, _ = prepared[i]
+                out = recombine(l_full, fake_ab[k, : work[0], : work[1]])  # (H, W, 3) uint8
+                if alpha is not None:
+                    out = np.concatenate([out, alpha[..., None]], axis=2)
+                results[i] = Image.fromarray(out)
+    return results[0] if single else results
+
+
+def realness(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Calibrated probability that each colour image was photographed in colour (not colorized).
+
+    One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images raise ImageError:
+    there is no colour to judge.
+    """
+    images, single = _as_list(images)
+    size = size or model.image_size
+    device = torch.device(device) if device is not None else pick_device()
+
+    prepared = []
+    for i, image in enumerate(images):
+        source = describe(image, i)
+        img = load_image(image, max_pixels=max_pixels, source=source)
+        if is_grayscale(img):
+            raise ImageError(source, "is grayscale: there is no colour to judge (colorize it first)")
+        rgb, _ = to_rgb_alpha(img)
+        prepared.append(_resize(rgb, working_shape(*rgb.shape[:2], size)))
+
+    results = [0.0] * len(images)
+    with _inference(model, device):
+        for indices in _batches([p.shape[:2] for p in prepared], batch_size):
+            rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device)
+            rgb = rgb.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, h, w) in [0, 1]
+            real_l, real_ab = rgb_to_model_lab(rgb)
+            probs = torch.sigmoid(model.realness_logit(real_l, real_ab).float()).cpu().tolist()
+            for i, p in zip(indices, probs):
+                results[i] = p
+    return results[0] if single else results

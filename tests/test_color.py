@@ -1,0 +1,107 @@
+"""Colour conversions against scikit-image, round trips, gradients, the numpy full-resolution path."""
+
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from colorgan_hub import color
+
+
+def _random_and_edge_rgb(n=4096, seed=0):
+    rng = np.random.default_rng(seed)
+    rgb = rng.random((n, 3))
+    corners = np.array(np.meshgrid([0, 1], [0, 1], [0, 1])).reshape(3, -1).T  # black, white, primaries
+    near = np.array([[1e-4, 1e-4, 1e-4], [0.04045, 0.04045, 0.04045], [0.0405, 0, 0], [0.999, 1, 1], [0.5, 0.5, 0.5]])
+    return np.concatenate([rgb, corners, near])
+
+
+def _to_bchw(rgb_n3):
+    return torch.from_numpy(rgb_n3.T.reshape(1, 3, -1, 1).copy())
+
+
+def _from_bchw(t):
+    return t.reshape(3, -1).T.numpy()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rgb_to_lab_matches_skimage(dtype):
+    rgb = _random_and_edge_rgb()
+    ours = _from_bchw(color.rgb_to_lab(_to_bchw(rgb).to(dtype)).double())
+    ref = skcolor.rgb2lab(rgb[:, None, :])[:, 0]
+    assert np.abs(ours - ref).max() < 0.01
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lab_to_rgb_matches_skimage(dtype):
+    rng = np.random.default_rng(1)
+    lab = skcolor.rgb2lab(_random_and_edge_rgb()[:, None, :])[:, 0]  # in-gamut Lab
+    ours = _from_bchw(color.lab_to_rgb(_to_bchw(lab).to(dtype)).double())
+    ref = skcolor.lab2rgb(lab[:, None, :])[:, 0]
+    assert np.abs(ours - ref).max() < 0.01 / 100  # RGB in [0, 1]: far tighter than one 8-bit level
+    assert rng is not None
+
+
+def test_rgb_lab_round_trip_within_one_level():
+    rgb = torch.rand(2, 3, 32, 32)
+    back = color.lab_to_rgb(color.rgb_to_lab(rgb))
+    assert (back - rgb).abs().max() < 1 / 255
+
+
+def test_lab_ranges():
+    lab = color.rgb_to_lab(torch.rand(1, 3, 64, 64))
+    assert lab[:, 0].min() >= 0 and lab[:, 0].max() <= 100
+    assert lab[:, 1:].abs().max() <= 110
+
+
+def test_normalisation_round_trip_and_range():
+    rgb = torch.rand(2, 3, 16, 16)
+    real_l, real_ab = color.rgb_to_model_lab(rgb)
+    assert real_l.shape == (2, 1, 16, 16) and real_ab.shape == (2, 2, 16, 16)
+    assert real_l.min() >= -1 and real_l.max() <= 1 and real_ab.abs().max() <= 1
+    assert (color.model_lab_to_rgb(real_l, real_ab) - rgb).abs().max() < 1 / 255
+
+
+def test_gradients_flow_and_are_correct():
+    rgb = (torch.rand(1, 3, 4, 4, dtype=torch.float64) * 0.8 + 0.1).requires_grad_()
+    assert torch.autograd.gradcheck(color.rgb_to_lab, (rgb,), eps=1e-6, atol=1e-4)
+    lab = color.rgb_to_lab(rgb.detach()).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: color.lab_to_rgb(x, clip=False), (lab,), eps=1e-6, atol=1e-4)
+
+
+def test_numpy_l_matches_skimage_for_uint8_and_float():
+    rng = np.random.default_rng(2)
+    rgb8 = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    rgb8[0, :8] = np.array(np.meshgrid([0, 255], [0, 255], [0, 255])).reshape(3, -1).T
+    ref = skcolor.rgb2lab(rgb8)[..., 0]
+    assert np.abs(color.rgb_to_l_numpy(rgb8) - ref).max() < 0.01
+    rgbf = rng.random((40, 50, 3)).astype(np.float32)
+    assert np.abs(color.rgb_to_l_numpy(rgbf) - skcolor.rgb2lab(rgbf)[..., 0]).max() < 0.01
+
+
+def test_numpy_lab_to_rgb_matches_skimage_in_gamut():
+    rgb = np.random.default_rng(3).random((30, 30, 3))
+    lab = skcolor.rgb2lab(rgb).astype(np.float32)
+    assert np.abs(color.lab_to_rgb_numpy(lab) - rgb).max() < 1 / 255
+
+
+def test_out_of_gamut_keeps_lightness_and_hue_direction():
+    rng = np.random.default_rng(4)
+    lab = np.stack([rng.uniform(0, 100, (64, 64)), rng.uniform(-110, 110, (64, 64)), rng.uniform(-110, 110, (64, 64))], -1)
+    rgb = color.lab_to_rgb_numpy(lab.astype(np.float32))
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    back = skcolor.rgb2lab(rgb.astype(np.float64))
+    assert np.abs(back[..., 0] - lab[..., 0]).max() < 0.5  # lightness kept
+    # chroma only shrinks, along the same direction: a/b keep their signs where they were strong
+    strong = np.abs(lab[..., 1]) > 20
+    assert (np.sign(back[..., 1][strong]) == np.sign(lab[..., 1][strong])).mean() > 0.95
+
+
+def test_recombine_keeps_full_resolution_l():
+    rng = np.random.default_rng(5)
+    rgb8 = rng.integers(0, 256, (101, 77, 3), dtype=np.uint8)
+    l_full = color.rgb_to_l_numpy(rgb8)
+    ab_small = rng.normal(0, 40, (13, 10, 2)).astype(np.float32)
+    out = color.recombine(l_full, ab_small)
+    assert out.shape == (101, 77, 3) and out.dtype == np.uint8
+    assert np.abs(color.rgb_to_l_numpy(out) - l_full).max() < 0.5

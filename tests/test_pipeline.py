@@ -1,0 +1,173 @@
+"""colorize / realness: full size, L kept, every PIL mode, alpha, EXIF, batching, inputs kinds."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import color as skcolor
+
+from colorgan_hub import ColorGAN, ImageError
+from colorgan_hub.color import rgb_to_l_numpy
+from colorgan_hub.image_io import to_rgb_alpha
+
+from .conftest import TINY, make_photo
+
+MODES = ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "I;16", "I", "F"]
+
+
+def _input_l(img):
+    return rgb_to_l_numpy(to_rgb_alpha(img)[0])
+
+
+def _as_mode(mode, size=(45, 31)):
+    base = make_photo(*size, seed=7)
+    if mode == "I;16":
+        return Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257))  # 16-bit gray
+    if mode == "I":
+        return Image.fromarray(np.asarray(base.convert("L"), np.int32) * 257)
+    if mode == "F":
+        return Image.fromarray(np.asarray(base.convert("L"), np.float32) / 255.0)
+    if mode in ("LA", "RGBA", "PA"):
+        rgba = base.convert("RGBA")
+        rgba.putalpha(Image.linear_gradient("L").resize(size))
+        return rgba.convert(mode)
+    return base.convert(mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_keeps_size_and_lightness(tiny_model, mode):
+    img = _as_mode(mode)
+    assert img.mode == mode
+    out = tiny_model.colorize(img)
+    has_alpha = mode in ("LA", "RGBA", "PA")
+    assert out.mode == ("RGBA" if has_alpha else "RGB")
+    assert out.size == img.size
+    assert np.abs(rgb_to_l_numpy(np.asarray(out)[..., :3]) - _input_l(img)).max() < 0.5
+    if has_alpha:
+        assert np.array_equal(np.asarray(out)[..., 3], np.asarray(img.convert("RGBA"))[..., 3])
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 13), (257, 31), (31, 257), (640, 480), (1001, 17)])
+def test_odd_sizes_come_back_full_size_with_their_l(tiny_model, size):
+    img = make_photo(*size, seed=size[0])
+    out = tiny_model.colorize(img)
+    assert out.size == img.size
+    assert np.abs(rgb_to_l_numpy(np.asarray(out)) - _input_l(img)).max() < 0.5
+
+
+class ConstantAB(torch.nn.Module):
+    """A stand-in generator that predicts the same normalised ab everywhere."""
+
+    multiple = 16
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.ab = torch.nn.Parameter(torch.tensor([a, b]).view(1, 2, 1, 1))
+
+    def forward(self, l):
+        return self.ab.expand(l.shape[0], 2, *l.shape[2:])
+
+
+def test_predicted_ab_reaches_the_full_resolution_output(photo):
+    model = ColorGAN(**TINY)
+    model.generator = ConstantAB(0.2, -0.15)  # a = 22, b = -16.5 in Lab units
+    out = np.asarray(model.colorize(photo.convert("L")))
+    lab = skcolor.rgb2lab(out)
+    mid = (lab[..., 0] > 40) & (lab[..., 0] < 70)  # where (22, -16.5) fits in sRGB
+    assert np.median(lab[..., 1][mid]) == pytest.approx(22, abs=1.0)
+    assert np.median(lab[..., 2][mid]) == pytest.approx(-16.5, abs=1.0)
+
+
+def test_generator_sees_only_the_luminance(tiny_model, photo):
+    seen = []
+    hook = tiny_model.generator.register_forward_hook(lambda module, args, out: seen.append(args[0].clone()))
+    try:
+        tiny_model.colorize(photo, size=96)  # photo is 96 px wide: no resize
+    finally:
+        hook.remove()
+    (real_l,) = seen
+    assert real_l.shape[1] == 1
+    expected = rgb_to_l_numpy(np.asarray(photo)) / 50 - 1
+    torch.testing.assert_close(real_l[0, 0, :64, :96], torch.from_numpy(expected))
+
+
+def test_working_size_changes_the_prediction_not_the_size(tiny_model, photo):
+    a, b = tiny_model.colorize(photo, size=32), tiny_model.colorize(photo, size=128)
+    assert a.size == b.size == photo.size
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_exif_orientation_is_applied(tiny_model, tmp_path):
+    img = make_photo(60, 40)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif.tobytes())
+    assert tiny_model.colorize(path).size == (40, 60)
+
+
+def test_list_runs_batched_and_matches_single_calls(tiny_model):
+    photos = [make_photo(48, 32, seed=s) for s in range(3)] + [make_photo(20, 50, seed=9)]
+    batched = tiny_model.colorize(photos, batch_size=2)
+    assert isinstance(batched, list) and len(batched) == 4
+    for img, out in zip(photos, batched):
+        single = np.asarray(tiny_model.colorize(img), np.int16)
+        assert np.abs(np.asarray(out, np.int16) - single).max() <= 1  # batch-size float noise at most
+
+
+def test_paths_and_arrays_are_accepted(tiny_model, photo, tmp_path):
+    path = tmp_path / "p.png"
+    photo.save(path)
+    from_path = tiny_model.colorize(str(path))
+    from_array = tiny_model.colorize(np.asarray(photo))
+    from_gray_float = tiny_model.colorize(np.asarray(photo.convert("L"), np.float32) / 255)
+    assert from_path.size == from_array.size == from_gray_float.size == photo.size
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_array))
+
+
+def test_bad_input_in_a_list_names_it(tiny_model, photo):
+    with pytest.raises(ImageError, match=r"input #1 \(ndarray\)"):
+        tiny_model.colorize([photo, np.zeros((4, 4), np.uint8)])
+
+
+def test_model_returns_to_train_mode_after_validation_call(tiny_model, photo):
+    tiny_model.train()
+    try:
+        tiny_model.colorize(photo)
+        assert tiny_model.training
+    finally:
+        tiny_model.eval()
+
+
+def test_realness_is_a_probability(tiny_model, photo):
+    p = tiny_model.realness(photo)
+    assert isinstance(p, float) and 0.0 <= p <= 1.0
+    many = tiny_model.realness([photo, make_photo(70, 30, seed=3)])
+    assert len(many) == 2 and all(0 <= q <= 1 for q in many)
+    assert many[0] == pytest.approx(p, abs=1e-5)
+
+
+@pytest.mark.parametrize("gray", ["L", "RGB"])
+def test_realness_refuses_grayscale(tiny_model, photo, gray):
+    img = photo.convert("L").convert(gray)
+    with pytest.raises(ImageError, match="grayscale"):
+        tiny_model.realness(img)
+
+
+def test_realness_follows_calibration(tiny_model, photo):
+    base = tiny_model.realness(photo)
+    saved = tiny_model.realness_calibration.clone()
+    try:
+        tiny_model.realness_calibration.copy_(saved + torch.tensor([0.0, 3.0]))
+        assert tiny_model.realness(photo) > base
+    finally:
+        tiny_model.realness_calibration.copy_(saved)
+
+
+def test_jpeg_bytes_in_memory(tiny_model, photo):
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG")
+    buffer.seek(0)
+    assert tiny_model.colorize(Image.open(buffer)).size == photo.size
