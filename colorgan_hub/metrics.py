@@ -85,7 +85,7 @@ def ab_auc(pred, target, max_threshold: int = 150) -> np.ndarray:
     """Zhang et al. (2016) AuC of each image: the share of pixels whose ab error (Euclidean, Lab
     units) is within a threshold, averaged over thresholds 0, 1, ..., 150; (N,) array in [0, 1]."""
     def ab(images):
-        rgb = torch.from_numpy(_batch(images)).permute(0, 3, 1, 2).double() / 255.0
+        rgb = torch.from_numpy(np.array(_batch(images))).permute(0, 3, 1, 2).double() / 255.0  # a writable copy
         return rgb_to_lab(rgb)[:, 1:]
 
     error = torch.linalg.vector_norm(ab(pred) - ab(target), dim=1).flatten(1)  # (N, H*W)

@@ -39,7 +39,8 @@ class ColorGAN(
         image_size: working resolution (long side, px) of `colorize` and `realness`.
         encoder: "unet" (pix2pix U-Net) or "resnet18" / "resnet34" (ResNet-encoder U-Net).
         width, depth: pix2pix U-Net base channels and number of stride-2 levels.
-        upsample: "resize" (resize + 3x3 conv, no checkerboards) or "transpose" (pix2pix).
+        upsample: "bilinear" (3x3 conv then bilinear x2), "resize" (nearest x2 then 3x3 conv),
+            or "transpose" (pix2pix's transposed conv, prone to checkerboards).
         dropout: dropout in the three innermost U-Net decoder blocks.
         d_width, d_layers: PatchGAN base channels and depth (3 gives 70x70 patches).
         d_norm: "instance", "batch" or "none" in the discriminator.
@@ -52,7 +53,7 @@ class ColorGAN(
         encoder: str = "unet",
         width: int = 32,
         depth: int = 7,
-        upsample: str = "resize",
+        upsample: str = "bilinear",
         dropout: float = 0.5,
         d_width: int = 64,
         d_layers: int = 3,
@@ -82,9 +83,9 @@ class ColorGAN(
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
         return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels)
 
-    def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, allow_grayscale: bool = False):
         """Probability that a colour photo was photographed in colour: see `pipeline.realness`."""
-        return pipeline.realness(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels)
+        return pipeline.realness(self, images, size, batch_size, device, max_pixels, allow_grayscale)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}

@@ -48,6 +48,7 @@ def _inference(model, device):
     was_training = model.training
     if next(model.parameters()).device != device:
         model.to(device)
+    model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU; a no-op once set
     model.eval()
     try:
         with torch.inference_mode(), _autocast(device):
@@ -113,6 +114,7 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
                 small = _resize(l_full, work)
                 l_work.append(np.pad(small, ((0, padded[0] - work[0]), (0, padded[1] - work[1])), mode="symmetric"))
             real_l = normalize_l(torch.from_numpy(np.stack(l_work)[:, None]).to(device))  # (B, 1, h, w)
+            real_l = real_l.contiguous(memory_format=torch.channels_last)
             fake_ab = model.generator(real_l).float() * model.ab_scale  # (B, 2, h, w), Lab units
             fake_ab = fake_ab.permute(0, 2, 3, 1).cpu().numpy()
             for k, i in enumerate(indices):
@@ -124,11 +126,12 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     return results[0] if single else results
 
 
-def realness(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+def realness(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, allow_grayscale: bool = False):
     """Calibrated probability that each colour image was photographed in colour (not colorized).
 
-    One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images raise ImageError:
-    there is no colour to judge.
+    One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images raise ImageError
+    (there is no colour to judge) unless `allow_grayscale`: evaluation and calibration score every
+    colorization, also a nearly colourless one.
     """
     images, single = _as_list(images)
     size = size or model.image_size
@@ -138,7 +141,7 @@ def realness(model, images, size: int | None = None, batch_size: int = 8, device
     for i, image in enumerate(images):
         source = describe(image, i)
         img = load_image(image, max_pixels=max_pixels, source=source)
-        if is_grayscale(img):
+        if not allow_grayscale and is_grayscale(img):
             raise ImageError(source, "is grayscale: there is no colour to judge (colorize it first)")
         rgb, _ = to_rgb_alpha(img)
         prepared.append(_resize(rgb, working_shape(*rgb.shape[:2], size)))

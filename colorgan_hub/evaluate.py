@@ -1,0 +1,126 @@
+"""Evaluation: a model against the gray baseline and the ground truth, and its detector.
+
+Used by `colorgan evaluate` and by validation during training. On the same photos it measures
+the model's colorizations (through the user pipeline), the gray baseline (a = b = 0, the input's
+own L) and the ground truth, with the metrics of `metrics.py`; then the detector: real photos vs
+the model's own colorizations of them, clean, after JPEG quality 75, and resized to half.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+from . import metrics
+from .color import recombine, rgb_to_l_numpy
+from .image_io import ImageError, load_image
+
+PROTOCOLS = ("256", "full")
+COLOUR_COLUMNS = ("psnr", "ssim", "cf", "dcf", "auc")
+
+
+def load_truths(paths, protocol: str = "256", report=print) -> list[tuple[str, Image.Image]]:
+    """Ground-truth photos as RGB; `protocol="256"`: short side 256 and centre crop, as the papers."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    truths = []
+    for path in paths:
+        try:
+            img = load_image(path).convert("RGB")
+        except ImageError as err:
+            report(f"error: {err}")
+            continue
+        if protocol == "256":
+            img = ImageOps.fit(img, (256, 256), Image.Resampling.BICUBIC)
+        truths.append((str(path), img))
+    return truths
+
+
+def gray_baseline(truth: Image.Image) -> np.ndarray:
+    """The photo with a = b = 0: its own lightness, no colour; uint8 (H, W, 3)."""
+    l_full = rgb_to_l_numpy(np.asarray(truth))
+    return recombine(l_full, np.zeros((1, 1, 2), np.float32))
+
+
+def colour_metrics(outputs, truths) -> dict[str, float]:
+    """Mean PSNR, SSIM, colourfulness, delta-CF and ab AuC of outputs against truths (uint8 lists)."""
+    psnr = [metrics.psnr(o, t)[0] for o, t in zip(outputs, truths)]
+    ssim = [metrics.ssim(o, t)[0] for o, t in zip(outputs, truths)]
+    cf = [metrics.colorfulness(o)[0] for o in outputs]
+    auc = [metrics.ab_auc(o, t)[0] for o, t in zip(outputs, truths)]
+    return {
+        "psnr": float(np.mean(psnr)),
+        "ssim": float(np.mean(ssim)),
+        "cf": float(np.mean(cf)),
+        "dcf": metrics.delta_colorfulness(outputs, truths),
+        "auc": float(np.mean(auc)),
+    }
+
+
+def _jpeg(img: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=quality)
+    return Image.open(buffer).convert("RGB")
+
+
+def _half(img: Image.Image) -> Image.Image:
+    return img.resize((max(8, img.width // 2), max(8, img.height // 2)), Image.Resampling.BICUBIC)
+
+
+def detector_metrics(model, reals, fakes, size=None, batch_size=8) -> dict[str, dict[str, float]]:
+    """Detection metrics (real = 1, colorized = 0): clean, JPEG quality 75, resized to half."""
+    variants = {"clean": lambda im: im, "jpeg75": lambda im: _jpeg(im, 75), "half": _half}
+    labels = [1] * len(reals) + [0] * len(fakes)
+    results = {}
+    for name, change in variants.items():
+        images = [change(im) for im in list(reals) + list(fakes)]
+        probs = model.realness(images, size=size, batch_size=batch_size, allow_grayscale=True)
+        results[name] = metrics.detection_report(probs, labels)
+    return results
+
+
+def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=print) -> dict:
+    """The whole evaluation on the photos at `paths`; a JSON-ready dict."""
+    truths = load_truths(paths, protocol, report=report)
+    if not truths:
+        raise ValueError("no usable images to evaluate")
+    outputs = []
+    bar = tqdm(total=len(truths), desc="evaluate", unit="image", disable=not progress, file=sys.stderr)
+    for start in range(0, len(truths), batch_size):
+        chunk = [img for _, img in truths[start : start + batch_size]]
+        outputs += model.colorize(chunk, size=size, batch_size=batch_size)
+        bar.update(len(chunk))
+    bar.close()
+    truth_arrays = [np.asarray(img) for _, img in truths]
+    rows = {
+        "model": colour_metrics([np.asarray(o) for o in outputs], truth_arrays),
+        "gray": colour_metrics([gray_baseline(img) for _, img in truths], truth_arrays),
+        "ground truth": colour_metrics(truth_arrays, truth_arrays),
+    }
+    result = {"protocol": protocol, "images": len(truths), "size": size or model.image_size, "colour": rows}
+    if detector:
+        result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size)
+    return result
+
+
+def format_markdown(result: dict) -> str:
+    """The evaluation as markdown tables."""
+    lines = [
+        f"Protocol {result['protocol']}, {result['images']} images, working size {result['size']}.",
+        "",
+        "| | PSNR (dB) | SSIM | CF | dCF | AuC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in result["colour"].items():
+        lines.append(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['cf']:.2f} | {row['dcf']:.2f} | {row['auc']:.4f} |")
+    if "detector" in result:
+        lines += ["", "Detector (real photos vs this model's colorizations of them):", "",
+                  "| | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]
+        names = {"clean": "clean", "jpeg75": "JPEG quality 75", "half": "resized to half"}
+        for key, row in result["detector"].items():
+            lines.append(f"| {names[key]} | {row['auc']:.4f} | {row['ap']:.4f} | {row['accuracy']:.4f} | {row['hter']:.4f} | {row['ece']:.4f} |")
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""Training through main(): every phase, resume (also after SIGKILL), two processes, bad data."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorgan_hub import ColorGAN
+
+from .conftest import make_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training"))  # training/ holds scripts, not an installed package
+
+import data  # noqa: E402
+import train  # noqa: E402
+
+TINY_CONFIG = json.dumps({"image_size": 64, "width": 8, "depth": 4, "d_width": 8})
+
+
+@pytest.fixture(scope="module")
+def photo_folders(tmp_path_factory):
+    """A training folder with good photos and one of each bad kind, and a validation folder."""
+    root = tmp_path_factory.mktemp("data")
+    train_dir, val_dir = root / "train", root / "val"
+    train_dir.mkdir()
+    val_dir.mkdir()
+    for i in range(40):  # some names hold "test": datasets must not split them off
+        make_photo(96, 80, seed=i).save(train_dir / f"src__{'test' if i % 3 == 0 else 'train'}__{i:03d}.jpg", quality=92)
+    for i in range(6):
+        make_photo(80, 80, seed=100 + i).save(val_dir / f"val_{i}.png")
+    good = (train_dir / "src__train__001.jpg").read_bytes()
+    (train_dir / "broken.jpg").write_bytes(b"this is not a jpeg")
+    (train_dir / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    make_photo(96, 96, seed=50).convert("L").save(train_dir / "gray.png")
+    near_gray = np.asarray(make_photo(96, 96, seed=51).convert("L").convert("RGB"), np.int16)
+    near_gray[..., 0] += 1  # colour noise far below any real colour
+    Image.fromarray(near_gray.clip(0, 255).astype(np.uint8)).save(train_dir / "near_gray.png")
+    make_photo(40, 30, seed=52).save(train_dir / "tiny.png")
+    return train_dir, val_dir
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+
+
+def train_args(photo_folders, out, *extra):
+    train_dir, val_dir = photo_folders
+    return train.parse_args([
+        "--train_data_dir", str(train_dir), "--validation_data_dir", str(val_dir), "--output_dir", str(out),
+        "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "4", "--min_image_size", "64",
+        "--pretrain_steps", "3", "--gan_steps", "3", "--detector_steps", "3", "--validation_steps", "3",
+        "--checkpointing_steps", "3", "--calibration_fraction", "0.3", "--calibration_samples", "8",
+        "--max_validation_samples", "4", "--num_validation_images", "2", "--report_to", "none", *map(str, extra),
+    ])
+
+
+def test_stream_sees_every_file_and_counts_each_bad_kind(photo_folders):
+    args = train_args(photo_folders, "unused", "--calibration_fraction", "0", "--detector_steps", "0")
+    stream, column = data.build_stream(args)
+    dataset = data.ColorizationStream(stream, column, 32, min_size=64, repeat=False)
+    batches = list(torch.utils.data.DataLoader(dataset, batch_size=5, collate_fn=data.collate))
+    assert sum(len(b["rgb"]) for b in batches) == 40  # all good photos, "*test*" names included
+    drops = {k: sum(b["drops"][k] for b in batches) for k in data.DROP_REASONS}
+    assert drops == {"undecodable": 2, "tiny": 1, "grayscale": 1, "near_grayscale": 1}
+    assert batches[0]["rgb"].dtype == torch.uint8 and batches[0]["rgb"].shape[1:] == (3, 32, 32)
+
+
+def test_processes_get_disjoint_shares_and_holdout_is_separate(photo_folders):
+    args = train_args(photo_folders, "unused")
+    names = []
+    for rank in range(2):
+        stream, column = data.build_stream(args, rank, 2)
+        names.append({Path(ex[column]["path"]).name for ex in stream})
+    held_stream, column = data.build_stream(args, held_out=True)
+    held = {Path(ex[column]["path"]).name for ex in held_stream}
+    assert names[0] and names[1] and not names[0] & names[1]
+    assert held and not held & (names[0] | names[1])
+    assert len(names[0] | names[1] | held) == 45  # every file, exactly once
+
+
+def test_batch_to_lab_shapes_and_ranges():
+    rgb = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    real_l, real_ab = data.batch_to_lab(rgb)
+    assert real_l.shape == (2, 1, 16, 16) and real_ab.shape == (2, 2, 16, 16)
+    assert real_l.min() >= -1 and real_l.max() <= 1 and real_ab.abs().max() <= 1
+
+
+def test_all_phases_through_main(photo_folders, tmp_path):
+    summary = train.main(train_args(photo_folders, tmp_path, "--use_ema", "--report_to", "tensorboard", "--checkpoints_total_limit", "2"))
+    assert summary["steps"] == 9 and summary["nonfinite"] == 0
+    assert summary["drops"]["undecodable"] >= 1 and summary["drops"]["grayscale"] >= 1
+    assert set(summary["validation"]) >= {"psnr", "cf", "psnr_gain", "cf_ratio", "score"}
+    assert summary["calibration_photos"] >= 8 and summary["scale"] != 1.0
+    model = ColorGAN.from_pretrained(tmp_path / "model")
+    assert model.realness_calibration.tolist() == pytest.approx([summary["scale"], summary["bias"]], rel=1e-5)
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["width"] == 8
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "3 L1 pre-training steps" in card and "Final validation" in card
+    assert (tmp_path / "model-l1" / "model.safetensors").exists()  # the L1-only model, for comparison
+    assert list((tmp_path / "samples").glob("step-*.png"))
+    assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+    assert [p.name for p in train.checkpoints(tmp_path)] == ["checkpoint-6", "checkpoint-9"]  # the oldest pruned
+    colored = model.colorize(make_photo(50, 40).convert("L"))
+    assert colored.size == (50, 40)
+
+
+def test_resume_continues_from_latest_complete_checkpoint(photo_folders, tmp_path):
+    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "0", "--detector_steps", "0",
+                          "--checkpointing_steps", "2"))
+    (tmp_path / "checkpoint-99.tmp").mkdir()  # a save that died half-way is not a checkpoint
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "3", "--detector_steps", "0",
+                                    "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest"))
+    assert summary["steps"] == 7
+    assert [p.name for p in train.checkpoints(tmp_path)][-1] == "checkpoint-7"
+
+
+def test_sigkill_then_resume_finishes_with_same_step_count(photo_folders, tmp_path):
+    train_dir, val_dir = photo_folders
+    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
+           "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "4", "--pretrain_steps", "300", "--gan_steps", "0",
+           "--detector_steps", "0", "--checkpointing_steps", "20", "--report_to", "none", "--calibration_fraction", "0"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("checkpoint-40")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(int(p.name.split("-")[1]) for p in train.checkpoints(tmp_path))
+    assert 40 <= killed_at < 300, "the run was not killed mid-way"
+    resumed = subprocess.run(cmd + ["--resume_from_checkpoint", "latest"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"at step {killed_at}" in resumed.stderr
+    assert train.checkpoints(tmp_path)[-1].name == "checkpoint-300"
+    assert (tmp_path / "model" / "model.safetensors").exists()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_see_different_samples(photo_folders, tmp_path):
+    train_dir, _ = photo_folders
+    # accelerate runs several CPU processes when a torch launcher starts them (WORLD_SIZE set, gloo)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+           str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
+           "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "2", "--pretrain_steps", "2",
+           "--gan_steps", "2", "--detector_steps", "0", "--checkpointing_steps", "4", "--report_to", "none"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "process 1/2: first training image" in result.stderr
+    firsts = {line.split("first training image ")[1] for line in result.stderr.splitlines() if "first training image" in line}
+    assert len([line for line in result.stderr.splitlines() if "first training image" in line]) == 2
+    assert len(firsts) == 2  # each process started on a different photo
+    assert (tmp_path / "model" / "model.safetensors").exists() and (tmp_path / "checkpoint-4").exists()
+
+
+def test_push_to_hub_uploads_the_model_folder(photo_folders, tmp_path):
+    with mock.patch.object(train.HfApi, "create_repo") as create_repo, mock.patch.object(train.HfApi, "upload_folder") as upload:
+        create_repo.return_value.repo_id = "someone/colorgan-test"
+        train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--detector_steps", "0",
+                              "--push_to_hub", "--hub_model_id", "someone/colorgan-test"))
+    create_repo.assert_called_once_with("someone/colorgan-test", exist_ok=True)
+    folder = Path(upload.call_args.kwargs["folder_path"])
+    assert upload.call_args.kwargs["repo_id"] == "someone/colorgan-test"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+
+
+def test_nonfinite_losses_skip_then_abort(photo_folders, tmp_path):
+    with mock.patch.object(train.F, "l1_loss", return_value=torch.tensor(float("nan"), requires_grad=True)):
+        with pytest.raises(RuntimeError, match="3 non-finite losses in a row"):
+            train.main(train_args(photo_folders, tmp_path, "--max_nonfinite_steps", "3", "--pretrain_steps", "10"))
+
+
+def test_half_precision_save_loads_back(photo_folders, tmp_path):
+    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--detector_steps", "0", "--save_dtype", "float16"))
+    from safetensors.torch import load_file
+
+    assert load_file(str(tmp_path / "model" / "model.safetensors"))["generator.down.0.weight"].dtype == torch.float16
+    assert ColorGAN.from_pretrained(tmp_path / "model").generator.down[0].weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--output_dir", "x"], "exactly one of"),
+    (["--output_dir", "x", "--train_data_dir", "d", "--push_to_hub"], "--hub_model_id"),
+    (["--output_dir", "x", "--train_data_dir", "d", "--calibration_fraction", "0"], "held-out"),
+])
+def test_argument_checks(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(argv)
+    assert message in capsys.readouterr().err

@@ -1,0 +1,243 @@
+"""The training data stream: Hugging Face `datasets` (Hub or local imagefolder) -> Lab batches.
+
+    stream (undecoded) -> calibration hold-out split -> max_train_samples -> seeded shuffle buffer
+    -> split_dataset_by_node -> decode + filter (undecodable, tiny, grayscale, near-grayscale;
+    each drop counted and logged) -> random resized crop + flip -> uint8 (3, H, W)
+    -> DataLoader -> Lab on the training device, batched (`batch_to_lab`).
+
+Images stay undecoded (bytes, or just a path for a local folder) until after the shuffle, so the
+shuffle buffer is cheap: for a local folder it covers the whole folder.
+Multi-process: `split_dataset_by_node` (not accelerate's dispatching, which would decode every
+image on rank 0 and broadcast it) gives each process its own shards, or every world_size-th
+example when the shards do not divide evenly (a local imagefolder is one shard).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+import random
+from collections import Counter
+
+import datasets
+import numpy as np
+import torch
+from datasets.distributed import split_dataset_by_node
+from PIL import Image, ImageOps
+
+from colorgan_hub.color import rgb_to_model_lab
+from colorgan_hub.metrics import colorfulness
+
+logger = logging.getLogger(__name__)
+
+DROP_REASONS = ("undecodable", "tiny", "grayscale", "near_grayscale")
+_IMAGE_COLUMN_GUESSES = ("image", "img", "jpg", "jpeg", "png", "webp")
+
+
+def load_stream(dataset_name=None, dataset_config_name=None, data_dir=None, split="train", streaming=True):
+    """A Hub dataset or a local image folder as a `datasets` dataset (streamed by default)."""
+    if data_dir is not None:
+        # data_files, not data_dir: with data_dir, `datasets` infers splits from file names and
+        # silently leaves every "*test*" / "*valid*" file out of "train".
+        files = {"train": os.path.join(data_dir, "**")}
+        return datasets.load_dataset("imagefolder", data_files=files, split="train", streaming=streaming)
+    return datasets.load_dataset(dataset_name, dataset_config_name, split=split, streaming=streaming)
+
+
+def find_image_column(ds, image_column=None) -> str:
+    """The column holding images: the one asked for, else the first `datasets.Image` feature."""
+    names = list(ds.features or {}) or list(ds.column_names or [])
+    if image_column is not None:
+        if names and image_column not in names:
+            raise ValueError(f"--image_column {image_column!r} not in the dataset's columns {names}")
+        return image_column
+    for name, feature in (ds.features or {}).items():
+        if isinstance(feature, datasets.Image):
+            return name
+    for name in _IMAGE_COLUMN_GUESSES:
+        if name in names:
+            return name
+    raise ValueError(f"no image column found among {names}: pass --image_column")
+
+
+def _sample_key(ref) -> bytes:
+    """A stable identity for a sample: its file name, else its first bytes."""
+    path = ref.get("path") if isinstance(ref, dict) else None
+    if path:
+        return os.path.basename(path).encode()
+    data = ref.get("bytes") if isinstance(ref, dict) else None
+    return (data or b"")[:65536]
+
+
+def is_held_out(ref, fraction: float) -> bool:
+    """Deterministic hold-out by hash: the same images every run, whatever the stream order."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha1(_sample_key(ref)).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def _count_local_files(data_dir: str) -> int:
+    return sum(len(files) for _, _, files in os.walk(data_dir))
+
+
+def build_stream(args, process_index=0, num_processes=1, held_out=False):
+    """The undecoded, shuffled, per-process stream of image references, and its image column."""
+    ds = load_stream(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.split, args.streaming)
+    column = find_image_column(ds, args.image_column)
+    ds = ds.select_columns([column]).cast_column(column, datasets.Image(decode=False))
+    if args.calibration_fraction > 0:
+        ds = ds.filter(lambda ex: is_held_out(ex[column], args.calibration_fraction) == held_out)
+    if args.max_train_samples is not None and not held_out:
+        ds = ds.take(args.max_train_samples)
+    if not args.streaming:
+        ds = ds.to_iterable_dataset(num_shards=max(num_processes, 1))
+    if not held_out:
+        buffer_size = args.shuffle_buffer_size
+        if args.train_data_dir is not None:  # entries are paths: cover the whole folder
+            buffer_size = max(buffer_size, _count_local_files(args.train_data_dir))
+        ds = ds.shuffle(seed=args.seed, buffer_size=buffer_size)
+    return split_dataset_by_node(ds, rank=process_index, world_size=num_processes), column
+
+
+def _source(ref) -> str:
+    return (ref.get("path") if isinstance(ref, dict) else None) or "<bytes>"
+
+
+def decode(ref, min_size: int, min_colorfulness: float, draft_size: int):
+    """Undecoded reference -> RGB PIL image, or the reason it is dropped."""
+    source = _source(ref)
+    try:
+        if isinstance(ref, Image.Image):
+            img = ref
+        else:
+            img = Image.open(io.BytesIO(ref["bytes"]) if ref.get("bytes") else ref["path"])
+            img.draft("RGB", (draft_size, draft_size))  # JPEG: decode at a reduced scale, much faster
+            img.load()
+        img = ImageOps.exif_transpose(img)
+    except Exception as err:  # any damage in any format: count it, never stop training
+        logger.warning("skipping undecodable image %s: %s: %s", source, type(err).__name__, err)
+        return None, "undecodable"
+    if min(img.size) < min_size:
+        return None, "tiny"
+    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+        return None, "grayscale"
+    img = img.convert("RGB")
+    thumb = np.asarray(img.resize((64, 64), Image.Resampling.BILINEAR))
+    if colorfulness(thumb)[0] < min_colorfulness:  # the BigColor / CT2 filter: gray teaches gray
+        return None, "near_grayscale"
+    return img, None
+
+
+def random_resized_crop(img: Image.Image, size: int, rng: random.Random, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True) -> np.ndarray:
+    """RandomResizedCrop + horizontal flip, as torchvision's, in one PIL resample; (size, size, 3)."""
+    width, height = img.size
+    area = width * height
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            x, y = rng.randint(0, width - w), rng.randint(0, height - h)
+            break
+    else:  # fall back to the central square
+        w = h = min(width, height)
+        x, y = (width - w) // 2, (height - h) // 2
+    crop = np.array(img.resize((size, size), Image.Resampling.BILINEAR, box=(x, y, x + w, y + h), reducing_gap=3.0))
+    if flip and rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return crop
+
+
+def center_crop(img: Image.Image, size: int) -> np.ndarray:
+    """Resize the short side to `size` and crop the centre: the papers' 256 protocol."""
+    return np.array(ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC))
+
+
+class ColorizationStream(torch.utils.data.IterableDataset):
+    """Decoded, filtered, augmented samples: {"rgb": uint8 (3, H, W), "drops": counts since the last}.
+
+    Carrying the drop counts inside the samples keeps the batch size fixed and the counts exact,
+    with or without DataLoader workers. The stream repeats by epoch (`set_epoch` reshuffles).
+    """
+
+    def __init__(
+        self, stream, column, resolution, min_size=64, min_colorfulness=5.0, crop_scale=(0.5, 1.0), augment=True, seed=0, repeat=True, process=(0, 1)
+    ):
+        super().__init__()
+        self.process = process  # (index, count), for the log
+        self.resumed = False
+        self.stream, self.column, self.resolution, self.crop_scale = stream, column, resolution, crop_scale
+        self.min_size, self.min_colorfulness, self.augment = min_size, min_colorfulness, augment
+        self.seed, self.repeat, self.epoch = seed, repeat, 0
+
+    def resume(self, epoch: int, stream_state: dict | None) -> None:
+        """Continue where a checkpoint left off: same epoch, same stream position if known.
+
+        The shuffle buffer is not in the stream state: what it held is skipped, so after a resume
+        the rest of that epoch is shorter (for a local folder, whose buffer is the whole folder,
+        empty) and the next epoch starts with a fresh shuffle.
+        """
+        self.epoch, self.resumed = epoch, True
+        if stream_state is not None:
+            self.stream.load_state_dict(stream_state)
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        rng = random.Random(hash((self.seed, self.epoch, worker.id if worker else 0)))
+        drops = Counter()
+        fresh_epoch = not self.resumed
+        while True:
+            self.stream.set_epoch(self.epoch)
+            yielded = False
+            for example in self.stream:
+                img, reason = decode(example[self.column], self.min_size, self.min_colorfulness, 2 * self.resolution)
+                if img is None:
+                    drops[reason] += 1
+                    continue
+                if self.augment:
+                    crop = random_resized_crop(img, self.resolution, rng, scale=self.crop_scale)
+                else:
+                    crop = center_crop(img, self.resolution)
+                if not yielded and self.epoch == 0:  # shows that each process reads its own share
+                    logger.info("process %d/%d: first training image %s", *self.process, _source(example[self.column]))
+                yield {"rgb": torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1), "drops": dict(drops)}
+                drops.clear()
+                yielded = True
+            if not self.repeat:
+                return
+            # An epoch resumed from a checkpoint may be empty (its shuffle buffer was not saved); a
+            # fresh epoch with no usable image means there is nothing to train on.
+            if not yielded and fresh_epoch:
+                raise RuntimeError(f"the training stream yielded no usable image (dropped: {dict(drops)})")
+            fresh_epoch = True
+            self.epoch += 1
+
+
+def collate(samples) -> dict:
+    """Stack samples; sum their drop counts."""
+    drops = Counter()
+    for sample in samples:
+        drops.update(sample["drops"])
+    return {"rgb": torch.stack([s["rgb"] for s in samples]), "drops": {k: drops.get(k, 0) for k in DROP_REASONS}}
+
+
+def batch_to_lab(rgb_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (B, 3, H, W) on any device -> normalised (real_l (B, 1, H, W), real_ab (B, 2, H, W)).
+
+    Always in float32, also under mixed precision: Lab needs the precision."""
+    with torch.autocast(rgb_uint8.device.type, enabled=False):
+        real_l, real_ab = rgb_to_model_lab(rgb_uint8.float() / 255.0)
+    return real_l.contiguous(memory_format=torch.channels_last), real_ab.contiguous(memory_format=torch.channels_last)
+
+
+def list_images(folder: str, limit: int | None = None) -> list[str]:
+    """Image files in a folder (recursively), sorted, the first `limit`."""
+    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+    paths = sorted(
+        os.path.join(root, name) for root, _, names in os.walk(folder) for name in names if os.path.splitext(name)[1].lower() in suffixes
+    )
+    return paths[:limit] if limit else paths
