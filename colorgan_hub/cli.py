@@ -2,6 +2,7 @@
 
     colorgan colorize old.jpg scans/ "more/*.png" -o colored/ [--model ID_OR_PATH] [--size 256]
     colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
+    colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--json OUT]
 
 One line per bad file on stderr, the rest carry on. Exit status: 0 all done, 1 some input
 failed, 2 usage error (bad arguments, a model that cannot be loaded).
@@ -137,6 +138,25 @@ def cmd_score(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate, format_markdown
+
+    paths, errors = expand_inputs([str(args.data)])
+    for line in errors:
+        report(line)
+    if args.limit:
+        paths = paths[: args.limit]
+    model = load_model(args.model)
+    failed = []
+    result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size,
+                      report=lambda line: (failed.append(line), report(line.removeprefix("error: "))))
+    result["model"] = args.model or DEFAULT_MODEL
+    print(format_markdown(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 1 if failed or errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorgan", description="Colorize grayscale photos with a conditional GAN.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("evaluate", help="colour metrics against the gray baseline and the truth, and the detector's")
+    p.add_argument("--data", type=Path, required=True, help="folder of colour photos (the ground truth)")
+    p.add_argument("--model", default=None, help="Hub model id or local save_pretrained folder (default: the bundled model)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N photos")
+    p.add_argument("--protocol", choices=["256", "full"], default="256", help="256: short side 256 + centre crop, as the papers; full: original size")
+    p.add_argument("--size", type=int, default=None, help="working resolution, long side in px (default: the model's)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 
@@ -170,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch-size must be at least 1")
     try:
         return args.func(args)
-    except UsageError as err:
+    except (UsageError, ValueError) as err:  # ValueError: e.g. nothing usable to evaluate
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -105,25 +105,72 @@ _WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
 _GAMUT_TOLERANCE = 1e-4  # linear RGB; covers the rounding of the matrices at white
 
 
-def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
-    """Lab (..., 3) -> linear sRGB (..., 3), NOT clipped, so out-of-gamut colours show."""
-    fy = (lab[..., 0] + 16.0) / 116.0
-    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    xyz = np.where(f > 6.0 / 29.0, f**3, 3.0 * (6.0 / 29.0) ** 2 * (f - 4.0 / 29.0)) * _WHITE_D65
-    return xyz @ _RGB_FROM_XYZ.T
+def _finv(t: np.ndarray) -> np.ndarray:
+    """Inverse of the Lab companding function f."""
+    return np.where(t > 6.0 / 29.0, t * t * t, (3.0 * (6.0 / 29.0) ** 2) * (t - 4.0 / 29.0))
 
 
-def _fits(lab: np.ndarray) -> np.ndarray:
-    rgb = _lab_to_linear_rgb(lab)
-    return ((rgb >= -_GAMUT_TOLERANCE) & (rgb <= 1.0 + _GAMUT_TOLERANCE)).all(axis=-1)
+def _fits(l: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """True where Lab (float32 vectors) lies in the sRGB gamut: linear RGB, NOT clipped, in [0, 1]."""
+    fy = (l + 16.0) / 116.0
+    x = _WHITE_D65[0] * _finv(fy + a / 500.0)
+    y = _finv(fy)
+    z = _WHITE_D65[2] * _finv(fy - b / 200.0)
+    inside = np.ones(l.shape, bool)
+    for row in _RGB_FROM_XYZ:  # one channel at a time: fewer temporaries
+        channel = row[0] * x + row[1] * y + row[2] * z
+        inside &= (channel >= -_GAMUT_TOLERANCE) & (channel <= 1.0 + _GAMUT_TOLERANCE)
+    return inside
 
 
-def lab_to_rgb_numpy(lab: np.ndarray, iterations: int = 10) -> np.ndarray:
+_L_STEPS, _HUE_STEPS = 4, 1  # max-chroma table: every 0.25 L, every degree of hue
+_max_chroma_table = None
+
+
+def _max_chroma() -> np.ndarray:
+    """(401, 361) table of the largest in-gamut chroma for L = 0, 0.25, ..., 100 and hue 0..360 deg,
+    built once on first use (bisection, about 0.1 s)."""
+    global _max_chroma_table
+    if _max_chroma_table is None:
+        l, hue = np.meshgrid(np.arange(401, dtype=np.float32) / _L_STEPS, np.deg2rad(np.arange(361, dtype=np.float32)), indexing="ij")
+        lo, hi = np.zeros_like(l), np.full_like(l, 200.0)
+        for _ in range(24):
+            mid = (lo + hi) * 0.5
+            fits = _fits(l, mid * np.cos(hue), mid * np.sin(hue))
+            lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+        _max_chroma_table = lo
+    return _max_chroma_table
+
+
+def _chroma_scale(l: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel factor in [0, 1] that brings (a, b) inside the gamut at lightness l: from the
+    table (the smallest of the four neighbouring entries, less 0.5%), then exact bisection for
+    the rare pixels the table leaves outside."""
+    chroma = np.hypot(a, b)
+    hue = np.degrees(np.arctan2(b, a)) % 360.0
+    li = np.clip(l * _L_STEPS, 0, 400)
+    l0, h0 = np.minimum(li.astype(np.int64), 399), np.minimum(hue.astype(np.int64), 359)
+    table = _max_chroma()
+    limit = np.minimum.reduce([table[l0, h0], table[l0 + 1, h0], table[l0, h0 + 1], table[l0 + 1, h0 + 1]])
+    scale = np.minimum(1.0, 0.995 * limit / np.maximum(chroma, 1e-6)).astype(np.float32)
+    miss = ~_fits(l, a * scale, b * scale)
+    if miss.any():
+        lo, hi = np.zeros(int(miss.sum()), np.float32), scale[miss]
+        lm, am, bm = l[miss], a[miss], b[miss]
+        for _ in range(7):
+            mid = (lo + hi) * 0.5
+            fits = _fits(lm, am * mid, bm * mid)
+            lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+        scale[miss] = lo
+    return scale
+
+
+def lab_to_rgb_numpy(lab: np.ndarray) -> np.ndarray:
     """Lab (H, W, 3) float32 -> sRGB (H, W, 3) float32 in [0, 1], keeping L.
 
-    Where (L, a, b) lies outside the sRGB gamut, a and b are scaled towards 0 (bisection, `iterations`
-    steps) until it fits, so lightness is never traded for colour: clipping R, G and B one by one,
-    as most pipelines (and OpenCV's conversion) do, changes L and shifts hue.
+    Where (L, a, b) lies outside the sRGB gamut, a and b are scaled towards 0 until it fits (hue
+    kept), so lightness is never traded for colour: clipping R, G and B one by one, as most
+    pipelines (and OpenCV's conversion) do, changes L and shifts hue.
     """
     lab = np.ascontiguousarray(lab, dtype=np.float32)
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)  # clips channel by channel
@@ -132,20 +179,13 @@ def lab_to_rgb_numpy(lab: np.ndarray, iterations: int = 10) -> np.ndarray:
     if cv2.countNonZero(interior) == interior.size:
         return rgb
     candidates = np.flatnonzero(interior.reshape(-1) == 0)
-    flat_lab = lab.reshape(-1, 3)
-    cand_lab = flat_lab[candidates]
-    outside = ~_fits(cand_lab)
+    cand = lab.reshape(-1, 3)[candidates]
+    outside = ~_fits(cand[:, 0], cand[:, 1], cand[:, 2])
     if not outside.any():
         return rgb
-    idx, l_out, ab_out = candidates[outside], cand_lab[outside, :1], cand_lab[outside, 1:]
-    lo = np.zeros((len(idx), 1), np.float32)  # a = b = 0 is always in gamut
-    hi = np.ones_like(lo)
-    for _ in range(iterations):
-        mid = (lo + hi) / 2
-        fits = _fits(np.concatenate([l_out, ab_out * mid], axis=-1))[:, None]
-        lo = np.where(fits, mid, lo)
-        hi = np.where(fits, hi, mid)
-    fitted = np.concatenate([l_out, ab_out * lo], axis=-1)[:, None, :]  # (N, 1, 3)
+    idx, (l, a, b) = candidates[outside], cand[outside].T
+    scale = _chroma_scale(l, a, b)
+    fitted = np.stack([l, a * scale, b * scale], axis=-1)[:, None, :]  # (N, 1, 3)
     rgb.reshape(-1, 3)[idx] = cv2.cvtColor(fitted, cv2.COLOR_Lab2RGB)[:, 0]
     return rgb
 

@@ -63,10 +63,11 @@ def load_image(image, max_pixels: int = DEFAULT_MAX_PIXELS, source: str | None =
         raise ImageError(source, f"expected a path, PIL image or numpy array, got {type(image).__name__}")
     _check_size(image, source, max_pixels)
     try:
-        upright = ImageOps.exif_transpose(image)
+        if image.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even when nothing turns
+            image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block should not cost the photo
-        upright = image
-    return upright
+        pass
+    return image
 
 
 def _open_file(path: Path, source: str, max_pixels: int) -> Image.Image:
@@ -130,7 +131,7 @@ def to_rgb_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         rgba = img.convert("RGBA")
         alpha = np.asarray(rgba)[..., 3].copy()
         return np.asarray(rgba)[..., :3].copy(), alpha
-    return np.asarray(img.convert("RGB")), alpha
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB")), alpha
 
 
 def is_grayscale(img: Image.Image) -> bool:

@@ -1,0 +1,174 @@
+"""Inference speed and memory of the full `colorize` pipeline, side by side with peer networks.
+
+    python benchmarks/bench_inference.py [--model ID_OR_PATH] [--json OUT]
+
+Prints, for 256x256, 768x512 and 4000x3000 photos: latency, images/s, the share of time outside
+the network, and the process's peak RSS so far; the work outside the network at 12 MP against
+OpenCV's float32 RGB -> Lab -> RGB round trip (and kornia's and skimage's); and network and
+pipeline throughput of ours, the pix2pix U-Net and an ECCV16-size network at the same working
+size, as ratios to ours. Peer networks have random weights: speed needs none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from colorgan_hub import DEFAULT_MODEL, ColorGAN
+from colorgan_hub.networks import UNetGenerator
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peers import ECCV16Net  # noqa: E402
+
+SIZES = [(256, 256), (768, 512), (4000, 3000)]
+
+
+def photo(width: int, height: int) -> Image.Image:
+    """A real photo (scikit-image's astronaut) resized to width x height."""
+    from skimage import data
+
+    return Image.fromarray(data.astronaut()).resize((width, height), Image.Resampling.LANCZOS)
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of `repeats` calls after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class NetworkClock:
+    """Adds up the time spent inside the generator's forward."""
+
+    def __init__(self, module):
+        self.total = 0.0
+        module.register_forward_pre_hook(self._start)
+        module.register_forward_hook(self._stop)
+
+    def _start(self, *_):
+        self._t = time.perf_counter()
+
+    def _stop(self, *_):
+        self.total += time.perf_counter() - self._t
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pipeline_rows(model) -> list[dict]:
+    clock = NetworkClock(model.generator)
+    rows = []
+    for width, height in SIZES:
+        img = photo(width, height)
+        repeats = 10 if width * height < 1e6 else 5
+        clock.total = 0.0
+        latency = timed(lambda: model.colorize(img), repeats)
+        network = clock.total / (repeats + 1)
+        rows.append({
+            "size": f"{width}x{height}", "latency_s": latency, "images_per_s": 1 / latency,
+            "outside_network_share": max(0.0, 1 - network / latency), "peak_rss_mb": peak_rss_mb(),
+        })
+    return rows
+
+
+def full_resolution_overhead(model) -> dict:
+    """(call on 4000x3000) - (same call on a 256-px image, same network work), vs colour round trips."""
+    big, small = photo(4000, 3000), photo(256, 192)
+    t_big, t_small = timed(lambda: model.colorize(big), 5), timed(lambda: model.colorize(small), 10)
+    rgb = np.asarray(big, dtype=np.float32) / 255.0
+    opencv = timed(lambda: cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab), cv2.COLOR_Lab2RGB), 5)
+    import kornia
+    from skimage import color
+
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    kornia_rt = timed(lambda: kornia.color.lab_to_rgb(kornia.color.rgb_to_lab(tensor)), 2)
+    skimage_rt = timed(lambda: color.lab2rgb(color.rgb2lab(rgb)), 1)
+    outside = t_big - t_small
+    return {"call_4000x3000_s": t_big, "call_256x192_s": t_small, "outside_network_s": outside,
+            "opencv_roundtrip_s": opencv, "kornia_roundtrip_s": kornia_rt, "skimage_roundtrip_s": skimage_rt,
+            "outside_over_opencv": outside / opencv}
+
+
+def peer_rows(model) -> list[dict]:
+    """Network-only and full-pipeline throughput at the same working size (256), ratio to ours."""
+    peers = {
+        "ours (default)": model.generator,
+        "pix2pix U-Net (n_down 8, 64 filters)": UNetGenerator(1, 2, width=64, depth=8, upsample="transpose"),
+        "ECCV16-size (Zhang et al.)": ECCV16Net(),
+    }
+    peers["ECCV16-size (Zhang et al.)"].multiple = 8
+    img = photo(768, 512)
+    rows = []
+    ours = model.generator
+    for name, net in peers.items():
+        net = net.eval().to(memory_format=torch.channels_last)
+        x = torch.randn(8, 1, 256, 256).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            net_batch = 8 / timed(lambda: net(x), 3)
+        model.generator = net
+        pipe = 1 / timed(lambda: model.colorize(img, size=256), 5)
+        model.generator = ours
+        rows.append({"network": name, "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+                     "net_images_per_s_256_batch8": net_batch, "pipeline_images_per_s_768x512": pipe})
+    for row in rows:
+        row["net_ratio_to_ours"] = row["net_images_per_s_256_batch8"] / rows[0]["net_images_per_s_256_batch8"]
+        row["pipeline_ratio_to_ours"] = row["pipeline_images_per_s_768x512"] / rows[0]["pipeline_images_per_s_768x512"]
+    return rows
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="model to time (default: the bundled model if present, else the default architecture, random weights)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    source = args.model or (DEFAULT_MODEL if Path(DEFAULT_MODEL, "config.json").exists() else None)
+    model = ColorGAN.from_pretrained(source) if source else ColorGAN().eval()
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "model": source or "default architecture, random weights",
+        "pipeline": pipeline_rows(model),
+        "full_resolution": full_resolution_overhead(model),
+        "peers": peer_rows(model),
+    }
+    print(format_tables(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_tables(result: dict) -> str:
+    lines = [f"Inference on {result['machine']}; model: {result['model']}", "",
+             "| input | latency (s) | images/s | time outside the network | peak RSS so far (MB) |", "|---|---|---|---|---|"]
+    for r in result["pipeline"]:
+        lines.append(f"| {r['size']} | {r['latency_s']:.3f} | {r['images_per_s']:.1f} | {100 * r['outside_network_share']:.0f}% | {r['peak_rss_mb']:.0f} |")
+    f = result["full_resolution"]
+    lines += ["", f"4000x3000: call {f['call_4000x3000_s']:.3f} s - 256x192 call {f['call_256x192_s']:.3f} s = "
+              f"{f['outside_network_s']:.3f} s outside the network = {f['outside_over_opencv']:.2f}x the OpenCV float32 "
+              f"RGB->Lab->RGB round trip ({f['opencv_roundtrip_s']:.3f} s; kornia {f['kornia_roundtrip_s']:.3f} s, "
+              f"skimage {f['skimage_roundtrip_s']:.3f} s)", "",
+              "| network (working size 256) | params (M) | network images/s (batch 8) | ratio | pipeline images/s (768x512) | ratio |",
+              "|---|---|---|---|---|---|"]
+    for r in result["peers"]:
+        lines.append(f"| {r['network']} | {r['params_m']:.1f} | {r['net_images_per_s_256_batch8']:.1f} | {r['net_ratio_to_ours']:.2f} | "
+                     f"{r['pipeline_images_per_s_768x512']:.1f} | {r['pipeline_ratio_to_ours']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

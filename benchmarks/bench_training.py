@@ -1,0 +1,147 @@
+"""Training speed: images/s of the default architecture, and of the data path against the reports'.
+
+    python benchmarks/bench_training.py [--data ../shared/data/train] [--json OUT]
+
+Data path, in one run on the same photos: ours (HF `datasets` stream, draft-mode JPEG decode, one
+PIL resample per crop, Lab batched in torch) and the reports' way (a torch Dataset whose
+`__getitem__` does PIL open + resize + `skimage.color.rgb2lab` per image). Training: L1 and GAN
+steps of the default ColorGAN at 256 px (and 128 px), batch 16, as training/train.py runs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from colorgan_hub import ColorGAN
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "training"))
+from data import ColorizationStream, batch_to_lab, build_stream, collate, list_images  # noqa: E402
+from losses import discriminator_loss, generator_adversarial_loss  # noqa: E402
+
+
+class ReportsDataset(torch.utils.data.Dataset):
+    """The reports' data path: PIL open + resize + skimage rgb2lab, one image at a time."""
+
+    def __init__(self, paths, size=256):
+        self.paths, self.size = paths, size
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from skimage.color import rgb2lab
+
+        img = Image.open(self.paths[i]).convert("RGB").resize((self.size, self.size), Image.Resampling.BICUBIC)
+        lab = rgb2lab(np.asarray(img)).astype("float32")
+        lab = torch.from_numpy(lab).permute(2, 0, 1)
+        return lab[:1] / 50.0 - 1.0, lab[1:] / 110.0
+
+
+def images_per_s(batches, n_batches: int, batch_size: int, skip: int = 2) -> float:
+    """Throughput over n_batches after `skip` warm-up batches."""
+    it = iter(batches)
+    for _ in range(skip):
+        next(it)
+    start = time.perf_counter()
+    for _ in range(n_batches):
+        next(it)
+    return n_batches * batch_size / (time.perf_counter() - start)
+
+
+def data_paths(data_dir: str, n_batches: int, batch_size: int) -> dict:
+    args = SimpleNamespace(dataset_name=None, dataset_config_name=None, split="train", image_column=None, train_data_dir=data_dir,
+                           streaming=True, max_train_samples=None, shuffle_buffer_size=1000, calibration_fraction=0.0, seed=0)
+    stream, column = build_stream(args)
+    ours = torch.utils.data.DataLoader(ColorizationStream(stream, column, 256), batch_size=batch_size, collate_fn=collate)
+    ours_lab = (batch_to_lab(b["rgb"]) for b in ours)
+    reports = torch.utils.data.DataLoader(ReportsDataset(list_images(data_dir)), batch_size=batch_size, shuffle=True)
+    result = {"ours_images_per_s": images_per_s(ours_lab, n_batches, batch_size),
+              "reports_images_per_s": images_per_s(iter(reports), n_batches, batch_size)}
+    result["speedup"] = result["ours_images_per_s"] / result["reports_images_per_s"]
+    return result
+
+
+def training_steps(resolution: int, batch_size: int, repeats: int = 3) -> dict:
+    torch.manual_seed(0)
+    model = ColorGAN().train()
+    generator = model.generator.to(memory_format=torch.channels_last)
+    discriminator = model.discriminator.to(memory_format=torch.channels_last)
+    optimizer_g = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
+    rgb = torch.randint(0, 256, (batch_size, 3, resolution, resolution), dtype=torch.uint8)
+    real_l, real_ab = batch_to_lab(rgb)
+
+    def l1_step():
+        loss = F.l1_loss(generator(real_l), real_ab)
+        loss.backward()
+        optimizer_g.step()
+        optimizer_g.zero_grad()
+
+    def gan_step():
+        fake_ab = generator(real_l)
+        logits = discriminator(torch.cat([real_l, real_l]), torch.cat([real_ab, fake_ab.detach()]))
+        discriminator_loss(*logits.chunk(2)).backward()
+        optimizer_d.step()
+        optimizer_d.zero_grad()
+        discriminator.requires_grad_(False)
+        loss_g = generator_adversarial_loss(discriminator(real_l, fake_ab)) + 100 * F.l1_loss(fake_ab, real_ab)
+        discriminator.requires_grad_(True)
+        loss_g.backward()
+        optimizer_g.step()
+        optimizer_g.zero_grad()
+
+    result = {}
+    for name, step in (("l1", l1_step), ("gan", gan_step)):
+        step()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        result[f"{name}_images_per_s"] = repeats * batch_size / (time.perf_counter() - start)
+    return result
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "train"), help="folder of training photos")
+    parser.add_argument("--batches", type=int, default=30, help="batches timed for each data path")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    result = {
+        "threads": torch.get_num_threads(),
+        "data_path": data_paths(args.data, args.batches, 16),
+        "train_256": training_steps(256, 16),
+        "train_128": training_steps(128, 32),
+    }
+    print(format_tables(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def format_tables(result: dict) -> str:
+    d = result["data_path"]
+    lines = [f"Training on {result['threads']} torch threads", "",
+             "| data path (256 px, batch 16) | images/s |", "|---|---|",
+             f"| ours: datasets stream + draft decode + one resample + batched torch Lab | {d['ours_images_per_s']:.1f} |",
+             f"| reports: PIL open + resize + skimage rgb2lab in __getitem__ | {d['reports_images_per_s']:.1f} |",
+             f"| speed-up | {d['speedup']:.2f}x |", "",
+             "| default ColorGAN training | L1 step images/s | GAN step images/s |", "|---|---|---|"]
+    for res in (256, 128):
+        t = result[f"train_{res}"]
+        lines.append(f"| {res} px | {t['l1_images_per_s']:.1f} | {t['gan_images_per_s']:.1f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
