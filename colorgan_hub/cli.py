@@ -3,6 +3,7 @@
     colorgan colorize old.jpg scans/ "more/*.png" -o colored/ [--model ID_OR_PATH] [--size 256]
     colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
     colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--json OUT]
+    colorgan demo [--host 127.0.0.1] [--port 7860]
 
 One line per bad file on stderr, the rest carry on. Exit status: 0 all done, 1 some input
 failed, 2 usage error (bad arguments, a model that cannot be loaded).
@@ -138,6 +139,15 @@ def cmd_score(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_demo(args) -> int:
+    try:
+        from .demo import main as serve
+    except ImportError as err:
+        raise UsageError(f"the demo needs the space extra: pip install 'colorgan-hub[space]' ({err})") from None
+    serve(args.host, args.port)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate, format_markdown
 
@@ -178,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("demo", help="start the Gradio demo on http://127.0.0.1:7860")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    p.add_argument("--port", type=int, default=7860, help="port to serve on")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("evaluate", help="colour metrics against the gray baseline and the truth, and the detector's")
     p.add_argument("--data", type=Path, required=True, help="folder of colour photos (the ground truth)")

@@ -1,0 +1,135 @@
+"""The Gradio demo: refuses to start without a model, API endpoints through gradio_client, load,
+no files left behind, and a real headless Chromium that uploads a photo and sees the result."""
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from colorgan_hub import demo as demo_module  # noqa: E402
+
+from .conftest import make_photo  # noqa: E402
+
+SCREENSHOT = Path(tempfile.gettempdir()) / "colorgan-demo-screenshot.png"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, tiny_model_dir):
+    cwd_before = set(os.listdir("."))
+    demo = demo_module.build_demo({"tiny": tiny_model_dir})
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, max_file_size=demo_module.MAX_FILE_SIZE, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+    assert set(os.listdir(".")) == cwd_before, "the demo left files in the working directory"
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("space_photos")
+    make_photo(120, 80, seed=1).save(folder / "colour.png")
+    make_photo(120, 80, seed=2).convert("L").save(folder / "gray.png")
+    return folder
+
+
+def test_refuses_to_start_without_a_model():
+    with pytest.raises(RuntimeError, match="no trained model"):
+        demo_module.build_demo({})
+
+
+def test_colorize_endpoint(client, photo_files):
+    (before, after), download, label, note = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", api_name="/colorize")
+    from PIL import Image
+
+    assert Image.open(after).size == (120, 80) and Image.open(before).size == (120, 80)
+    assert Image.open(download).format == "PNG"
+    assert {c["label"] for c in label["confidences"]} == {"photographed in colour", "colorized by machine"}
+    assert sum(c["confidence"] for c in label["confidences"]) == pytest.approx(1.0)
+    assert "120x80 colorized at working size 128 in" in note
+
+
+def test_score_endpoint_and_grayscale_message(client, photo_files):
+    label = client.predict(handle_file(str(photo_files / "colour.png")), "tiny", api_name="/score")
+    assert 0 <= label["confidences"][0]["confidence"] <= 1
+    with pytest.raises(Exception, match="grayscale"):
+        client.predict(handle_file(str(photo_files / "gray.png")), "tiny", api_name="/score")
+
+
+def test_eight_requests_at_once(client, photo_files):
+    path = str(photo_files / "gray.png")
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: client.predict(handle_file(path), 128, "tiny", api_name="/colorize"), range(8)))
+    assert len(results) == 8 and all("colorized" in r[3] for r in results)
+
+
+def test_examples_are_desaturated_skimage_photos():
+    from PIL import Image
+
+    paths = demo_module.example_files()
+    assert [Path(p).stem for p in paths] == list(demo_module.EXAMPLES)
+    assert all(Image.open(p).mode == "L" and not Path(p).is_relative_to(Path.cwd()) for p in paths)
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_browser_upload_shows_slider_and_label(app, photo_files):
+    chromium, driver_path = _chromium(), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium and chromium-driver (see .ci/run)")
+        pytest.skip("headless Chromium / chromedriver not installed")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000", f"--user-data-dir={tempfile.mkdtemp(prefix='colorgan-chromium-')}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
+    try:
+        browser.get(app)
+        wait = WebDriverWait(browser, 60)
+        upload = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
+        upload.send_keys(str(photo_files / "gray.png"))
+        time.sleep(1)  # let the upload land in the component
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#colorize-button"))).click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#before-after img")) >= 2)
+        label = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#result-label")))
+        wait.until(lambda b: "photographed in colour" in label.text)
+        assert all(img.is_displayed() for img in browser.find_elements(By.CSS_SELECTOR, "#before-after img"))
+        browser.save_screenshot(str(SCREENSHOT))
+    except Exception:
+        browser.save_screenshot(str(SCREENSHOT.with_name("colorgan-demo-failure.png")))
+        raise
+    finally:
+        browser.quit()
+    assert SCREENSHOT.stat().st_size > 10_000
+    print(f"screenshot: {SCREENSHOT}")
