@@ -24,6 +24,10 @@ AB_SCALE = 110.0  # network output: ab / 110, tanh range [-1, 1]
 
 # sRGB (D65) -> CIE Y weights, the middle row of the sRGB -> XYZ matrix (as in skimage and kornia).
 _Y_WEIGHTS = np.array([0.212671, 0.715160, 0.072169], dtype=np.float32)
+_XYZ_FROM_RGB_NORM = (  # sRGB -> XYZ with each row divided by the D65 white point
+    np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+    / np.array([[0.95047], [1.0], [1.08883]])
+).astype(np.float32)
 _LAB_EPSILON = 0.008856  # (6/29)^3
 _LAB_KAPPA = 7.787  # (29/6)^2 / 3
 
@@ -86,16 +90,37 @@ def _srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
+def _lab_f(t: np.ndarray) -> np.ndarray:
+    """The Lab companding function, in place on a float32 array of relative X, Y or Z."""
+    f = np.cbrt(t)
+    dark = t <= _LAB_EPSILON
+    if dark.any():
+        f[dark] = _LAB_KAPPA * t[dark] + 16.0 / 116.0
+    return f
+
+
 def rgb_to_l_numpy(rgb: np.ndarray) -> np.ndarray:
     """sRGB (H, W, 3), uint8 or float in [0, 1] -> CIE L (H, W) float32 in [0, 100]."""
-    y = cv2.transform(_srgb_to_linear(rgb), _Y_WEIGHTS[None])  # (H, W) relative luminance, white = 1
-    f = np.cbrt(y)
-    dark = y <= _LAB_EPSILON
-    if dark.any():
-        f[dark] = _LAB_KAPPA * y[dark] + 16.0 / 116.0
+    f = _lab_f(cv2.transform(_srgb_to_linear(rgb), _Y_WEIGHTS[None]))  # (H, W), from Y (white = 1)
     f *= 116.0
     f -= 16.0
     return f
+
+
+def rgb_to_model_lab_numpy(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (H, W, 3), uint8 or float in [0, 1] -> normalised Lab (3, H, W) float32: L / 50 - 1, ab / 110.
+
+    Exact (unlike OpenCV's Lab), channels first, ready for a training batch."""
+    f = _lab_f(cv2.transform(_srgb_to_linear(rgb), _XYZ_FROM_RGB_NORM))  # (H, W, 3): f(X/Xn), f(Y), f(Z/Zn)
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    out = np.empty((3, *f.shape[:2]), np.float32)
+    np.multiply(fy, 116.0 / L_OFFSET, out=out[0])
+    out[0] -= 16.0 / L_OFFSET + 1.0
+    np.subtract(fx, fy, out=out[1])
+    out[1] *= 500.0 / AB_SCALE
+    np.subtract(fy, fz, out=out[2])
+    out[2] *= 200.0 / AB_SCALE
+    return out
 
 
 # sRGB (D65) <-> XYZ, as in skimage; used unclipped to test which Lab colours fit in sRGB.

@@ -105,3 +105,14 @@ def test_recombine_keeps_full_resolution_l():
     out = color.recombine(l_full, ab_small)
     assert out.shape == (101, 77, 3) and out.dtype == np.uint8
     assert np.abs(color.rgb_to_l_numpy(out) - l_full).max() < 0.5
+
+
+def test_numpy_model_lab_matches_skimage():
+    rng = np.random.default_rng(6)
+    rgb8 = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    rgb8[0, :8] = np.array(np.meshgrid([0, 255], [0, 255], [0, 255])).reshape(3, -1).T
+    scale = np.array([50.0, 110.0, 110.0])[:, None, None]
+    to_lab = lambda x: (color.rgb_to_model_lab_numpy(x) + np.array([1.0, 0, 0])[:, None, None]) * scale  # noqa: E731
+    assert np.abs(to_lab(rgb8) - skcolor.rgb2lab(rgb8).transpose(2, 0, 1)).max() < 0.01
+    rgbf = rng.random((20, 30, 3)).astype(np.float32)
+    assert np.abs(to_lab(rgbf) - skcolor.rgb2lab(rgbf).transpose(2, 0, 1)).max() < 0.01

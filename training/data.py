@@ -3,7 +3,7 @@
     stream (undecoded) -> calibration hold-out split -> max_train_samples -> seeded shuffle buffer
     -> split_dataset_by_node -> decode + filter (undecodable, tiny, grayscale, near-grayscale;
     each drop counted and logged) -> random resized crop + flip -> uint8 (3, H, W)
-    -> DataLoader -> Lab on the training device, batched (`batch_to_lab`).
+    -> exact Lab per sample (LUT + OpenCV) -> DataLoader batches of uint8 RGB and normalised L, ab.
 
 Images stay undecoded (bytes, or just a path for a local folder) until after the shuffle, so the
 shuffle buffer is cheap: for a local folder it covers the whole folder.
@@ -22,13 +22,14 @@ import os
 import random
 from collections import Counter
 
+import cv2
 import datasets
 import numpy as np
 import torch
 from datasets.distributed import split_dataset_by_node
 from PIL import Image, ImageOps
 
-from colorgan_hub.color import rgb_to_model_lab
+from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
 from colorgan_hub.metrics import colorfulness
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ def decode(ref, min_size: int, min_colorfulness: float, draft_size: int):
             img = Image.open(io.BytesIO(ref["bytes"]) if ref.get("bytes") else ref["path"])
             img.draft("RGB", (draft_size, draft_size))  # JPEG: decode at a reduced scale, much faster
             img.load()
-        img = ImageOps.exif_transpose(img)
+        if img.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even when nothing turns
+            img = ImageOps.exif_transpose(img)
     except Exception as err:  # any damage in any format: count it, never stop training
         logger.warning("skipping undecodable image %s: %s: %s", source, type(err).__name__, err)
         return None, "undecodable"
@@ -125,15 +127,16 @@ def decode(ref, min_size: int, min_colorfulness: float, draft_size: int):
         return None, "tiny"
     if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
         return None, "grayscale"
-    img = img.convert("RGB")
-    thumb = np.asarray(img.resize((64, 64), Image.Resampling.BILINEAR))
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    thumb = np.asarray(img.reduce(max(1, min(img.size) // 64)))  # box-filtered thumbnail, cheap
     if colorfulness(thumb)[0] < min_colorfulness:  # the BigColor / CT2 filter: gray teaches gray
         return None, "near_grayscale"
     return img, None
 
 
 def random_resized_crop(img: Image.Image, size: int, rng: random.Random, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True) -> np.ndarray:
-    """RandomResizedCrop + horizontal flip, as torchvision's, in one PIL resample; (size, size, 3)."""
+    """RandomResizedCrop + horizontal flip, as torchvision's, in one OpenCV resample; (size, size, 3)."""
     width, height = img.size
     area = width * height
     for _ in range(10):
@@ -146,9 +149,11 @@ def random_resized_crop(img: Image.Image, size: int, rng: random.Random, scale=(
     else:  # fall back to the central square
         w = h = min(width, height)
         x, y = (width - w) // 2, (height - h) // 2
-    crop = np.array(img.resize((size, size), Image.Resampling.BILINEAR, box=(x, y, x + w, y + h), reducing_gap=3.0))
+    region = np.asarray(img)[y : y + h, x : x + w]
+    shrinking = w > size or h > size
+    crop = cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     if flip and rng.random() < 0.5:
-        crop = crop[:, ::-1]
+        crop = cv2.flip(crop, 1)
     return crop
 
 
@@ -204,7 +209,13 @@ class ColorizationStream(torch.utils.data.IterableDataset):
                     crop = center_crop(img, self.resolution)
                 if not yielded and self.epoch == 0:  # shows that each process reads its own share
                     logger.info("process %d/%d: first training image %s", *self.process, _source(example[self.column]))
-                yield {"rgb": torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1), "drops": dict(drops)}
+                lab = torch.from_numpy(rgb_to_model_lab_numpy(crop))  # (3, H, W); per image: cheaper than a torch batch on a CPU
+                yield {
+                    "rgb": torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1),  # uint8, for the detector
+                    "l": lab[:1],  # (1, H, W) in [-1, 1]
+                    "ab": lab[1:],  # (2, H, W) in [-1, 1]
+                    "drops": dict(drops),
+                }
                 drops.clear()
                 yielded = True
             if not self.repeat:
@@ -222,16 +233,20 @@ def collate(samples) -> dict:
     drops = Counter()
     for sample in samples:
         drops.update(sample["drops"])
-    return {"rgb": torch.stack([s["rgb"] for s in samples]), "drops": {k: drops.get(k, 0) for k in DROP_REASONS}}
+    batch = {key: torch.stack([s[key] for s in samples]) for key in ("rgb", "l", "ab")}
+    return {**batch, "drops": {k: drops.get(k, 0) for k in DROP_REASONS}}
 
 
 def batch_to_lab(rgb_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (B, 3, H, W) on any device -> normalised (real_l (B, 1, H, W), real_ab (B, 2, H, W)).
-
-    Always in float32, also under mixed precision: Lab needs the precision."""
+    """uint8 (B, 3, H, W) on any device -> normalised (real_l (B, 1, H, W), real_ab (B, 2, H, W)),
+    channels-last. Always in float32, also under mixed precision: Lab needs the precision."""
     with torch.autocast(rgb_uint8.device.type, enabled=False):
         real_l, real_ab = rgb_to_model_lab(rgb_uint8.float() / 255.0)
-    return real_l.contiguous(memory_format=torch.channels_last), real_ab.contiguous(memory_format=torch.channels_last)
+    return channels_last(real_l), channels_last(real_ab)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def list_images(folder: str, limit: int | None = None) -> list[str]:

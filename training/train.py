@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from colorgan_hub import ColorGAN
 from colorgan_hub.color import model_lab_to_rgb
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
-from data import ColorizationStream, batch_to_lab, build_stream, collate, decode, list_images
+from data import ColorizationStream, batch_to_lab, build_stream, channels_last, collate, decode, list_images
 from losses import GAN_LOSSES, degrade, discriminator_loss, generator_adversarial_loss
 
 logger = get_logger(__name__)
@@ -311,7 +311,7 @@ def main(args):
         batch = next(data)
         for reason, n in batch["drops"].items():
             drops[reason] = drops.get(reason, 0) + n
-        real_l, real_ab = batch_to_lab(batch["rgb"].to(accelerator.device))
+        real_l, real_ab = (channels_last(batch[key].to(accelerator.device)) for key in ("l", "ab"))
         logs = {}
         with accelerator.accumulate(generator, discriminator), accelerator.autocast():
             if phase == "pretrain":
