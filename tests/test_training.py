@@ -212,3 +212,16 @@ def test_argument_checks(argv, message, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_recalibrate_at_a_new_working_size(photo_folders, tmp_path, tiny_model_dir):
+    import calibrate  # noqa: E402  (training/calibrate.py)
+
+    train_dir, _ = photo_folders
+    result = calibrate.main(["--model", tiny_model_dir, "--train_data_dir", str(train_dir), "--calibration_fraction", "0.3",
+                             "--calibration_samples", "8", "--image_size", "48", "--out", str(tmp_path / "recalibrated")])
+    model = ColorGAN.from_pretrained(tmp_path / "recalibrated")
+    assert model.image_size == 48 and result["calibration_photos"] >= 8
+    assert model.realness_calibration.tolist() == pytest.approx([result["scale"], result["bias"]], rel=1e-5)
+    original = ColorGAN.from_pretrained(tiny_model_dir)
+    assert torch.equal(model.generator.down[0].weight, original.generator.down[0].weight)  # weights untouched

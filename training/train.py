@@ -192,10 +192,8 @@ def validate(model, args, truths, gray_psnr, step, accelerator):
     return result
 
 
-@torch.no_grad()
-def calibrate(model, args, accelerator) -> dict:
-    """Fit p = sigmoid(scale * mean_patch_logit + bias) on held-out photos and the model's
-    colorizations of them, through the same pipeline users call (Platt scaling)."""
+def held_out_photos(args) -> list[Image.Image]:
+    """Up to --calibration_samples usable photos of the hash-held-out part of the training source."""
     stream, column = build_stream(args, held_out=True)
     photos = []
     for example in stream:
@@ -206,9 +204,16 @@ def calibrate(model, args, accelerator) -> dict:
             break
     if len(photos) < 8:
         raise RuntimeError(f"only {len(photos)} held-out photos for calibration: raise --calibration_fraction")
+    return photos
+
+
+@torch.no_grad()
+def fit_calibration(model, photos, device) -> dict:
+    """Fit p = sigmoid(scale * mean_patch_logit + bias) on photos and the model's colorizations of
+    them, through the same pipeline users call, at the model's working size (Platt scaling)."""
     model.realness_calibration.copy_(torch.tensor([1.0, 0.0]))
-    fakes = model.colorize(photos, device=accelerator.device)
-    raw = model.realness(photos + fakes, device=accelerator.device, allow_grayscale=True)
+    fakes = model.colorize(photos, device=device)
+    raw = model.realness(photos + fakes, device=device, allow_grayscale=True)
     logits = torch.logit(torch.tensor(raw, dtype=torch.float64).clamp(1e-12, 1 - 1e-12))
     labels = torch.tensor([1.0] * len(photos) + [0.0] * len(fakes), dtype=torch.float64)
     params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
@@ -404,7 +409,8 @@ def main(args):
             restore_best(generator, ema, args, accelerator)
         card = {"training_data": args.dataset_name or args.train_data_dir, "steps": total_steps}
         if args.detector_steps:
-            card.update(with_ema(model, ema, lambda: calibrate(model, args, accelerator)))
+            photos = held_out_photos(args)
+            card.update(with_ema(model, ema, lambda: fit_calibration(model, photos, accelerator.device)))
         if truths:
             card["validation"] = with_ema(model, ema, lambda: validate(model, args, truths, gray_psnr, state.step, accelerator))
         path = save_model(model, ema, output_dir / "model", args, card)

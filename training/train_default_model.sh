@@ -10,7 +10,7 @@ exec accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no -
   --train_data_dir "$data/train" --validation_data_dir "$data/val" --output_dir "$out" \
   --model_config '{"image_size": 256}' \
   --resolution 128 --crop_scale_min 0.25 --train_batch_size 32 \
-  --pretrain_steps 3000 --gan_steps 1500 --detector_steps 600 \
+  --pretrain_steps 3000 --gan_steps 1000 --detector_steps 400 \
   --learning_rate 2e-4 --gan_learning_rate 5e-5 --discriminator_learning_rate 5e-5 --detector_learning_rate 1e-4 \
   --lambda_l1 100 --gan_loss vanilla --use_ema --ema_decay 0.999 \
   --validation_steps 250 --max_validation_samples 100 \

@@ -1,0 +1,50 @@
+"""Re-fit a saved model's realness calibration, optionally at a new working size.
+
+    python training/calibrate.py --model runs/small/model --train_data_dir ../shared/data/train \
+        --image_size 128 --out runs/small/model-128
+
+The calibration (Platt scaling of the discriminator's mean patch logit) depends on the working
+size the pipeline runs at; this fits it again on the same hash-held-out training photos that
+training used (same --calibration_fraction), never on validation photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from colorgan_hub import ColorGAN
+from train import fit_calibration, held_out_photos
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="save_pretrained folder or Hub id")
+    parser.add_argument("--train_data_dir", help="the local training folder the model was trained on")
+    parser.add_argument("--dataset_name", help="or the Hub dataset it was trained on")
+    parser.add_argument("--dataset_config_name", help="its configuration")
+    parser.add_argument("--split", default="train", help="its split")
+    parser.add_argument("--image_column", help="its image column")
+    parser.add_argument("--calibration_fraction", type=float, default=0.05, help="as in training: which photos were held out")
+    parser.add_argument("--calibration_samples", type=int, default=256, help="held-out photos to fit on")
+    parser.add_argument("--image_size", type=int, help="new working size for the saved config")
+    parser.add_argument("--out", type=Path, required=True, help="folder to save the re-calibrated model in")
+    args = parser.parse_args(argv)
+    if (args.dataset_name is None) == (args.train_data_dir is None):
+        parser.error("give exactly one of --dataset_name and --train_data_dir")
+    stream_args = argparse.Namespace(**vars(args), streaming=True, max_train_samples=None, shuffle_buffer_size=1, seed=0,
+                                     min_image_size=64, min_colorfulness=5.0, resolution=256)
+    source = ColorGAN.from_pretrained(args.model)
+    config = {**source._hub_mixin_config, **({"image_size": args.image_size} if args.image_size else {})}
+    model = ColorGAN(**config)
+    model.load_state_dict(source.state_dict())
+    model.eval()
+    result = fit_calibration(model, held_out_photos(stream_args), "cpu")
+    model.save_pretrained(args.out)
+    print(json.dumps({"image_size": model.image_size, **result}))
+    return result
+
+
+if __name__ == "__main__":
+    main()
