@@ -49,7 +49,7 @@ class ColorGAN(
 
     def __init__(
         self,
-        image_size: int = 256,
+        image_size: int = 128,
         encoder: str = "unet",
         width: int = 32,
         depth: int = 7,

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from colorgan_hub import ColorGAN
-from train import fit_calibration, held_out_photos
+from train import fit_calibration, halve_weights, held_out_photos
 
 
 def main(argv=None):
@@ -30,10 +30,11 @@ def main(argv=None):
     parser.add_argument("--calibration_samples", type=int, default=256, help="held-out photos to fit on")
     parser.add_argument("--image_size", type=int, help="new working size for the saved config")
     parser.add_argument("--out", type=Path, required=True, help="folder to save the re-calibrated model in")
+    parser.add_argument("--save_dtype", choices=["float32", "float16"], default="float32", help="dtype of the saved model.safetensors")
     args = parser.parse_args(argv)
     if (args.dataset_name is None) == (args.train_data_dir is None):
         parser.error("give exactly one of --dataset_name and --train_data_dir")
-    stream_args = argparse.Namespace(**vars(args), streaming=True, max_train_samples=None, shuffle_buffer_size=1, seed=0,
+    stream_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "save_dtype"}, streaming=True, max_train_samples=None, shuffle_buffer_size=1, seed=0,
                                      min_image_size=64, min_colorfulness=5.0, resolution=256)
     source = ColorGAN.from_pretrained(args.model)
     config = {**source._hub_mixin_config, **({"image_size": args.image_size} if args.image_size else {})}
@@ -42,6 +43,8 @@ def main(argv=None):
     model.eval()
     result = fit_calibration(model, held_out_photos(stream_args), "cpu")
     model.save_pretrained(args.out)
+    if args.save_dtype == "float16":
+        halve_weights(args.out)
     print(json.dumps({"image_size": model.image_size, **result}))
     return result
 

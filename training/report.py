@@ -90,7 +90,7 @@ def sheet(models: dict[str, ColorGAN], truths, out: Path, n: int = 6) -> None:
     draw = ImageDraw.Draw(header)
     for i, name in enumerate(["gray input", *models, "ground truth"]):
         draw.text((i * 256 + 8, 6), name, fill="black")
-    Image.fromarray(np.concatenate([np.asarray(header), grid], axis=0)).save(out)
+    Image.fromarray(np.concatenate([np.asarray(header), grid], axis=0)).save(out, quality=88)
 
 
 def model_index(result: dict, dataset: str) -> list[EvalResult]:
@@ -118,7 +118,8 @@ def main(argv=None):
         models = {"L1 only": ColorGAN.from_pretrained(args.run / "model-l1"), "final": final}
 
     paths = list_images(args.val_dir, args.limit)
-    results = {name: evaluate(m, paths, protocol="256", detector=name == "final", progress=False) for name, m in models.items()}
+    size = final.image_size  # every model at the final one's working size: a like-for-like table
+    results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False) for name, m in models.items()}
     shown = dict(results["final"], colour={"final (L1 + GAN)": results["final"]["colour"]["model"]})
     if "L1 only" in results:
         shown["colour"]["L1 only (before the GAN)"] = results["L1 only"]["colour"]["model"]
@@ -129,7 +130,7 @@ def main(argv=None):
         text += "\n\nProtocol full on `val_fullres`:\n\n" + format_markdown(results["fullres"])
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
     has_curves = curves(args.run, out / "curves.png")
-    sheet(models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.png")
+    sheet(models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.jpg")
 
     meta = json.loads((args.run / "best" / "metrics.json").read_text()) if (args.run / "best" / "metrics.json").exists() else None
     procedure = f"Exact command:\n\n```bash\n{args.command}\n```\n" if args.command else ""
@@ -144,7 +145,7 @@ def main(argv=None):
         procedure += f"\n\nKept generator: validation step {meta['step']} (PSNR gain {meta['psnr_gain']:.2f} dB, colourfulness ratio {meta['cf_ratio']:.2f})."
     if has_curves:
         procedure += "\n\n![training curves](curves.png)"
-    evaluation = text + "\n\nBefore/after on validation photos:\n\n![gray input, L1-only, final, ground truth](sheet.png)"
+    evaluation = text + "\n\nBefore/after on validation photos:\n\n![gray input, L1-only, final, ground truth](sheet.jpg)"
 
     card = final.generate_model_card(
         model_title=args.title, training_data=DATA_TERMS, training_procedure=procedure, evaluation=evaluation,

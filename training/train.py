@@ -280,7 +280,10 @@ def main(args):
     if accelerator.is_main_process:
         tracked = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in vars(args).items() if v is not None}
         accelerator.init_trackers("colorgan", config=tracked)
-    truths = load_truths(list_images(args.validation_data_dir, args.max_validation_samples), "256") if args.validation_data_dir else []
+    truths = []
+    if args.validation_data_dir:  # spread over the folder: file names group photos by source
+        paths = list_images(args.validation_data_dir)
+        truths = load_truths(paths[:: max(1, len(paths) // args.max_validation_samples)][: args.max_validation_samples], "256")
     gray_psnr = colour_metrics([gray_baseline(t) for _, t in truths], [np.asarray(t) for _, t in truths])["psnr"] if truths else 0.0
 
     # resume
@@ -490,10 +493,16 @@ def save_model(model, ema, folder: Path, args, card: dict | None = None) -> Path
     (folder / "README.md").unlink(missing_ok=True)  # regenerate the card
     with_ema(model, ema, lambda: model.save_pretrained(folder, model_card_kwargs={k: v for k, v in kwargs.items() if v}))
     if args.save_dtype == "float16":
-        weights = folder / "model.safetensors"
-        state = {k: (v.half() if v.dtype == torch.float32 else v) for k, v in load_file(str(weights)).items()}
-        save_file(state, str(weights), metadata={"format": "pt"})
+        halve_weights(folder)
     return folder
+
+
+def halve_weights(folder: Path) -> None:
+    """Rewrite folder/model.safetensors with float32 tensors as float16 (loading casts them back);
+    the two calibration numbers stay float32, their precision shows in every probability."""
+    weights = Path(folder, "model.safetensors")
+    state = {k: (v.half() if v.dtype == torch.float32 and k != "realness_calibration" else v) for k, v in load_file(str(weights)).items()}
+    save_file(state, str(weights), metadata={"format": "pt"})
 
 
 if __name__ == "__main__":

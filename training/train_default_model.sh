@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # The exact command that trained the bundled default model (CPU, 2 cores).
 #   bash training/train_default_model.sh ../shared/data OUTPUT_DIR [extra train.py flags, e.g. --resume_from_checkpoint latest]
+# It validates at working size 256; the bundled model runs at 128, the training crop size, where it
+# measures better, with its realness calibration fitted again there:
+#   python training/calibrate.py --model OUTPUT_DIR/model --train_data_dir ../shared/data/train --image_size 128 --save_dtype float16 --out MODEL_DIR
+#   python training/report.py --run OUTPUT_DIR --out MODEL_DIR --val_dir ../shared/data/val --fullres_dir ../shared/data/val_fullres
 set -euo pipefail
 data=${1:?path to the shared data folder (with train/ and val/)}
 out=${2:?output folder}
