@@ -20,9 +20,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import DEFAULT_MODEL
-from .image_io import DEFAULT_MAX_PIXELS, ImageError, load_image, output_path, save_image
+from .image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, load_image, output_path, save_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm", ".tga"}
 
 
 class UsageError(Exception):
@@ -158,8 +157,15 @@ def cmd_evaluate(args) -> int:
         paths = paths[: args.limit]
     model = load_model(args.model)
     failed = []
-    result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size,
-                      report=lambda line: (failed.append(line), report(line.removeprefix("error: "))))
+
+    def bad_image(message):
+        failed.append(message)
+        report(message)
+
+    try:
+        result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size, report=bad_image)
+    except ValueError as err:  # nothing usable to evaluate
+        raise UsageError(str(err)) from None
     result["model"] = args.model or DEFAULT_MODEL
     print(format_markdown(result))
     if args.json:
@@ -215,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch-size must be at least 1")
     try:
         return args.func(args)
-    except (UsageError, ValueError) as err:  # ValueError: e.g. nothing usable to evaluate
+    except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

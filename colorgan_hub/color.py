@@ -22,12 +22,12 @@ import torch
 L_OFFSET = 50.0  # network input: L / 50 - 1, in [-1, 1]
 AB_SCALE = 110.0  # network output: ab / 110, tanh range [-1, 1]
 
-# sRGB (D65) -> CIE Y weights, the middle row of the sRGB -> XYZ matrix (as in skimage and kornia).
-_Y_WEIGHTS = np.array([0.212671, 0.715160, 0.072169], dtype=np.float32)
-_XYZ_FROM_RGB_NORM = (  # sRGB -> XYZ with each row divided by the D65 white point
-    np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
-    / np.array([[0.95047], [1.0], [1.08883]])
-).astype(np.float32)
+# sRGB (D65) <-> XYZ and the D65 white point, as in skimage and kornia.
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+_XYZ_FROM_RGB_NORM = (_XYZ_FROM_RGB / _WHITE_D65[:, None]).astype(np.float32)  # rows divided by the white point
+_Y_WEIGHTS = _XYZ_FROM_RGB_NORM[1].copy()  # sRGB -> relative luminance Y
+_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB).astype(np.float32)
 _LAB_EPSILON = 0.008856  # (6/29)^3
 _LAB_KAPPA = 7.787  # (29/6)^2 / 3
 
@@ -123,10 +123,7 @@ def rgb_to_model_lab_numpy(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-# sRGB (D65) <-> XYZ, as in skimage; used unclipped to test which Lab colours fit in sRGB.
-_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
-_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB).astype(np.float32)
-_WHITE_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+# Gamut tests use linear RGB unclipped, so out-of-gamut colours show.
 _GAMUT_TOLERANCE = 1e-4  # linear RGB; covers the rounding of the matrices at white
 
 
@@ -148,7 +145,18 @@ def _fits(l: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inside
 
 
-_L_STEPS, _HUE_STEPS = 4, 1  # max-chroma table: every 0.25 L, every degree of hue
+def _largest_fitting(l, a, b, hi, steps: int) -> np.ndarray:
+    """Per pixel, the largest s in [0, hi] (bisection, `steps` halvings) with (l, s*a, s*b) in gamut;
+    s = 0 (gray) always fits."""
+    lo = np.zeros_like(hi)
+    for _ in range(steps):
+        mid = (lo + hi) * 0.5
+        fits = _fits(l, a * mid, b * mid)
+        lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+    return lo
+
+
+_L_STEPS = 4  # max-chroma table: every 0.25 L (and every degree of hue)
 _max_chroma_table = None
 
 
@@ -158,12 +166,7 @@ def _max_chroma() -> np.ndarray:
     global _max_chroma_table
     if _max_chroma_table is None:
         l, hue = np.meshgrid(np.arange(401, dtype=np.float32) / _L_STEPS, np.deg2rad(np.arange(361, dtype=np.float32)), indexing="ij")
-        lo, hi = np.zeros_like(l), np.full_like(l, 200.0)
-        for _ in range(24):
-            mid = (lo + hi) * 0.5
-            fits = _fits(l, mid * np.cos(hue), mid * np.sin(hue))
-            lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
-        _max_chroma_table = lo
+        _max_chroma_table = _largest_fitting(l, np.cos(hue), np.sin(hue), np.full_like(l, 200.0), steps=24)
     return _max_chroma_table
 
 
@@ -180,13 +183,7 @@ def _chroma_scale(l: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     scale = np.minimum(1.0, 0.995 * limit / np.maximum(chroma, 1e-6)).astype(np.float32)
     miss = ~_fits(l, a * scale, b * scale)
     if miss.any():
-        lo, hi = np.zeros(int(miss.sum()), np.float32), scale[miss]
-        lm, am, bm = l[miss], a[miss], b[miss]
-        for _ in range(7):
-            mid = (lo + hi) * 0.5
-            fits = _fits(lm, am * mid, bm * mid)
-            lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
-        scale[miss] = lo
+        scale[miss] = _largest_fitting(l[miss], a[miss], b[miss], scale[miss], steps=7)
     return scale
 
 

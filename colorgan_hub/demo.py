@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 from PIL import Image
 
 from . import DEFAULT_MODEL
@@ -89,7 +88,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             raise gr.Error(err.reason) from None
         p = model.realness(colored, allow_grayscale=True)
         seconds = time.perf_counter() - start
-        gray = Image.fromarray(np.asarray(colored.convert("L")))
+        gray = colored.convert("L")
         out = Path(tempfile.mkdtemp(prefix="colorgan-")) / "colorized.png"
         colored.save(out)
         note = f"{colored.width}x{colored.height} colorized at working size {int(resolution)} in {seconds:.2f} s"

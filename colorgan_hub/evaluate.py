@@ -20,11 +20,15 @@ from .color import recombine, rgb_to_l_numpy
 from .image_io import ImageError, load_image
 
 PROTOCOLS = ("256", "full")
-COLOUR_COLUMNS = ("psnr", "ssim", "cf", "dcf", "auc")
 
 
-def load_truths(paths, protocol: str = "256", report=print) -> list[tuple[str, Image.Image]]:
-    """Ground-truth photos as RGB; `protocol="256"`: short side 256 and centre crop, as the papers."""
+def _report_error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def load_truths(paths, protocol: str = "256", report=_report_error) -> list[tuple[str, Image.Image]]:
+    """Ground-truth photos as RGB; `protocol="256"`: short side 256 and centre crop, as the papers.
+    Unusable files are passed over, each told to `report`."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     truths = []
@@ -32,7 +36,7 @@ def load_truths(paths, protocol: str = "256", report=print) -> list[tuple[str, I
         try:
             img = load_image(path).convert("RGB")
         except ImageError as err:
-            report(f"error: {err}")
+            report(str(err))
             continue
         if protocol == "256":
             img = ImageOps.fit(img, (256, 256), Image.Resampling.BICUBIC)
@@ -83,7 +87,7 @@ def detector_metrics(model, reals, fakes, size=None, batch_size=8) -> dict[str, 
     return results
 
 
-def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=print) -> dict:
+def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error) -> dict:
     """The whole evaluation on the photos at `paths`; a JSON-ready dict."""
     truths = load_truths(paths, protocol, report=report)
     if not truths:

@@ -30,6 +30,7 @@ from datasets.distributed import split_dataset_by_node
 from PIL import Image, ImageOps
 
 from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
+from colorgan_hub.image_io import IMAGE_SUFFIXES
 from colorgan_hub.metrics import colorfulness
 
 logger = logging.getLogger(__name__)
@@ -251,8 +252,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 
 def list_images(folder: str, limit: int | None = None) -> list[str]:
     """Image files in a folder (recursively), sorted, the first `limit`."""
-    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
     paths = sorted(
-        os.path.join(root, name) for root, _, names in os.walk(folder) for name in names if os.path.splitext(name)[1].lower() in suffixes
+        os.path.join(root, name) for root, _, names in os.walk(folder) for name in names if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
     )
     return paths[:limit] if limit else paths

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from colorgan_hub import ColorGAN
+from colorgan_hub import ColorGAN, metrics
 from colorgan_hub.color import model_lab_to_rgb
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
 from data import ColorizationStream, batch_to_lab, build_stream, channels_last, collate, decode, list_images
@@ -169,14 +169,13 @@ def to_uint8_rgb(real_l, ab) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model, args, truths, gray_psnr, step, accelerator):
-    """Colorize the validation photos with the user pipeline; metrics, selection score, grid."""
+def validate(model, args, truths, baseline, step, accelerator):
+    """Colorize the validation photos with the user pipeline; metrics, selection score, grid.
+    `baseline`: the gray baseline's PSNR and the truth's colourfulness, fixed for the run."""
     outputs = model.colorize([img for _, img in truths], device=accelerator.device)  # the model's working size
-    truth_arrays = [np.asarray(img) for _, img in truths]
-    result = colour_metrics([np.asarray(o) for o in outputs], truth_arrays)
-    truth_cf = float(np.mean([colour_metrics([t], [t])["cf"] for t in truth_arrays]))
-    result["psnr_gain"] = result["psnr"] - gray_psnr
-    result["cf_ratio"] = result["cf"] / max(truth_cf, 1e-6)
+    result = colour_metrics([np.asarray(o) for o in outputs], [np.asarray(img) for _, img in truths])
+    result["psnr_gain"] = result["psnr"] - baseline["gray_psnr"]
+    result["cf_ratio"] = result["cf"] / max(baseline["truth_cf"], 1e-6)
     # Best under both fidelity and colour: the weaker of the two, each against its target.
     result["score"] = min(result["psnr_gain"] / args.select_psnr_gain, result["cf_ratio"] / args.select_cf_ratio)
     rows = []
@@ -284,7 +283,10 @@ def main(args):
     if args.validation_data_dir:  # spread over the folder: file names group photos by source
         paths = list_images(args.validation_data_dir)
         truths = load_truths(paths[:: max(1, len(paths) // args.max_validation_samples)][: args.max_validation_samples], "256")
-    gray_psnr = colour_metrics([gray_baseline(t) for _, t in truths], [np.asarray(t) for _, t in truths])["psnr"] if truths else 0.0
+    baseline = {
+        "gray_psnr": float(np.mean([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
+        "truth_cf": float(np.mean([metrics.colorfulness(np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
+    }
 
     # resume
     if args.resume_from_checkpoint:
@@ -393,7 +395,7 @@ def main(args):
                              "train/nonfinite_steps": state.nonfinite, "train/epoch": state.epoch}, step=state.step)
         if truths and phase != "detector" and (state.step % args.validation_steps == 0 or state.step == args.pretrain_steps + args.gan_steps):
             if accelerator.is_main_process:
-                result = with_ema(model, ema, lambda: validate(model, args, truths, gray_psnr, state.step, accelerator))
+                result = with_ema(model, ema, lambda: validate(model, args, truths, baseline, state.step, accelerator))
                 logger.info(f"step {state.step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
                 if result["score"] > state.best_score:
                     state.best_score = result["score"]
@@ -415,7 +417,7 @@ def main(args):
             photos = held_out_photos(args)
             card.update(with_ema(model, ema, lambda: fit_calibration(model, photos, accelerator.device)))
         if truths:
-            card["validation"] = with_ema(model, ema, lambda: validate(model, args, truths, gray_psnr, state.step, accelerator))
+            card["validation"] = with_ema(model, ema, lambda: validate(model, args, truths, baseline, state.step, accelerator))
         path = save_model(model, ema, output_dir / "model", args, card)
         logger.info(f"saved {path}: {card}")
         summary.update(card)
