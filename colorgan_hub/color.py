@@ -4,9 +4,10 @@ Two families live here:
 
 * Batched, differentiable torch conversions on (B, 3, H, W) tensors (training, tests), backed by
   kornia: sRGB (D65) floats in [0, 1] <-> L in [0, 100], a/b in about [-110, 110].
-* Full-resolution numpy helpers for the inference pipeline, where a 12-megapixel photo must be
-  handled in a fraction of a second: L from 8-bit sRGB through a 256-entry lookup table (exact), and
-  Lab -> RGB through OpenCV with an L-preserving gamut mapping (chroma is reduced, never lightness).
+* numpy helpers: L of a photo at the network's working size, and exact normalised Lab for
+  training crops (8-bit input through a 256-entry lookup table). The full-resolution
+  recombination (the photo's L + upsampled ab -> RGB, L-preserving gamut mapping) is compiled, in
+  `colorgan_hub.fullres`.
 
 The network sees L/50 - 1 and ab/110 (both in [-1, 1]); those constants are named below and used
 everywhere else through `normalize_*` / `denormalize_*`.
@@ -121,104 +122,3 @@ def rgb_to_model_lab_numpy(rgb: np.ndarray) -> np.ndarray:
     np.subtract(fy, fz, out=out[2])
     out[2] *= 200.0 / AB_SCALE
     return out
-
-
-# Gamut tests use linear RGB unclipped, so out-of-gamut colours show.
-_GAMUT_TOLERANCE = 1e-4  # linear RGB; covers the rounding of the matrices at white
-
-
-def _finv(t: np.ndarray) -> np.ndarray:
-    """Inverse of the Lab companding function f."""
-    return np.where(t > 6.0 / 29.0, t * t * t, (3.0 * (6.0 / 29.0) ** 2) * (t - 4.0 / 29.0))
-
-
-def _fits(l: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """True where Lab (float32 vectors) lies in the sRGB gamut: linear RGB, NOT clipped, in [0, 1]."""
-    fy = (l + 16.0) / 116.0
-    x = _WHITE_D65[0] * _finv(fy + a / 500.0)
-    y = _finv(fy)
-    z = _WHITE_D65[2] * _finv(fy - b / 200.0)
-    inside = np.ones(l.shape, bool)
-    for row in _RGB_FROM_XYZ:  # one channel at a time: fewer temporaries
-        channel = row[0] * x + row[1] * y + row[2] * z
-        inside &= (channel >= -_GAMUT_TOLERANCE) & (channel <= 1.0 + _GAMUT_TOLERANCE)
-    return inside
-
-
-def _largest_fitting(l, a, b, hi, steps: int) -> np.ndarray:
-    """Per pixel, the largest s in [0, hi] (bisection, `steps` halvings) with (l, s*a, s*b) in gamut;
-    s = 0 (gray) always fits."""
-    lo = np.zeros_like(hi)
-    for _ in range(steps):
-        mid = (lo + hi) * 0.5
-        fits = _fits(l, a * mid, b * mid)
-        lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
-    return lo
-
-
-_L_STEPS = 4  # max-chroma table: every 0.25 L (and every degree of hue)
-_max_chroma_table = None
-
-
-def _max_chroma() -> np.ndarray:
-    """(401, 361) table of the largest in-gamut chroma for L = 0, 0.25, ..., 100 and hue 0..360 deg,
-    built once on first use (bisection, about 0.1 s)."""
-    global _max_chroma_table
-    if _max_chroma_table is None:
-        l, hue = np.meshgrid(np.arange(401, dtype=np.float32) / _L_STEPS, np.deg2rad(np.arange(361, dtype=np.float32)), indexing="ij")
-        _max_chroma_table = _largest_fitting(l, np.cos(hue), np.sin(hue), np.full_like(l, 200.0), steps=24)
-    return _max_chroma_table
-
-
-def _chroma_scale(l: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-pixel factor in [0, 1] that brings (a, b) inside the gamut at lightness l: from the
-    table (the smallest of the four neighbouring entries, less 0.5%), then exact bisection for
-    the rare pixels the table leaves outside."""
-    chroma = np.hypot(a, b)
-    hue = np.degrees(np.arctan2(b, a)) % 360.0
-    li = np.clip(l * _L_STEPS, 0, 400)
-    l0, h0 = np.minimum(li.astype(np.int64), 399), np.minimum(hue.astype(np.int64), 359)
-    table = _max_chroma()
-    limit = np.minimum.reduce([table[l0, h0], table[l0 + 1, h0], table[l0, h0 + 1], table[l0 + 1, h0 + 1]])
-    scale = np.minimum(1.0, 0.995 * limit / np.maximum(chroma, 1e-6)).astype(np.float32)
-    miss = ~_fits(l, a * scale, b * scale)
-    if miss.any():
-        scale[miss] = _largest_fitting(l[miss], a[miss], b[miss], scale[miss], steps=7)
-    return scale
-
-
-def lab_to_rgb_numpy(lab: np.ndarray) -> np.ndarray:
-    """Lab (H, W, 3) float32 -> sRGB (H, W, 3) float32 in [0, 1], keeping L.
-
-    Where (L, a, b) lies outside the sRGB gamut, a and b are scaled towards 0 until it fits (hue
-    kept), so lightness is never traded for colour: clipping R, G and B one by one, as most
-    pipelines (and OpenCV's conversion) do, changes L and shifts hue.
-    """
-    lab = np.ascontiguousarray(lab, dtype=np.float32)
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)  # clips channel by channel
-    # Only pixels with a channel exactly at 0 or 1 can have been clipped; check those precisely.
-    interior = cv2.inRange(rgb, (1e-7, 1e-7, 1e-7), (1.0 - 1e-7, 1.0 - 1e-7, 1.0 - 1e-7))
-    if cv2.countNonZero(interior) == interior.size:
-        return rgb
-    candidates = np.flatnonzero(interior.reshape(-1) == 0)
-    cand = lab.reshape(-1, 3)[candidates]
-    outside = ~_fits(cand[:, 0], cand[:, 1], cand[:, 2])
-    if not outside.any():
-        return rgb
-    idx, (l, a, b) = candidates[outside], cand[outside].T
-    scale = _chroma_scale(l, a, b)
-    fitted = np.stack([l, a * scale, b * scale], axis=-1)[:, None, :]  # (N, 1, 3)
-    rgb.reshape(-1, 3)[idx] = cv2.cvtColor(fitted, cv2.COLOR_Lab2RGB)[:, 0]
-    return rgb
-
-
-def recombine(l_full: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
-    """Full-resolution L (H, W) + low-resolution ab (h, w, 2) -> sRGB (H, W, 3) uint8.
-
-    ab is upsampled bilinearly (each channel on its own: cheaper than splitting a full-size array),
-    then merged with the untouched L and converted with `lab_to_rgb_numpy`.
-    """
-    height, width = l_full.shape
-    a, b = (cv2.resize(np.ascontiguousarray(ab_small[..., i]), (width, height), interpolation=cv2.INTER_LINEAR) for i in (0, 1))
-    rgb = lab_to_rgb_numpy(cv2.merge([l_full, a, b]))
-    return cv2.convertScaleAbs(rgb, alpha=255.0)  # round to nearest, saturate

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from . import metrics
-from .color import recombine, rgb_to_l_numpy
+from .fullres import recombine
 from .image_io import ImageError, load_image
 
 PROTOCOLS = ("256", "full")
@@ -46,8 +46,7 @@ def load_truths(paths, protocol: str = "256", report=_report_error) -> list[tupl
 
 def gray_baseline(truth: Image.Image) -> np.ndarray:
     """The photo with a = b = 0: its own lightness, no colour; uint8 (H, W, 3)."""
-    l_full = rgb_to_l_numpy(np.asarray(truth))
-    return recombine(l_full, np.zeros((1, 1, 2), np.float32))
+    return recombine(np.asarray(truth), np.zeros((1, 1, 2), np.float32))
 
 
 def colour_metrics(outputs, truths) -> dict[str, float]:

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import normalize_l, recombine, rgb_to_l_numpy, rgb_to_model_lab
+from .color import normalize_l, rgb_to_l_numpy, rgb_to_model_lab
+from .fullres import recombine
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, is_grayscale, load_image, to_rgb_alpha
 
 
@@ -69,6 +70,23 @@ def _resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(array, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def _lightness(img: Image.Image, size: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(full-resolution source for `recombine`, alpha or None, L at the working size).
+
+    8-bit gray stays one channel (the common case: an old photo); 8-bit colour stays 8-bit RGB;
+    high-bit-depth gray becomes float L. The working-size L is taken from the image resized in
+    sRGB, as the training crops were."""
+    if img.mode == "L":
+        gray = np.asarray(img)
+        small = _resize(gray, working_shape(*gray.shape, size))
+        return gray, None, rgb_to_l_numpy(np.repeat(small[..., None], 3, axis=2))
+    rgb, alpha = to_rgb_alpha(img)
+    if rgb.dtype != np.uint8:  # high bit depth: keep its precision in L
+        l_full = rgb_to_l_numpy(rgb)
+        return l_full, alpha, _resize(l_full, working_shape(*l_full.shape, size))
+    return rgb, alpha, rgb_to_l_numpy(_resize(rgb, working_shape(*rgb.shape[:2], size)))
+
+
 def _as_list(images) -> tuple[list, bool]:
     if isinstance(images, (list, tuple)):
         return list(images), False
@@ -99,30 +117,29 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     prepared = []
     for i, image in enumerate(images):
         img = load_image(image, max_pixels=max_pixels, source=describe(image, i))
-        rgb, alpha = to_rgb_alpha(img)
-        l_full = rgb_to_l_numpy(rgb)  # (H, W) in [0, 100]
-        work = working_shape(*l_full.shape, size)
+        source, alpha, l_work = _lightness(img, size)
+        work = l_work.shape
         padded = (math.ceil(work[0] / multiple) * multiple, math.ceil(work[1] / multiple) * multiple)
-        prepared.append((l_full, alpha, work, padded))
+        prepared.append((source, alpha, l_work, padded))
+        del img
 
     results = [None] * len(images)
     with _inference(model, device):
         for indices in _batches([p[3] for p in prepared], batch_size):
-            l_work = []
+            l_batch = []
             for i in indices:
-                l_full, _, work, padded = prepared[i]
-                small = _resize(l_full, work)
-                l_work.append(np.pad(small, ((0, padded[0] - work[0]), (0, padded[1] - work[1])), mode="symmetric"))
-            real_l = normalize_l(torch.from_numpy(np.stack(l_work)[:, None]).to(device))  # (B, 1, h, w)
+                _, _, l_work, padded = prepared[i]
+                pad = ((0, padded[0] - l_work.shape[0]), (0, padded[1] - l_work.shape[1]))
+                l_batch.append(np.pad(l_work, pad, mode="symmetric"))
+            real_l = normalize_l(torch.from_numpy(np.stack(l_batch)[:, None]).to(device))  # (B, 1, h, w)
             real_l = real_l.contiguous(memory_format=torch.channels_last)
             fake_ab = model.generator(real_l).float() * model.ab_scale  # (B, 2, h, w), Lab units
             fake_ab = fake_ab.permute(0, 2, 3, 1).cpu().numpy()
             for k, i in enumerate(indices):
-                l_full, alpha, work, _ = prepared[i]
-                out = recombine(l_full, fake_ab[k, : work[0], : work[1]])  # (H, W, 3) uint8
-                if alpha is not None:
-                    out = np.concatenate([out, alpha[..., None]], axis=2)
-                results[i] = Image.fromarray(out)
+                source, alpha, l_work, _ = prepared[i]
+                h, w = l_work.shape
+                results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
+                prepared[i] = None  # free the full-size input as soon as it is done
     return results[0] if single else results
 
 

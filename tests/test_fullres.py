@@ -1,0 +1,81 @@
+"""The compiled full-resolution recombination: exact L, skimage colours in gamut, L-preserving gamut
+mapping, bilinear ab, and the three input kinds (8-bit RGB, 8-bit gray, float L) agreeing."""
+
+import cv2
+import numpy as np
+import pytest
+from skimage import color as skcolor
+
+from colorgan_hub.color import rgb_to_l_numpy
+from colorgan_hub.fullres import fits, recombine
+
+
+def test_in_gamut_colours_match_skimage_to_8_bit_rounding():
+    rgb8 = np.random.default_rng(3).integers(0, 256, (60, 70, 3), dtype=np.uint8)
+    lab = skcolor.rgb2lab(rgb8).astype(np.float32)
+    out = recombine(rgb8, lab[..., 1:])  # ab at full size: the upsampling is the identity
+    assert np.abs(out.astype(int) - rgb8).max() <= 1
+    assert (out == rgb8).mean() > 0.99
+    out_l = recombine(lab[..., 0], lab[..., 1:])  # the float-L path
+    assert np.abs(out_l.astype(int) - rgb8).max() <= 1
+
+
+def test_gray_in_gray_out_exactly():
+    gray = np.random.default_rng(1).integers(0, 256, (33, 47), dtype=np.uint8)
+    zero = np.zeros((5, 6, 2), np.float32)
+    assert np.array_equal(recombine(gray, zero), np.repeat(gray[..., None], 3, axis=2))
+    assert np.array_equal(recombine(np.repeat(gray[..., None], 3, axis=2), zero), np.repeat(gray[..., None], 3, axis=2))
+
+
+def test_out_of_gamut_keeps_lightness_and_hue_direction():
+    rng = np.random.default_rng(4)
+    l = rng.uniform(0, 100, (64, 64)).astype(np.float32)
+    ab = rng.uniform(-110, 110, (64, 64, 2)).astype(np.float32)
+    assert (~fits(l, ab[..., 0], ab[..., 1])).mean() > 0.5  # mostly out of gamut
+    back = skcolor.rgb2lab(recombine(l, ab))
+    assert np.abs(back[..., 0] - l).max() < 0.5  # lightness kept (8-bit rounding included)
+    strong = np.hypot(ab[..., 0], ab[..., 1]) > 30
+    hue_in = np.arctan2(ab[..., 1], ab[..., 0])[strong & (back[..., 0] > 5) & (back[..., 0] < 95)]
+    hue_out = np.arctan2(back[..., 2], back[..., 1])[strong & (back[..., 0] > 5) & (back[..., 0] < 95)]
+    turn = np.abs(np.angle(np.exp(1j * (hue_out - hue_in))))
+    assert np.median(turn) < 0.05  # chroma shrinks along its own hue
+    # and not much more than needed: 5% more chroma than came out would leave the gamut
+    chroma_out = np.hypot(back[..., 1], back[..., 2])
+    outside = ~fits(l, ab[..., 0], ab[..., 1]) & (chroma_out > 10)  # where 8-bit rounding is small beside it
+    grow = 1.05 * np.hypot(back[..., 1], back[..., 2]) / np.maximum(np.hypot(ab[..., 0], ab[..., 1]), 1e-6)
+    assert (~fits(l, ab[..., 0] * grow, ab[..., 1] * grow))[outside].mean() > 0.95
+
+
+@pytest.mark.parametrize("shape,small", [((101, 77), (13, 10)), ((8, 8), (1, 1)), ((5, 300), (2, 64))])
+def test_full_resolution_l_is_kept_for_every_input_kind(shape, small):
+    rng = np.random.default_rng(5)
+    rgb8 = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ab_small = rng.normal(0, 40, (*small, 2)).astype(np.float32)
+    l_full = rgb_to_l_numpy(rgb8)
+    for source in (rgb8, l_full):
+        out = recombine(source, ab_small)
+        assert out.shape == (*shape, 3) and out.dtype == np.uint8
+        assert np.abs(rgb_to_l_numpy(out) - l_full).max() < 0.5
+    gray = rgb8[..., 0]
+    assert np.abs(rgb_to_l_numpy(recombine(gray, ab_small)) - rgb_to_l_numpy(np.repeat(gray[..., None], 3, axis=2))).max() < 0.5
+    assert np.array_equal(recombine(gray, ab_small), recombine(np.repeat(gray[..., None], 3, axis=2), ab_small))
+
+
+def test_ab_is_upsampled_like_opencv_bilinear():
+    rng = np.random.default_rng(6)
+    ab_small = rng.uniform(-15, 15, (6, 9, 2)).astype(np.float32)  # small chroma: in gamut at mid L
+    l = np.full((40, 51), 60.0, np.float32)
+    expected = cv2.resize(ab_small, (51, 40), interpolation=cv2.INTER_LINEAR)
+    back = skcolor.rgb2lab(recombine(l, ab_small))
+    assert np.abs(back[..., 1:] - expected).max() < 1.0  # 8-bit rounding of the output
+
+
+def test_alpha_is_appended_and_bad_shapes_are_refused():
+    rgb8 = np.zeros((4, 5, 3), np.uint8)
+    alpha = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    out = recombine(rgb8, np.zeros((2, 2, 2), np.float32), alpha)
+    assert out.shape == (4, 5, 4) and np.array_equal(out[..., 3], alpha)
+    with pytest.raises(ValueError, match="ab_small"):
+        recombine(rgb8, np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="source"):
+        recombine(np.zeros((4, 5, 3), np.int32), np.zeros((2, 2, 2), np.float32))
