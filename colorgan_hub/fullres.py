@@ -114,33 +114,35 @@ def _tables():
 # ---------------------------------------------------------------------------------------------
 # The compiled per-pixel path.
 
+_JIT = dict(fastmath=True, error_model="numpy")  # no Python division checks: the loops vectorise
 
-@njit(inline="always", fastmath=True)
+
+@njit(inline="always", **_JIT)
 def _finv(t):
     return t * t * t if t > np.float32(6.0 / 29.0) else np.float32(3.0 * (6.0 / 29.0) ** 2) * (t - np.float32(4.0 / 29.0))
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", **_JIT)
 def _linear_rgb(fy, y, a, b, m):
     x = np.float32(_XN) * _finv(fy + a * np.float32(1.0 / 500.0))
     z = np.float32(_ZN) * _finv(fy - b * np.float32(1.0 / 200.0))
     return (m[0, 0] * x + m[0, 1] * y + m[0, 2] * z, m[1, 0] * x + m[1, 1] * y + m[1, 2] * z, m[2, 0] * x + m[2, 1] * y + m[2, 2] * z)
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", **_JIT)
 def _outside(r, g, b):
     lo, hi = np.float32(-_GAMUT_TOLERANCE), np.float32(1.0 + _GAMUT_TOLERANCE)
     return r < lo or g < lo or b < lo or r > hi or g > hi or b > hi
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", **_JIT)
 def _diamond(a, b):
     if b >= 0:
         return b / (a + b) if a >= 0 else 1 + (-a) / (-a + b)
     return 2 + (-b) / (-a - b) if a < 0 else 3 + a / (a - b)
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", **_JIT)
 def _code(v, code_at_bin, step_in_bin):
     if v <= 0.0:
         return np.uint8(0)
@@ -150,10 +152,10 @@ def _code(v, code_at_bin, step_in_bin):
     return code_at_bin[n] + np.uint8(v >= step_in_bin[n])
 
 
-@njit(inline="always", fastmath=True)
-def _write_pixel(out, i, j, fy, y, a, b, m, code_at_bin, step_in_bin, max_chroma):
-    """Lab (as f(Y), Y, a, b) -> 8-bit sRGB into out[i, j, :3], chroma reduced to fit the gamut."""
-    r, g, bl = _linear_rgb(fy, y, a, b, m)
+@njit(inline="always", **_JIT)
+def _write_fitted(out, i, j, fy, y, a, b, r, g, bl, m, code_at_bin, step_in_bin, max_chroma):
+    """Lab (as f(Y), Y, a, b; linear RGB r, g, bl) -> 8-bit sRGB into out[i, j, :3], chroma
+    reduced to fit the gamut."""
     if _outside(r, g, bl):
         chroma = np.sqrt(a * a + b * b)
         li = min(max((np.float32(116.0) * fy - np.float32(16.0)) * np.float32(_L_STEPS), np.float32(0.0)), np.float32(100 * _L_STEPS - 0.001))
@@ -177,7 +179,7 @@ def _write_pixel(out, i, j, fy, y, a, b, m, code_at_bin, step_in_bin, max_chroma
     out[i, j, 2] = _code(bl, code_at_bin, step_in_bin)
 
 
-@njit(fastmath=True, cache=True)
+@njit(cache=True, **_JIT)
 def _column_weights(width, w):
     """OpenCV INTER_LINEAR sampling along one axis: left source index and weight per output pixel."""
     left, frac = np.empty(width, np.int64), np.empty(width, np.float32)
@@ -188,67 +190,102 @@ def _column_weights(width, w):
     return left, frac
 
 
-@njit(inline="always", fastmath=True)
+@njit(inline="always", **_JIT)
 def _ab_row(ab, i, height):
-    """Row i of ab upsampled vertically (still at low width), with one repeated column at the end."""
+    """Row i of ab upsampled vertically (still at low width): (a, b), each with one repeated
+    column at the end so that left + 1 is always valid."""
     h, w = ab.shape[0], ab.shape[1]
     s = min(max((i + 0.5) * (h / height) - 0.5, 0.0), h - 1.0)
     r0 = int(s)
     r1 = min(r0 + 1, h - 1)
     f = np.float32(s - r0)
-    row = np.empty((w + 1, 2), np.float32)
+    a, b = np.empty(w + 1, np.float32), np.empty(w + 1, np.float32)
     for c in range(w):
-        row[c, 0] = (1 - f) * ab[r0, c, 0] + f * ab[r1, c, 0]
-        row[c, 1] = (1 - f) * ab[r0, c, 1] + f * ab[r1, c, 1]
-    row[w, 0], row[w, 1] = row[w - 1, 0], row[w - 1, 1]
-    return row
+        a[c] = (1 - f) * ab[r0, c, 0] + f * ab[r1, c, 0]
+        b[c] = (1 - f) * ab[r0, c, 1] + f * ab[r1, c, 1]
+    a[w], b[w] = a[w - 1], b[w - 1]
+    return a, b
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(inline="always", **_JIT)
+def _f_of_y(f_table, y):
+    t = y * np.float32(_F_STEPS)
+    k = np.int32(t)
+    f0 = f_table[k]
+    return f0 + (t - np.float32(k)) * (f_table[k + 1] - f0)
+
+
+@njit(inline="always", **_JIT)
+def _finish_row(out, i, y, fy, ab, left, frac, m, code_at_bin, step_in_bin, max_chroma):
+    """One output row from its Y and f(Y): simple loops over contiguous float32 rows that the
+    compiler vectorises (ab, Lab -> linear RGB, 8-bit codes), then the rare out-of-gamut pixels."""
+    width = y.shape[0]
+    row_a, row_b = _ab_row(ab, i, out.shape[0])
+    a, b = np.empty(width, np.float32), np.empty(width, np.float32)
+    for j in range(width):
+        c, f = left[j], frac[j]
+        black_or_white = (y[j] <= np.float32(0.0)) | (y[j] >= np.float32(1.0))  # no chroma fits there
+        a[j] = np.float32(0.0) if black_or_white else row_a[c] + f * (row_a[c + 1] - row_a[c])
+        b[j] = np.float32(0.0) if black_or_white else row_b[c] + f * (row_b[c + 1] - row_b[c])
+    rgb = np.empty((3, width), np.float32)
+    outside = 0
+    for j in range(width):
+        r, g, bl = _linear_rgb(fy[j], y[j], a[j], b[j], m)
+        rgb[0, j], rgb[1, j], rgb[2, j] = r, g, bl
+        outside += np.int32(_outside(r, g, bl))
+    dst = out[i]
+    for ch in range(3):
+        for j in range(width):
+            v = min(max(rgb[ch, j], np.float32(0.0)), np.float32(0.9999999))
+            n = np.int32(v * np.float32(_CODE_BINS))
+            dst[j, ch] = code_at_bin[n] + np.uint8(v >= step_in_bin[n])
+    if outside:
+        for j in range(width):
+            if _outside(rgb[0, j], rgb[1, j], rgb[2, j]):
+                _write_fitted(out, i, j, fy[j], y[j], a[j], b[j], rgb[0, j], rgb[1, j], rgb[2, j], m, code_at_bin, step_in_bin, max_chroma)
+
+
+@njit(parallel=True, cache=True, **_JIT)
 def _recombine_rgb8(rgb, ab, y_table, f_table, m, code_at_bin, step_in_bin, max_chroma, out):
     height, width = rgb.shape[0], rgb.shape[1]
     left, frac = _column_weights(width, ab.shape[1])
+    y0, y1, y2 = y_table[0], y_table[1], y_table[2]
     for i in prange(height):
-        row = _ab_row(ab, i, height)
+        src = rgb[i]
+        y, fy = np.empty(width, np.float32), np.empty(width, np.float32)
         for j in range(width):
-            y = y_table[0, rgb[i, j, 0]] + y_table[1, rgb[i, j, 1]] + y_table[2, rgb[i, j, 2]]
-            t = y * np.float32(_F_STEPS)
-            k = int(t)
-            fy = f_table[k] + (t - k) * (f_table[k + 1] - f_table[k])
-            c, f = left[j], frac[j]
-            _write_pixel(out, i, j, fy, y, row[c, 0] + f * (row[c + 1, 0] - row[c, 0]), row[c, 1] + f * (row[c + 1, 1] - row[c, 1]),
-                         m, code_at_bin, step_in_bin, max_chroma)
+            y[j] = y0[src[j, 0]] + y1[src[j, 1]] + y2[src[j, 2]]
+        for j in range(width):
+            fy[j] = _f_of_y(f_table, y[j])
+        _finish_row(out, i, y, fy, ab, left, frac, m, code_at_bin, step_in_bin, max_chroma)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, cache=True, **_JIT)
 def _recombine_gray8(gray, ab, y_table, f_table, m, code_at_bin, step_in_bin, max_chroma, out):
     height, width = gray.shape[0], gray.shape[1]
     left, frac = _column_weights(width, ab.shape[1])
     fy_of_gray = np.empty(256, np.float32)
     for v in range(256):
-        t = y_table[v] * np.float32(_F_STEPS)
-        k = int(t)
-        fy_of_gray[v] = f_table[k] + (t - k) * (f_table[k + 1] - f_table[k])
+        fy_of_gray[v] = _f_of_y(f_table, y_table[v])
     for i in prange(height):
-        row = _ab_row(ab, i, height)
+        src = gray[i]
+        y, fy = np.empty(width, np.float32), np.empty(width, np.float32)
         for j in range(width):
-            v = gray[i, j]
-            c, f = left[j], frac[j]
-            _write_pixel(out, i, j, fy_of_gray[v], y_table[v], row[c, 0] + f * (row[c + 1, 0] - row[c, 0]),
-                         row[c, 1] + f * (row[c + 1, 1] - row[c, 1]), m, code_at_bin, step_in_bin, max_chroma)
+            y[j] = y_table[src[j]]
+            fy[j] = fy_of_gray[src[j]]
+        _finish_row(out, i, y, fy, ab, left, frac, m, code_at_bin, step_in_bin, max_chroma)
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, cache=True, **_JIT)
 def _recombine_l(l, ab, m, code_at_bin, step_in_bin, max_chroma, out):
     height, width = l.shape[0], l.shape[1]
     left, frac = _column_weights(width, ab.shape[1])
     for i in prange(height):
-        row = _ab_row(ab, i, height)
+        y, fy = np.empty(width, np.float32), np.empty(width, np.float32)
         for j in range(width):
-            fy = (min(max(l[i, j], np.float32(0.0)), np.float32(100.0)) + np.float32(16.0)) * np.float32(1.0 / 116.0)
-            c, f = left[j], frac[j]
-            _write_pixel(out, i, j, fy, _finv(fy), row[c, 0] + f * (row[c + 1, 0] - row[c, 0]), row[c, 1] + f * (row[c + 1, 1] - row[c, 1]),
-                         m, code_at_bin, step_in_bin, max_chroma)
+            fy[j] = (min(max(l[i, j], np.float32(0.0)), np.float32(100.0)) + np.float32(16.0)) * np.float32(1.0 / 116.0)
+            y[j] = _finv(fy[j])
+        _finish_row(out, i, y, fy, ab, left, frac, m, code_at_bin, step_in_bin, max_chroma)
 
 
 def recombine(source: np.ndarray, ab_small: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:

@@ -76,15 +76,24 @@ def _lightness(img: Image.Image, size: int) -> tuple[np.ndarray, np.ndarray | No
     8-bit gray stays one channel (the common case: an old photo); 8-bit colour stays 8-bit RGB;
     high-bit-depth gray becomes float L. The working-size L is taken from the image resized in
     sRGB, as the training crops were."""
-    if img.mode == "L":
-        gray = np.asarray(img)
-        small = _resize(gray, working_shape(*gray.shape, size))
-        return gray, None, rgb_to_l_numpy(np.repeat(small[..., None], 3, axis=2))
+    work = working_shape(img.height, img.width, size)
+    if img.mode in ("L", "RGB"):  # 8-bit: shrink with Pillow's area filter (on its own buffer, 1.7x OpenCV's speed)
+        small = np.asarray(_shrink(img, work).convert("RGB"))
+        return np.asarray(img), None, rgb_to_l_numpy(small)
     rgb, alpha = to_rgb_alpha(img)
     if rgb.dtype != np.uint8:  # high bit depth: keep its precision in L
         l_full = rgb_to_l_numpy(rgb)
-        return l_full, alpha, _resize(l_full, working_shape(*l_full.shape, size))
-    return rgb, alpha, rgb_to_l_numpy(_resize(rgb, working_shape(*rgb.shape[:2], size)))
+        return l_full, alpha, _resize(l_full, work)
+    return rgb, alpha, rgb_to_l_numpy(_resize(rgb, work))
+
+
+def _shrink(img: Image.Image, shape: tuple[int, int]) -> Image.Image:
+    """Area average down to (h, w) (bilinear where it grows), as `_resize` does for arrays."""
+    h, w = shape
+    if (w, h) == img.size:
+        return img
+    shrinking = h < img.height or w < img.width
+    return img.resize((w, h), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
 
 
 def _as_list(images) -> tuple[list, bool]:
