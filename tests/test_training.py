@@ -225,3 +225,34 @@ def test_recalibrate_at_a_new_working_size(photo_folders, tmp_path, tiny_model_d
     assert model.realness_calibration.tolist() == pytest.approx([result["scale"], result["bias"]], rel=1e-5)
     original = ColorGAN.from_pretrained(tiny_model_dir)
     assert torch.equal(model.generator.down[0].weight, original.generator.down[0].weight)  # weights untouched
+
+
+def test_colourfulness_loss_matches_the_metric_and_pulls_gray_towards_colour():
+    import losses
+    from colorgan_hub import metrics
+    from colorgan_hub.color import rgb_to_model_lab
+
+    photos = torch.stack([torch.from_numpy(np.asarray(make_photo(40, 32, seed=s))).permute(2, 0, 1) for s in range(3)])
+    rgb = photos.float() / 255
+    expected = metrics.colorfulness(photos.permute(0, 2, 3, 1).numpy()) / 255
+    assert np.allclose(losses.colorfulness(rgb).numpy(), expected, atol=1e-4)
+    real_l, real_ab = rgb_to_model_lab(rgb)
+    assert losses.colorfulness_loss(real_l, real_ab, real_ab).item() < 1e-4  # as colourful as the photo
+    fake = (0.05 * real_ab).requires_grad_(True)
+    loss = losses.colorfulness_loss(real_l, fake, real_ab)
+    loss.backward()
+    assert loss.item() > 0.02
+    # one gradient step makes the colorization more colourful, along the photo's own colours
+    assert losses.colorfulness_loss(real_l, fake - 0.5 * fake.grad / fake.grad.abs().max(), real_ab) < loss
+
+
+def test_saved_generator_has_batchnorm_statistics_of_its_own_weights(photo_folders, tmp_path):
+    args = train_args(photo_folders, tmp_path, "--detector_steps", "0", "--use_ema", "--ema_decay", "0.5",
+                      "--bn_recalibration_batches", "2", "--lambda_colorfulness", "0.5")
+    train.main(args)
+    saved = ColorGAN.from_pretrained(tmp_path / "model")
+    recomputed = ColorGAN.from_pretrained(tmp_path / "model")
+    train.recompute_bn_statistics(recomputed.generator, train.batches_for_bn(args))
+    for (name, a), b in zip(saved.generator.named_buffers(), recomputed.generator.buffers()):
+        if name.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

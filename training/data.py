@@ -171,10 +171,11 @@ class ColorizationStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, stream, column, resolution, min_size=64, min_colorfulness=5.0, crop_scale=(0.5, 1.0), augment=True, seed=0, repeat=True, process=(0, 1)
+        self, stream, column, resolution, min_size=64, min_colorfulness=5.0, crop_scale=(0.5, 1.0), augment=True, seed=0, repeat=True, process=(0, 1),
+        purpose="training",
     ):
         super().__init__()
-        self.process = process  # (index, count), for the log
+        self.process, self.purpose = process, purpose  # for the log
         self.resumed = False
         self.stream, self.column, self.resolution, self.crop_scale = stream, column, resolution, crop_scale
         self.min_size, self.min_colorfulness, self.augment = min_size, min_colorfulness, augment
@@ -209,7 +210,7 @@ class ColorizationStream(torch.utils.data.IterableDataset):
                 else:
                     crop = center_crop(img, self.resolution)
                 if not yielded and self.epoch == 0:  # shows that each process reads its own share
-                    logger.info("process %d/%d: first training image %s", *self.process, _source(example[self.column]))
+                    logger.info("process %d/%d: first %s image %s", *self.process, self.purpose, _source(example[self.column]))
                 lab = torch.from_numpy(rgb_to_model_lab_numpy(crop))  # (3, H, W); per image: cheaper than a torch batch on a CPU
                 yield {
                     "rgb": torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1),  # uint8, for the detector

@@ -46,23 +46,38 @@ impression, teaching, and studying GAN colorization and colorization detection. 
 the true colours of historical scenes, and not for forensic decisions."""
 
 
-def curves(run: Path, out: Path) -> bool:
-    """Training curves from the TensorBoard logs; False when there are none."""
+PROCEDURE = (
+    "L1 pre-training of the generator, then a short GAN phase (L1 x 100 + vanilla GAN loss, "
+    "spectral-norm PatchGAN, lower learning rate, EMA generator; the generator best under both fidelity "
+    "and colour on validation is kept), then the detector phase (generator frozen; real photos vs its "
+    "colorizations, both randomly JPEG-compressed and resized), then Platt scaling of the realness "
+    "score on held-out training photos. Hyperparameters: see `config.json` and the command."
+)
+
+
+def curves(runs: list[Path], out: Path) -> bool:
+    """Training curves from the TensorBoard logs of one run, or of several run one after the other
+    (each continuing from the last one's model: its steps drawn after the last one's); False when
+    there are none."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    scalars = {}
-    for events in sorted(run.glob("logs/**/events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            scalars.setdefault(tag, {}).update({e.step: e.value for e in acc.Scalars(tag)})
+    scalars, offset = {}, 0
+    for run in runs:
+        last = 0
+        for events in sorted(run.glob("logs/**/events.out.tfevents.*")):
+            acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+            acc.Reload()
+            for tag in acc.Tags()["scalars"]:
+                scalars.setdefault(tag, {}).update({offset + e.step: e.value for e in acc.Scalars(tag)})
+                last = max([last] + [e.step for e in acc.Scalars(tag)])
+        offset += last
     if not scalars:
         return False
-    panels = [("train/loss_g_l1", "generator L1 loss"), ("train/loss_d", "discriminator loss (GAN phase)"),
+    panels = [("train/loss_g_l1", "generator L1 loss"), ("train/loss_g_cf", "colourfulness-matching loss"), ("train/loss_d", "discriminator loss (GAN phase)"),
               ("train/loss_detector", "detector loss"), ("val/psnr_gain", "validation PSNR gain over gray (dB)"),
               ("val/cf_ratio", "validation colourfulness / truth's")]
     panels = [(tag, title) for tag, title in panels if tag in scalars]
@@ -109,18 +124,22 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="model folder to complete (default: RUN/model)")
     parser.add_argument("--command", help="the exact training command, for the card (default: from the run's logs)")
     parser.add_argument("--title", help="a name for the model, for the card")
+    parser.add_argument("--l1_model", type=Path, help="the L1-only model to compare with (default: RUN/model-l1)")
+    parser.add_argument("--curves_from", type=Path, nargs="+", help="runs whose logs make the curves, in order (default: RUN)")
+    parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
     parser.add_argument("--limit", type=int, help="use only the first N photos of each folder (a quick check)")
     args = parser.parse_args(argv)
     out = args.out or args.run / "model"
     final = ColorGAN.from_pretrained(out)
     models = {"final": final}
-    if (args.run / "model-l1" / "config.json").exists():
-        models = {"L1 only": ColorGAN.from_pretrained(args.run / "model-l1"), "final": final}
+    l1_model = args.l1_model or args.run / "model-l1"
+    if (l1_model / "config.json").exists():
+        models = {"L1 only": ColorGAN.from_pretrained(l1_model), "final": final}
 
     paths = list_images(args.val_dir, args.limit)
     size = final.image_size  # every model at the final one's working size: a like-for-like table
     results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False) for name, m in models.items()}
-    shown = dict(results["final"], colour={"final (L1 + GAN)": results["final"]["colour"]["model"]})
+    shown = dict(results["final"], colour={"final": results["final"]["colour"]["model"]})
     if "L1 only" in results:
         shown["colour"]["L1 only (before the GAN)"] = results["L1 only"]["colour"]["model"]
     shown["colour"].update({k: v for k, v in results["final"]["colour"].items() if k != "model"})
@@ -129,18 +148,12 @@ def main(argv=None):
         results["fullres"] = evaluate(final, list_images(args.fullres_dir, args.limit), protocol="full", progress=False)
         text += "\n\nProtocol full on `val_fullres`:\n\n" + format_markdown(results["fullres"])
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
-    has_curves = curves(args.run, out / "curves.png")
+    has_curves = curves(args.curves_from or [args.run], out / "curves.png")
     sheet(models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.jpg")
 
     meta = json.loads((args.run / "best" / "metrics.json").read_text()) if (args.run / "best" / "metrics.json").exists() else None
     procedure = f"Exact command:\n\n```bash\n{args.command}\n```\n" if args.command else ""
-    procedure += (
-        "\nL1 pre-training of the generator, then a short GAN phase (L1 x 100 + vanilla GAN loss, "
-        "spectral-norm PatchGAN, lower learning rate, EMA generator; the generator best under both fidelity "
-        "and colour on validation is kept), then the detector phase (generator frozen; real photos vs its "
-        "colorizations, both randomly JPEG-compressed and resized), then Platt scaling of the realness "
-        "score on held-out training photos. Hyperparameters: see `config.json` and the command."
-    )
+    procedure += "\n" + args.procedure
     if meta:
         procedure += f"\n\nKept generator: validation step {meta['step']} (PSNR gain {meta['psnr_gain']:.2f} dB, colourfulness ratio {meta['cf_ratio']:.2f})."
     if has_curves:

@@ -36,7 +36,7 @@ from colorgan_hub import ColorGAN, metrics
 from colorgan_hub.color import model_lab_to_rgb
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
 from data import ColorizationStream, batch_to_lab, build_stream, channels_last, collate, decode, list_images
-from losses import GAN_LOSSES, degrade, discriminator_loss, generator_adversarial_loss
+from losses import GAN_LOSSES, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
 
 logger = get_logger(__name__)
 
@@ -60,7 +60,7 @@ def parse_args(argv=None):
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader workers (0 keeps the exact stream position in checkpoints)")
 
     g = parser.add_argument_group("model")
-    g.add_argument("--model_config", type=json.loads, default={}, help="JSON object of ColorGAN keyword arguments")
+    g.add_argument("--model_config", type=json.loads, default={}, help="JSON object of ColorGAN keyword arguments (with --pretrained_model: overrides, e.g. the working size)")
     g.add_argument("--pretrained_model", help="start from this ColorGAN (Hub id or folder) instead of a fresh one")
     g.add_argument("--encoder_weights", help="torchvision ResNet checkpoint for a resnet18/34 encoder")
 
@@ -76,9 +76,11 @@ def parse_args(argv=None):
     g.add_argument("--adam_beta1", type=float, default=0.5, help="Adam beta1 (pix2pix: 0.5)")
     g.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
     g.add_argument("--lambda_l1", type=float, default=100.0, help="weight of the L1 term in the GAN phase")
+    g.add_argument("--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
     g.add_argument("--gan_loss", choices=GAN_LOSSES, default="vanilla", help="adversarial loss")
     g.add_argument("--use_ema", action="store_true", help="keep an exponential moving average of the generator")
     g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay per step")
+    g.add_argument("--bn_recalibration_batches", type=int, default=20, help="training batches over which the generator's BatchNorm statistics are recomputed before it is validated or saved (0: off)")
     g.add_argument("--detector_augment", action=argparse.BooleanOptionalAction, default=True, help="JPEG / resize both classes while the detector trains")
     g.add_argument("--calibration_samples", type=int, default=256, help="held-out photos used to fit the realness calibration")
     g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="micro-batches per optimiser step")
@@ -97,6 +99,7 @@ def parse_args(argv=None):
     g.add_argument("--num_validation_images", type=int, default=6, help="photos in the before/after grid")
     g.add_argument("--select_psnr_gain", type=float, default=0.5, help="PSNR gain over gray (dB) that counts as full marks when picking the best generator")
     g.add_argument("--select_cf_ratio", type=float, default=0.6, help="colourfulness ratio to the truth that counts as full marks")
+    g.add_argument("--select_margin", type=float, default=0.0, help="standard errors of the mean taken off both measures before picking (for a small validation sample)")
     g.add_argument("--keep_best", action=argparse.BooleanOptionalAction, default=True, help="end the GAN phase with the best validated generator")
     g.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all, none")
     g.add_argument("--logging_steps", type=int, default=10, help="log losses every N steps")
@@ -173,11 +176,16 @@ def validate(model, args, truths, baseline, step, accelerator):
     """Colorize the validation photos with the user pipeline; metrics, selection score, grid.
     `baseline`: the gray baseline's PSNR and the truth's colourfulness, fixed for the run."""
     outputs = model.colorize([img for _, img in truths], device=accelerator.device)  # the model's working size
-    result = colour_metrics([np.asarray(o) for o in outputs], [np.asarray(img) for _, img in truths])
-    result["psnr_gain"] = result["psnr"] - baseline["gray_psnr"]
+    outputs, references = [np.asarray(o) for o in outputs], [np.asarray(img) for _, img in truths]
+    result = colour_metrics(outputs, references)
+    result["psnr_gain"] = result["psnr"] - float(np.mean(baseline["gray_psnr"]))
     result["cf_ratio"] = result["cf"] / max(baseline["truth_cf"], 1e-6)
-    # Best under both fidelity and colour: the weaker of the two, each against its target.
-    result["score"] = min(result["psnr_gain"] / args.select_psnr_gain, result["cf_ratio"] / args.select_cf_ratio)
+    # Best under both fidelity and colour: the weaker of the two, each against its target, each
+    # first lowered by --select_margin standard errors of its mean over these photos.
+    gains = np.array([metrics.psnr(o, r)[0] for o, r in zip(outputs, references)]) - baseline["gray_psnr"]
+    cf_ratios = np.array([metrics.colorfulness(o)[0] for o in outputs]) / max(baseline["truth_cf"], 1e-6)
+    margin = args.select_margin / np.sqrt(max(len(outputs) - 1, 1))
+    result["score"] = min((gains.mean() - margin * gains.std()) / args.select_psnr_gain, (cf_ratios.mean() - margin * cf_ratios.std()) / args.select_cf_ratio)
     rows = []
     for (_, truth), out in list(zip(truths, outputs))[: args.num_validation_images]:
         rows.append(np.concatenate([gray_baseline(truth), np.asarray(out), np.asarray(truth)], axis=1))
@@ -189,6 +197,41 @@ def validate(model, args, truths, baseline, step, accelerator):
             tracker.writer.add_image("validation/gray_output_truth", grid, step, dataformats="HWC")
     accelerator.log({f"val/{k}": v for k, v in result.items()}, step=step)
     return result
+
+
+def batches_for_bn(args, process_index=0, num_processes=1) -> list[torch.Tensor]:
+    """--bn_recalibration_batches fixed batches of training L crops (own stream and seed)."""
+    batches = []
+    if not args.bn_recalibration_batches:
+        return batches
+    stream, column = build_stream(args, process_index, num_processes)
+    dataset = ColorizationStream(stream, column, args.resolution, args.min_image_size, args.min_colorfulness, crop_scale=(args.crop_scale_min, 1.0),
+                                 seed=args.seed + 7919, process=(process_index, num_processes), purpose="BatchNorm-statistics")
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, collate_fn=collate):
+        batches.append(channels_last(batch["l"]))
+        if len(batches) == args.bn_recalibration_batches:
+            return batches
+    return batches
+
+
+@torch.no_grad()
+def recompute_bn_statistics(module: torch.nn.Module, batches: list[torch.Tensor], device=None) -> None:
+    """BatchNorm running statistics recomputed as plain averages over `batches`, with dropout off as
+    at inference (torch.optim.swa_utils.update_bn, but it leaves dropout on)."""
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training, momenta = module.training, [m.momentum for m in norms]
+    module.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+        m.train()
+    for batch in batches:
+        module(batch.to(device) if device is not None else batch)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    module.train(was_training)
 
 
 def held_out_photos(args) -> list[Image.Image]:
@@ -244,7 +287,7 @@ def main(args):
 
     # models and optimisers
     if args.pretrained_model:
-        model = ColorGAN.from_pretrained(args.pretrained_model)
+        model = ColorGAN.from_pretrained(args.pretrained_model, **args.model_config)  # --model_config overrides its config
     else:
         model = ColorGAN(**args.model_config)
     if args.encoder_weights:
@@ -265,6 +308,19 @@ def main(args):
     )
     dataloader = torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, num_workers=args.dataloader_num_workers, collate_fn=collate)
 
+    # BatchNorm statistics averaged by the EMA, or gathered with dropout on, do not match the
+    # weights that are validated and shipped (it cost the first default model 0.7 dB): they are
+    # recomputed on a fixed set of training batches before each validation and save.
+    bn_batches = batches_for_bn(args, accelerator.process_index, accelerator.num_processes)
+
+    def recalibrated():
+        """The generator users get (EMA if kept), its BatchNorm statistics recomputed."""
+        module = ema.module if ema is not None else accelerator.unwrap_model(generator)
+        if bn_batches:
+            with accelerator.autocast():
+                recompute_bn_statistics(module, bn_batches, accelerator.device)
+        return module
+
     # The dataloader is not prepared: split_dataset_by_node already gives each process its share.
     generator.to(memory_format=torch.channels_last)  # 2x faster convolutions on CPU, faster on GPU
     discriminator.to(memory_format=torch.channels_last)
@@ -284,7 +340,7 @@ def main(args):
         paths = list_images(args.validation_data_dir)
         truths = load_truths(paths[:: max(1, len(paths) // args.max_validation_samples)][: args.max_validation_samples], "256")
     baseline = {
-        "gray_psnr": float(np.mean([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
+        "gray_psnr": np.array([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths]),  # per photo
         "truth_cf": float(np.mean([metrics.colorfulness(np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
     }
 
@@ -309,10 +365,12 @@ def main(args):
         phase = phase_of(state.step, args)
         if phase != "pretrain" and not l1_saved and args.pretrain_steps > 0:
             if accelerator.is_main_process:  # the L1-only model, to compare with after the GAN
+                recalibrated()
                 save_model(model, ema, output_dir / "model-l1", args)
             l1_saved = True
         if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
             restore_best(generator, ema, args, accelerator)
+            recalibrated()  # the generator is frozen from here on
         for group in optimizer_g.param_groups:
             group["lr"] = lr_g[phase]
         for group in optimizer_d.param_groups:
@@ -327,9 +385,13 @@ def main(args):
             if phase == "pretrain":
                 fake_ab = generator(real_l)
                 loss_g_l1 = F.l1_loss(fake_ab, real_ab)
+                loss_g = loss_g_l1
                 logs = {"loss_g_l1": loss_g_l1}
-                if finite(accelerator, loss_g_l1):
-                    accelerator.backward(loss_g_l1)
+                if args.lambda_colorfulness:
+                    logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
+                    loss_g = loss_g + args.lambda_colorfulness * logs["loss_g_cf"]
+                if finite(accelerator, loss_g):
+                    accelerator.backward(loss_g)
                     optimizer_g.step()
                 optimizer_g.zero_grad(set_to_none=True)
 
@@ -348,11 +410,14 @@ def main(args):
                 d_frozen.requires_grad_(True)
                 loss_g_l1 = F.l1_loss(fake_ab, real_ab)
                 loss_g = loss_g_gan + args.lambda_l1 * loss_g_l1
+                logs = {"loss_d": loss_d, "loss_g_gan": loss_g_gan, "loss_g_l1": loss_g_l1}
+                if args.lambda_colorfulness:  # on the L1 scale: lambda_l1 * lambda_colorfulness
+                    logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
+                    loss_g = loss_g + args.lambda_l1 * args.lambda_colorfulness * logs["loss_g_cf"]
                 if finite(accelerator, loss_g):
                     accelerator.backward(loss_g)
                     optimizer_g.step()
                 optimizer_g.zero_grad(set_to_none=True)
-                logs = {"loss_d": loss_d, "loss_g_gan": loss_g_gan, "loss_g_l1": loss_g_l1}
 
             else:  # detector: the generator is frozen, as users will run it
                 with torch.no_grad():
@@ -395,6 +460,7 @@ def main(args):
                              "train/nonfinite_steps": state.nonfinite, "train/epoch": state.epoch}, step=state.step)
         if truths and phase != "detector" and (state.step % args.validation_steps == 0 or state.step == args.pretrain_steps + args.gan_steps):
             if accelerator.is_main_process:
+                recalibrated()
                 result = with_ema(model, ema, lambda: validate(model, args, truths, baseline, state.step, accelerator))
                 logger.info(f"step {state.step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
                 if result["score"] > state.best_score:
@@ -412,6 +478,7 @@ def main(args):
         logger.info(f"dropped samples (this process): {drops}; non-finite steps: {state.nonfinite}")
         if args.pretrain_steps + args.gan_steps > 0 and not args.detector_steps:
             restore_best(generator, ema, args, accelerator)
+            recalibrated()
         card = {"training_data": args.dataset_name or args.train_data_dir, "steps": total_steps}
         if args.detector_steps:
             photos = held_out_photos(args)
