@@ -231,7 +231,8 @@ def _finish_row(out, i, y, fy, ab, left, frac, m, code_at_bin, step_in_bin, max_
     outside = 0
     for j in range(width):
         r, g, bl = _linear_rgb(fy[j], y[j], a[j], b[j], m)
-        rgb[0, j], rgb[1, j], rgb[2, j] = r, g, bl
+        gray = (a[j] == np.float32(0.0)) & (b[j] == np.float32(0.0))  # exactly gray, not to the matrices' rounding
+        rgb[0, j], rgb[1, j], rgb[2, j] = (y[j], y[j], y[j]) if gray else (r, g, bl)
         outside += np.int32(_outside(r, g, bl))
     dst = out[i]
     for ch in range(3):

@@ -79,3 +79,10 @@ def test_alpha_is_appended_and_bad_shapes_are_refused():
         recombine(rgb8, np.zeros((2, 2, 3), np.float32))
     with pytest.raises(ValueError, match="source"):
         recombine(np.zeros((4, 5, 3), np.int32), np.zeros((2, 2, 2), np.float32))
+
+
+def test_zero_chroma_gives_exact_gray_for_colour_photos():
+    rgb8 = np.random.default_rng(8).integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    out = recombine(rgb8, np.zeros((3, 4, 2), np.float32))  # the evaluation's gray baseline
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    assert np.abs(rgb_to_l_numpy(out) - rgb_to_l_numpy(rgb8)).max() < 0.5

@@ -32,10 +32,12 @@ research use). Because of these terms the model is for **research and demonstrat
 Known skew: many pets and flowers, few broad scenes or people."""
 
 LIMITATIONS = """- Small, skewed training data (7.6k photos, mostly pets and flowers): scenes, people and
-  objects unlike them come out desaturated or sepia; colours are plausible, not historical truth.
-- The L1 loss pulls uncertain regions towards brown/gray; the short GAN phase adds colour only
-  partly (see the table: colourfulness below the ground truth's).
-- Colour is predicted at the working size (256 px long side by default) and upsampled: thin
+  objects unlike them come out in warm browns and oranges; colours are plausible at best, never
+  historical truth. Strong hues that the image does not imply (a red tulip, a yellow flower, a
+  magenta blanket) are not recovered.
+- L1 regresses to the conditional median (sepia); the GAN phase and the colourfulness-matching
+  fine-tuning raise colourfulness, largely along that same warm direction.
+- Colour is predicted at the working size (the config's `image_size`) and upsampled: thin
   coloured details can bleed; lightness is always the photo's own, at full resolution.
 - The realness score was trained against **this model's** colorizations only (with JPEG and resize
   augmentation): it is not a detector of other colorizers, edits or generated images.

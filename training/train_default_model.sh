@@ -5,7 +5,7 @@
 # Stage 1 (75 min here): L1 pre-training, a short GAN phase at a low learning rate, the detector.
 # It validates at working size 256; the model then runs at 128, the training crop size, where it
 # measures better, with its realness calibration fitted again there (calibrate.py).
-# Stage 2 (15 min here): from stage 1's model, L1 + colourfulness-matching fine-tuning (EMA,
+# Stage 2 (20 min here): from stage 1's model, L1 + colourfulness-matching fine-tuning (EMA,
 # BatchNorm statistics recomputed, the checkpoint best under both fidelity and colour on
 # validation kept), then the detector again for the new colorizations, and its calibration.
 # report.py then measures the final model beside stage 1's L1-only model and writes the card.
@@ -34,13 +34,13 @@ python "$here/calibrate.py" --model "$out/stage1/model" --train_data_dir "$data/
 python "$here/calibrate.py" --model "$out/stage1/model-l1" --train_data_dir "$data/train" --image_size 128 \
   --bn_recalibration_batches 20 --resolution 128 --out "$out/stage1/model-l1-128"
 
-# Stage 2
+# Stage 2: validated on all of val every 50 steps (the checkpoint is picked there: see the card)
 "${launch[@]}" "$here/train.py" "${common[@]}" --output_dir "$out/stage2" \
   --pretrained_model "$out/stage1/model-128" \
-  --pretrain_steps 600 --gan_steps 0 --detector_steps 400 \
-  --learning_rate 1e-4 --lambda_colorfulness 0.7 --detector_learning_rate 1e-4 \
+  --pretrain_steps 400 --gan_steps 0 --detector_steps 400 \
+  --learning_rate 1e-4 --lambda_colorfulness 0.5 --detector_learning_rate 1e-4 \
   --use_ema --ema_decay 0.99 --bn_recalibration_batches 20 \
-  --validation_steps 100 --checkpointing_steps 200 --checkpoints_total_limit 2 "$@"
+  --validation_steps 50 --max_validation_samples 400 --checkpointing_steps 200 --checkpoints_total_limit 2 "$@"
 
 python "$here/report.py" --run "$out/stage2" --l1_model "$out/stage1/model-l1-128" --curves_from "$out/stage1" "$out/stage2" \
   --val_dir "$data/val" --fullres_dir "$data/val_fullres" --command "bash training/train_default_model.sh $data $out" \
