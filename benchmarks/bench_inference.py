@@ -90,9 +90,9 @@ def pipeline_rows(model) -> list[dict]:
 def full_resolution_overhead(model) -> dict:
     """(call on 4000x3000) - (same call on a 256-px image, same network work), vs colour round trips."""
     big, small = photo(4000, 3000), photo(256, 192)
-    t_big, t_small = timed(lambda: model.colorize(big), 5), timed(lambda: model.colorize(small), 10)
+    t_big, t_small = timed(lambda: model.colorize(big), 9), timed(lambda: model.colorize(small), 15)
     rgb = np.asarray(big, dtype=np.float32) / 255.0
-    opencv = timed(lambda: cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab), cv2.COLOR_Lab2RGB), 5)
+    opencv = timed(lambda: cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab), cv2.COLOR_Lab2RGB), 9)
     import kornia
     from skimage import color
 

@@ -88,11 +88,14 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             raise gr.Error(err.reason) from None
         p = model.realness(colored, allow_grayscale=True)
         seconds = time.perf_counter() - start
-        gray = colored.convert("L")
-        out = Path(tempfile.mkdtemp(prefix="colorgan-")) / "colorized.png"
+        # Files of our own, not PIL images: Gradio re-writes the cache file of an image it is handed
+        # (named by content) on every request, so identical concurrent requests raced a reader.
+        folder = Path(tempfile.mkdtemp(prefix="colorgan-"))
+        gray, out = folder / "grayscale.png", folder / "colorized.png"
+        colored.convert("L").save(gray)
         colored.save(out)
         note = f"{colored.width}x{colored.height} colorized at working size {int(resolution)} in {seconds:.2f} s"
-        return (gray, colored), str(out), _probabilities(p), note
+        return (str(gray), str(out)), str(out), _probabilities(p), note
 
     def score(image, model_name):
         if image is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -78,13 +79,31 @@ def _lightness(img: Image.Image, size: int) -> tuple[np.ndarray, np.ndarray | No
     sRGB, as the training crops were."""
     work = working_shape(img.height, img.width, size)
     if img.mode in ("L", "RGB"):  # 8-bit: shrink with Pillow's area filter (on its own buffer, 1.7x OpenCV's speed)
-        small = np.asarray(_shrink(img, work).convert("RGB"))
-        return np.asarray(img), None, rgb_to_l_numpy(small)
+        img.load()
+        if img.width * img.height >= _OVERLAP_PIXELS:  # Pillow releases the GIL: shrink while numpy copies
+            shrinking = _helper().submit(_shrink, img, work)
+            full = np.asarray(img)
+            small = shrinking.result()
+        else:
+            full, small = np.asarray(img), _shrink(img, work)
+        return full, None, rgb_to_l_numpy(np.asarray(small.convert("RGB")))
     rgb, alpha = to_rgb_alpha(img)
     if rgb.dtype != np.uint8:  # high bit depth: keep its precision in L
         l_full = rgb_to_l_numpy(rgb)
         return l_full, alpha, _resize(l_full, work)
     return rgb, alpha, rgb_to_l_numpy(_resize(rgb, work))
+
+
+_OVERLAP_PIXELS = 1_000_000
+_HELPER = None
+
+
+def _helper() -> ThreadPoolExecutor:
+    """One helper thread, started on first use, for work that overlaps with the caller's."""
+    global _HELPER
+    if _HELPER is None:
+        _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorgan")
+    return _HELPER
 
 
 def _shrink(img: Image.Image, shape: tuple[int, int]) -> Image.Image:
