@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from . import DEFAULT_MODEL
+from . import DEFAULT_MODEL, fullres
 from .image_io import ImageError, is_grayscale
 from .model import ColorGAN
 
@@ -76,6 +76,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         )
     first = next(iter(models))
     default_size = min(max(load(models[first]).image_size, 128), 768)  # inside the slider's range
+    fullres.warm_up()  # the first request should not wait for numba's compiler
 
     def colorize(image, resolution, model_name):
         if image is None:

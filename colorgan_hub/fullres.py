@@ -314,3 +314,11 @@ def recombine(source: np.ndarray, ab_small: np.ndarray, alpha: np.ndarray | None
     if alpha is not None:
         out[..., 3] = alpha
     return out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's disk cache) the 8-bit RGB and gray paths now, not on the
+    first photo: a few seconds each the very first time, well under one once cached."""
+    ab = np.zeros((2, 2, 2), np.float32)
+    recombine(np.zeros((4, 4, 3), np.uint8), ab)
+    recombine(np.zeros((4, 4), np.uint8), ab)
