@@ -99,7 +99,6 @@ def parse_args(argv=None):
     g.add_argument("--num_validation_images", type=int, default=6, help="photos in the before/after grid")
     g.add_argument("--select_psnr_gain", type=float, default=0.5, help="PSNR gain over gray (dB) that counts as full marks when picking the best generator")
     g.add_argument("--select_cf_ratio", type=float, default=0.6, help="colourfulness ratio to the truth that counts as full marks")
-    g.add_argument("--select_margin", type=float, default=0.0, help="standard errors of the mean taken off both measures before picking (for a small validation sample)")
     g.add_argument("--keep_best", action=argparse.BooleanOptionalAction, default=True, help="end the GAN phase with the best validated generator")
     g.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all, none")
     g.add_argument("--logging_steps", type=int, default=10, help="log losses every N steps")
@@ -176,16 +175,11 @@ def validate(model, args, truths, baseline, step, accelerator):
     """Colorize the validation photos with the user pipeline; metrics, selection score, grid.
     `baseline`: the gray baseline's PSNR and the truth's colourfulness, fixed for the run."""
     outputs = model.colorize([img for _, img in truths], device=accelerator.device)  # the model's working size
-    outputs, references = [np.asarray(o) for o in outputs], [np.asarray(img) for _, img in truths]
-    result = colour_metrics(outputs, references)
-    result["psnr_gain"] = result["psnr"] - float(np.mean(baseline["gray_psnr"]))
+    result = colour_metrics([np.asarray(o) for o in outputs], [np.asarray(img) for _, img in truths])
+    result["psnr_gain"] = result["psnr"] - baseline["gray_psnr"]
     result["cf_ratio"] = result["cf"] / max(baseline["truth_cf"], 1e-6)
-    # Best under both fidelity and colour: the weaker of the two, each against its target, each
-    # first lowered by --select_margin standard errors of its mean over these photos.
-    gains = np.array([metrics.psnr(o, r)[0] for o, r in zip(outputs, references)]) - baseline["gray_psnr"]
-    cf_ratios = np.array([metrics.colorfulness(o)[0] for o in outputs]) / max(baseline["truth_cf"], 1e-6)
-    margin = args.select_margin / np.sqrt(max(len(outputs) - 1, 1))
-    result["score"] = min((gains.mean() - margin * gains.std()) / args.select_psnr_gain, (cf_ratios.mean() - margin * cf_ratios.std()) / args.select_cf_ratio)
+    # Best under both fidelity and colour: the weaker of the two, each against its target.
+    result["score"] = min(result["psnr_gain"] / args.select_psnr_gain, result["cf_ratio"] / args.select_cf_ratio)
     rows = []
     for (_, truth), out in list(zip(truths, outputs))[: args.num_validation_images]:
         rows.append(np.concatenate([gray_baseline(truth), np.asarray(out), np.asarray(truth)], axis=1))
@@ -340,7 +334,7 @@ def main(args):
         paths = list_images(args.validation_data_dir)
         truths = load_truths(paths[:: max(1, len(paths) // args.max_validation_samples)][: args.max_validation_samples], "256")
     baseline = {
-        "gray_psnr": np.array([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths]),  # per photo
+        "gray_psnr": float(np.mean([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
         "truth_cf": float(np.mean([metrics.colorfulness(np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
     }
 
