@@ -171,3 +171,14 @@ def test_jpeg_bytes_in_memory(tiny_model, photo):
     photo.save(buffer, format="JPEG")
     buffer.seek(0)
     assert tiny_model.colorize(Image.open(buffer)).size == photo.size
+
+
+def test_large_photo_overlapped_path_matches_the_serial_one(tiny_model, monkeypatch):
+    from colorgan_hub import pipeline
+
+    img = make_photo(1200, 900, seed=3)  # over a megapixel: shrunk on the helper thread
+    overlapped = np.asarray(tiny_model.colorize(img))
+    monkeypatch.setattr(pipeline, "_OVERLAP_PIXELS", 10**12)
+    serial = np.asarray(tiny_model.colorize(img))
+    assert np.array_equal(overlapped, serial)
+    assert np.abs(rgb_to_l_numpy(overlapped) - _input_l(img)).max() < 0.5
