@@ -75,24 +75,25 @@ def model_lab_to_rgb(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tenso
 
 
 # ----------------------------------------------------------------------------------------------
-# Full-resolution numpy path (inference).
+# numpy path (working-size L, training crops; its tables also build `fullres`'s).
 
-_SRGB_TO_LINEAR_LUT = np.where(
-    np.arange(256) / 255.0 <= 0.04045,
-    np.arange(256) / 255.0 / 12.92,
-    ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
-).astype(np.float32)[None]  # (1, 256): cv2.LUT's shape
+
+def _srgb_decode(v: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] -> linear light, in v's float precision."""
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+_SRGB_TO_LINEAR_LUT = _srgb_decode(np.arange(256) / 255.0).astype(np.float32)[None]  # (1, 256): cv2.LUT's shape
 
 
 def _srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
     if rgb.dtype == np.uint8:
         return cv2.LUT(rgb, _SRGB_TO_LINEAR_LUT)  # exact for 8-bit input, multithreaded
-    rgb = np.clip(rgb.astype(np.float32, copy=False), 0.0, 1.0)
-    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return _srgb_decode(np.clip(rgb.astype(np.float32, copy=False), 0.0, 1.0)).astype(np.float32, copy=False)
 
 
 def _lab_f(t: np.ndarray) -> np.ndarray:
-    """The Lab companding function, in place on a float32 array of relative X, Y or Z."""
+    """The Lab companding function, on an array of relative X, Y or Z (float32 or float64)."""
     f = np.cbrt(t)
     dark = t <= _LAB_EPSILON
     if dark.any():

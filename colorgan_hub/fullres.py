@@ -25,18 +25,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .color import _LAB_EPSILON, _LAB_KAPPA, _RGB_FROM_XYZ, _WHITE_D65, _XYZ_FROM_RGB_NORM
+from .color import _RGB_FROM_XYZ, _WHITE_D65, _XYZ_FROM_RGB_NORM, _lab_f, _srgb_decode
 
 _GAMUT_TOLERANCE = 1e-4  # linear RGB; covers the rounding of the matrices at white
-
-
-def _decode(v: np.ndarray) -> np.ndarray:
-    """8-bit-scale sRGB in [0, 1] -> linear light (float64)."""
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-def _lab_f(t: np.ndarray) -> np.ndarray:
-    return np.where(t > _LAB_EPSILON, np.cbrt(t), _LAB_KAPPA * t + 16.0 / 116.0)
 
 
 def _finv_np(t: np.ndarray) -> np.ndarray:
@@ -44,7 +35,7 @@ def _finv_np(t: np.ndarray) -> np.ndarray:
 
 
 # 1. L: Y contributions of each 8-bit channel, and f(Y) on a fine grid of Y.
-_LINEAR = _decode(np.arange(256) / 255.0)
+_LINEAR = _srgb_decode(np.arange(256) / 255.0)
 _Y_FROM_RGB8 = (_XYZ_FROM_RGB_NORM[1].astype(np.float64)[:, None] * _LINEAR[None]).astype(np.float32)  # (3, 256)
 _Y_FROM_GRAY8 = _LINEAR.astype(np.float32)  # R = G = B: Y is the linear value (the weights sum to 1)
 _F_STEPS = 1 << 16
@@ -52,7 +43,7 @@ _F_OF_Y = _lab_f(np.arange(_F_STEPS + 2) / _F_STEPS).astype(np.float32)  # one s
 
 # 4. Linear light -> 8-bit code: the code at each bin's start, and the boundary inside the bin.
 _CODE_BINS = 4096
-_BOUNDARIES = _decode((np.arange(1, 256) - 0.5) / 255.0)  # code k starts here (round to nearest)
+_BOUNDARIES = _srgb_decode((np.arange(1, 256) - 0.5) / 255.0)  # code k starts here (round to nearest)
 _CODE_AT_BIN = np.searchsorted(_BOUNDARIES, np.arange(_CODE_BINS + 1) / _CODE_BINS, side="right").astype(np.uint8)
 _STEP_IN_BIN = np.full(_CODE_BINS + 1, 2.0, np.float32)  # 2.0: no boundary in this bin
 _STEP_IN_BIN[np.floor(_BOUNDARIES * _CODE_BINS).astype(np.int64)] = _BOUNDARIES

@@ -307,13 +307,12 @@ def main(args):
     # recomputed on a fixed set of training batches before each validation and save.
     bn_batches = batches_for_bn(args, accelerator.process_index, accelerator.num_processes)
 
-    def recalibrated():
-        """The generator users get (EMA if kept), its BatchNorm statistics recomputed."""
-        module = ema.module if ema is not None else accelerator.unwrap_model(generator)
+    def recalibrate():
+        """Recompute the BatchNorm statistics of the generator users get (the EMA one if kept)."""
         if bn_batches:
+            module = ema.module if ema is not None else accelerator.unwrap_model(generator)
             with accelerator.autocast():
                 recompute_bn_statistics(module, bn_batches, accelerator.device)
-        return module
 
     # The dataloader is not prepared: split_dataset_by_node already gives each process its share.
     generator.to(memory_format=torch.channels_last)  # 2x faster convolutions on CPU, faster on GPU
@@ -359,12 +358,12 @@ def main(args):
         phase = phase_of(state.step, args)
         if phase != "pretrain" and not l1_saved and args.pretrain_steps > 0:
             if accelerator.is_main_process:  # the L1-only model, to compare with after the GAN
-                recalibrated()
+                recalibrate()
                 save_model(model, ema, output_dir / "model-l1", args)
             l1_saved = True
         if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
             restore_best(generator, ema, args, accelerator)
-            recalibrated()  # the generator is frozen from here on
+            recalibrate()  # the generator is frozen from here on
         for group in optimizer_g.param_groups:
             group["lr"] = lr_g[phase]
         for group in optimizer_d.param_groups:
@@ -454,7 +453,7 @@ def main(args):
                              "train/nonfinite_steps": state.nonfinite, "train/epoch": state.epoch}, step=state.step)
         if truths and phase != "detector" and (state.step % args.validation_steps == 0 or state.step == args.pretrain_steps + args.gan_steps):
             if accelerator.is_main_process:
-                recalibrated()
+                recalibrate()
                 result = with_ema(model, ema, lambda: validate(model, args, truths, baseline, state.step, accelerator))
                 logger.info(f"step {state.step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
                 if result["score"] > state.best_score:
@@ -472,7 +471,7 @@ def main(args):
         logger.info(f"dropped samples (this process): {drops}; non-finite steps: {state.nonfinite}")
         if args.pretrain_steps + args.gan_steps > 0 and not args.detector_steps:
             restore_best(generator, ema, args, accelerator)
-            recalibrated()
+            recalibrate()
         card = {"training_data": args.dataset_name or args.train_data_dir, "steps": total_steps}
         if args.detector_steps:
             photos = held_out_photos(args)
