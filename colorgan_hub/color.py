@@ -123,3 +123,32 @@ def rgb_to_model_lab_numpy(rgb: np.ndarray) -> np.ndarray:
     np.subtract(fy, fz, out=out[2])
     out[2] *= 200.0 / AB_SCALE
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Quantised ab for the classification head (Zhang et al. 2016).
+
+AB_RANGE = 110.0  # bin centres span [-AB_RANGE, AB_RANGE] in a and b
+
+
+def ab_bin_centres(bin_size: float = 10.0) -> torch.Tensor:
+    """Centres (K, 2) in Lab units of the `bin_size` grid cells over [-110, 110]^2 that meet the
+    sRGB gamut: some point of the cell (its centre, corners or edge midpoints) is a displayable
+    colour at some lightness L in [0, 100]. 262 cells for the 10-unit grid (Zhang et al. keep 313
+    with a looser test). Row-major in a, then b; deterministic, so a saved model's bins can be
+    checked against it."""
+    grid = torch.arange(-AB_RANGE, AB_RANGE + 1e-6, bin_size, dtype=torch.float64)
+    a, b = torch.meshgrid(grid, grid, indexing="ij")
+    lightness = torch.linspace(0.0, 100.0, 201, dtype=torch.float64)
+    meets = torch.zeros_like(a, dtype=torch.bool)
+    half = bin_size / 2
+    for da in (-half, 0.0, half):
+        for db in (-half, 0.0, half):
+            lab = torch.stack([
+                lightness[:, None, None].expand(-1, *a.shape),
+                (a + da)[None].expand(len(lightness), -1, -1),
+                (b + db)[None].expand(len(lightness), -1, -1),
+            ], dim=1)  # (L, 3, A, B)
+            rgb = lab_to_rgb(lab.float(), clip=False)
+            meets |= ((rgb >= 0) & (rgb <= 1)).all(dim=1).any(dim=0)
+    return torch.stack([a[meets], b[meets]], dim=1).float()  # (K, 2)

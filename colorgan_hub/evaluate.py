@@ -1,8 +1,9 @@
 """Evaluation: a model against the gray baseline and the ground truth, and its detector.
 
 Used by `colorgan evaluate` and by validation during training. On the same photos it measures
-the model's colorizations (through the user pipeline), the gray baseline (a = b = 0, the input's
-own L) and the ground truth, with the metrics of `metrics.py`; then the detector: real photos vs
+the model's colorizations (through the user pipeline), two baselines on the input's own L (gray,
+a = b = 0; and one constant colour, the mean a, b of the training photos' pixels) and the ground
+truth, with the metrics of `metrics.py`, hue hit rates per hue family among them; then the detector: real photos vs
 the model's own colorizations of them, clean, after JPEG quality 75, and resized to half.
 """
 
@@ -20,6 +21,11 @@ from .fullres import recombine
 from .image_io import ImageError, load_image
 
 PROTOCOLS = ("256", "full")
+
+# The constant-colour baseline: the mean a, b (Lab units) over every pixel of the 14,521 photos of
+# ../shared/data/train (each shrunk to 64 px on its short side), measured once by
+# `training/colour_stats.py`; never fitted on evaluation photos. A faint yellow.
+CONSTANT_AB = (4.49, 9.35)
 
 
 def _report_error(message: str) -> None:
@@ -49,18 +55,32 @@ def gray_baseline(truth: Image.Image) -> np.ndarray:
     return recombine(np.asarray(truth), np.zeros((1, 1, 2), np.float32))
 
 
+def constant_baseline(truth: Image.Image, ab=CONSTANT_AB) -> np.ndarray:
+    """The photo's own lightness with one constant a, b on every pixel; uint8 (H, W, 3)."""
+    return recombine(np.asarray(truth), np.asarray(ab, np.float32).reshape(1, 1, 2))
+
+
 def colour_metrics(outputs, truths) -> dict[str, float]:
-    """Mean PSNR, SSIM, colourfulness, delta-CF and ab AuC of outputs against truths (uint8 lists)."""
+    """Mean PSNR, SSIM, colourfulness, delta-CF and ab AuC of outputs against truths (uint8 lists),
+    and the hue hit rates pooled over all pixels ("hue_macro", "hue_all", "hue_<family>")."""
     psnr = [metrics.psnr(o, t)[0] for o, t in zip(outputs, truths)]
     ssim = [metrics.ssim(o, t)[0] for o, t in zip(outputs, truths)]
     cf = [metrics.colorfulness(o)[0] for o in outputs]
     auc = [metrics.ab_auc(o, t)[0] for o, t in zip(outputs, truths)]
+    counts = {name: np.zeros(2, np.int64) for name in metrics.HUE_FAMILIES}
+    for o, t in zip(outputs, truths):
+        for name, c in metrics.hue_hits(o, t).items():
+            counts[name] += c
+    hue = metrics.hue_rates(counts)
     return {
         "psnr": float(np.mean(psnr)),
         "ssim": float(np.mean(ssim)),
         "cf": float(np.mean(cf)),
         "dcf": metrics.delta_colorfulness(outputs, truths),
         "auc": float(np.mean(auc)),
+        "hue_macro": hue.pop("macro"),
+        "hue_all": hue.pop("all"),
+        **{f"hue_{name}": rate for name, rate in hue.items()},
     }
 
 
@@ -86,7 +106,7 @@ def detector_metrics(model, reals, fakes, size=None, batch_size=8) -> dict[str, 
     return results
 
 
-def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error) -> dict:
+def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None) -> dict:
     """The whole evaluation on the photos at `paths`; a JSON-ready dict."""
     truths = load_truths(paths, protocol, report=report)
     if not truths:
@@ -95,16 +115,19 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
     bar = tqdm(total=len(truths), desc="evaluate", unit="image", disable=not progress, file=sys.stderr)
     for start in range(0, len(truths), batch_size):
         chunk = [img for _, img in truths[start : start + batch_size]]
-        outputs += model.colorize(chunk, size=size, batch_size=batch_size)
+        outputs += model.colorize(chunk, size=size, batch_size=batch_size, temperature=temperature)
         bar.update(len(chunk))
     bar.close()
     truth_arrays = [np.asarray(img) for _, img in truths]
     rows = {
         "model": colour_metrics([np.asarray(o) for o in outputs], truth_arrays),
         "gray": colour_metrics([gray_baseline(img) for _, img in truths], truth_arrays),
+        "constant colour": colour_metrics([constant_baseline(img) for _, img in truths], truth_arrays),
         "ground truth": colour_metrics(truth_arrays, truth_arrays),
     }
     result = {"protocol": protocol, "images": len(truths), "size": size or model.image_size, "colour": rows}
+    if model.head == "classification":
+        result["temperature"] = temperature or model.temperature
     if detector:
         result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size)
     return result
@@ -112,14 +135,21 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
 
 def format_markdown(result: dict) -> str:
     """The evaluation as markdown tables."""
+    temperature = f", temperature {result['temperature']}" if "temperature" in result else ""
+    families = list(metrics.HUE_FAMILIES)
     lines = [
-        f"Protocol {result['protocol']}, {result['images']} images, working size {result['size']}.",
+        f"Protocol {result['protocol']}, {result['images']} images, working size {result['size']}{temperature}.",
         "",
-        "| | PSNR (dB) | SSIM | CF | dCF | AuC |",
-        "|---|---|---|---|---|---|",
+        "| | PSNR (dB) | SSIM | CF | dCF | AuC | hue hits (macro) | hue hits (all) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in result["colour"].items():
-        lines.append(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['cf']:.2f} | {row['dcf']:.2f} | {row['auc']:.4f} |")
+        lines.append(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['cf']:.2f} | {row['dcf']:.2f} | {row['auc']:.4f} "
+                     f"| {row['hue_macro']:.3f} | {row['hue_all']:.3f} |")
+    lines += ["", "Hue hit rate per hue family of the truth (chroma >= 15; hit: chroma >= 7.5, hue within 30 degrees):", "",
+              "| | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
+    for name, row in result["colour"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{row['hue_' + f]:.3f}" for f in families) + " |")
     if "detector" in result:
         lines += ["", "Detector (real photos vs this model's colorizations of them):", "",
                   "| | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]

@@ -2,7 +2,8 @@
 
 Colour: PSNR (per image, then averaged: the DDColor / CT2 convention), SSIM (Gaussian window 11,
 sigma 1.5, per channel), colourfulness (Hasler & Suesstrunk 2003, DDColor / CT2 variant),
-delta-CF, and Zhang et al.'s AuC of the per-pixel ab error.
+delta-CF, Zhang et al.'s AuC of the per-pixel ab error, and hue hit rates per hue family (a
+colour cast cannot pass them: only pixels whose hue is right count).
 Detection (real photo = 1, machine-colorized = 0): ROC-AUC, average precision, accuracy at 0.5,
 HTER, expected calibration error (15 equal-width bins).
 """
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_lab
+from .color import AB_SCALE, rgb_to_lab, rgb_to_model_lab_numpy
 
 # ----------------------------------------------------------------------------------------------
 # Colour metrics. Images are uint8 arrays (H, W, 3) or batches (N, H, W, 3).
@@ -96,6 +97,49 @@ def ab_auc(pred, target, max_threshold: int = 150) -> np.ndarray:
     thresholds = torch.arange(max_threshold + 1, dtype=error.dtype).expand(error.shape[0], -1).contiguous()
     within = torch.searchsorted(error, thresholds, right=True).double() / error.shape[1]  # (N, T): share <= t
     return within.mean(dim=1).numpy()
+
+
+# Hue families by the truth's hue angle atan2(b, a) in degrees: [start, end), red wraps round 0.
+HUE_FAMILIES = {"red": (330, 30), "orange/yellow": (30, 100), "green": (100, 170), "blue/cyan": (170, 280), "purple": (280, 330)}
+HUE_CHROMA_TRUTH = 15.0  # truth pixels at least this chromatic (hypot(a, b), Lab units) are judged
+HUE_CHROMA_HIT = 7.5  # a hit needs at least this much chroma in the colorization...
+HUE_TOLERANCE = 30.0  # ...and a hue within this many degrees of the truth's
+
+
+def hue_hits(pred, target) -> dict[str, np.ndarray]:
+    """Per hue family, [hits, chromatic truth pixels] over 8-bit RGB images (H, W, 3) or (N, H, W, 3).
+
+    Both are taken to CIE Lab (D65). A truth pixel counts when its chroma is >= 15; it is a hit when
+    the colorization's chroma there is >= 7.5 and its hue angle is within 30 degrees of the truth's.
+    Counts (not rates) so that callers pool them over photos: see `hue_rates`."""
+    counts = {name: np.zeros(2, np.int64) for name in HUE_FAMILIES}
+    for p, t in zip(_batch(pred), _batch(target)):
+        ab_p = rgb_to_model_lab_numpy(p)[1:] * AB_SCALE  # (2, H, W)
+        ab_t = rgb_to_model_lab_numpy(t)[1:] * AB_SCALE
+        chroma_t = np.hypot(ab_t[0], ab_t[1])
+        judged = chroma_t >= HUE_CHROMA_TRUTH
+        if not judged.any():
+            continue
+        hue_t = np.degrees(np.arctan2(ab_t[1][judged], ab_t[0][judged])) % 360
+        hue_p = np.degrees(np.arctan2(ab_p[1][judged], ab_p[0][judged])) % 360
+        difference = np.abs(hue_p - hue_t)
+        hit = (np.hypot(ab_p[0][judged], ab_p[1][judged]) >= HUE_CHROMA_HIT) & (np.minimum(difference, 360 - difference) <= HUE_TOLERANCE)
+        for name, (start, end) in HUE_FAMILIES.items():
+            family = (hue_t >= start) & (hue_t < end) if start < end else (hue_t >= start) | (hue_t < end)
+            counts[name] += (int(hit[family].sum()), int(family.sum()))
+    return counts
+
+
+def hue_rates(counts: dict[str, np.ndarray]) -> dict[str, float]:
+    """Pooled hue hit rates from `hue_hits` counts (summed over photos): per family, "all" (hits /
+    chromatic pixels over every family) and "macro" (the mean of the five family rates; a family
+    with no chromatic pixel counts as NaN and is left out of the mean)."""
+    rates = {name: float(c[0] / c[1]) if c[1] else float("nan") for name, c in counts.items()}
+    total = sum(counts.values())
+    rates["all"] = float(total[0] / total[1]) if total[1] else float("nan")
+    family_rates = [rates[name] for name in HUE_FAMILIES if counts[name][1]]
+    rates["macro"] = float(np.mean(family_rates)) if family_rates else float("nan")
+    return rates
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import pipeline
-from .color import AB_SCALE
+from .color import AB_SCALE, ab_bin_centres
 from .image_io import DEFAULT_MAX_PIXELS
-from .networks import PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
+from .networks import ColorClassifier, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
+
+HEADS = ("classification", "regression")
 
 _CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 
@@ -37,6 +39,11 @@ class ColorGAN(
 
     Args:
         image_size: working resolution (long side, px) of `colorize` and `realness`.
+        head: "classification" (a distribution over quantised ab bins, decoded by the annealed
+            mean at `temperature`; Zhang et al. 2016) or "regression" (ab directly, pix2pix).
+        bin_size: ab grid step of the classification bins, in Lab units.
+        temperature: default annealed-mean temperature of the classification head (lower: more
+            vivid, riskier colour; 1: the distribution's mean).
         encoder: "unet" (pix2pix U-Net) or "resnet18" / "resnet34" (ResNet-encoder U-Net).
         width, depth: pix2pix U-Net base channels and number of stride-2 levels.
         upsample: "bilinear" (3x3 conv then bilinear x2), "resize" (nearest x2 then 3x3 conv),
@@ -50,6 +57,9 @@ class ColorGAN(
     def __init__(
         self,
         image_size: int = 128,
+        head: str = "classification",
+        bin_size: float = 10.0,
+        temperature: float = 0.38,
         encoder: str = "unet",
         width: int = 32,
         depth: int = 7,
@@ -61,17 +71,32 @@ class ColorGAN(
         spectral_norm: bool = True,
     ):
         super().__init__()
-        self.image_size = image_size
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.image_size, self.head, self.bin_size, self.temperature = image_size, head, bin_size, temperature
         self.ab_scale = AB_SCALE
+        classify = head == "classification"
+        bins = ab_bin_centres(bin_size) / AB_SCALE if classify else None
+        out_ch = len(bins) if classify else 2
         if encoder == "unet":
-            self.generator = UNetGenerator(1, 2, width=width, depth=depth, upsample=upsample, dropout=dropout)
+            body = UNetGenerator(1, out_ch, width=width, depth=depth, upsample=upsample, dropout=dropout, half_res_logits=classify)
         else:
-            self.generator = ResNetUNetGenerator(encoder, 1, 2, upsample=upsample)
+            body = ResNetUNetGenerator(encoder, 1, out_ch, upsample=upsample, half_res_logits=classify)
+        self.generator = ColorClassifier(body, bins) if classify else body
         self.discriminator = PatchDiscriminator(3, width=d_width, n_layers=d_layers, norm=d_norm, spectral_norm=spectral_norm)
         init_weights(self.generator)
         init_weights(self.discriminator)
         # Platt scaling of the mean patch logit: p = sigmoid(scale * logit + bias); fitted in training.
         self.register_buffer("realness_calibration", torch.tensor([1.0, 0.0]))
+
+    def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` (classification
+        head only) defaults to the config's."""
+        if self.head == "regression":
+            return self.generator(real_l)
+        return self.generator.decode(self.generator(real_l), temperature or self.temperature)
 
     def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         """Calibrated logit (B,) that (L, ab) is a real colour photo; inputs normalised."""
@@ -79,9 +104,9 @@ class ColorGAN(
         scale, bias = self.realness_calibration
         return scale * patch_logits.float().mean(dim=(1, 2, 3)) + bias
 
-    def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, temperature: float | None = None):
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
-        return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels)
+        return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels, temperature=temperature)
 
     def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, allow_grayscale: bool = False):
         """Probability that a colour photo was photographed in colour: see `pipeline.realness`."""

@@ -7,6 +7,10 @@ PatchGAN that returns logits (no sigmoid), weights drawn from N(0, 0.02).
 Changed on purpose: the decoder upsamples by a 3x3 convolution followed by bilinear x2 by default,
 against the checkerboard artifacts transposed convolutions leave (Odena et al. 2016) and cheaper
 than resize-then-convolve; `upsample="transpose"` gives the original layout.
+
+Two heads on the same bodies: regression (tanh ab, pix2pix) and classification over quantised ab
+bins (`ColorClassifier`, Zhang et al. 2016): logits at half resolution, decoded by the annealed
+mean at a temperature and upsampled bilinearly x2 (colour is low-frequency; 4x cheaper loss).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ class UNetGenerator(nn.Module):
     blocks nearest the bottleneck.
     """
 
-    def __init__(self, in_ch=1, out_ch=2, width=64, depth=8, upsample="bilinear", dropout=0.5):
+    def __init__(self, in_ch=1, out_ch=2, width=64, depth=8, upsample="bilinear", dropout=0.5, half_res_logits=False):
         super().__init__()
         if depth < 2:
             raise ValueError(f"depth must be at least 2, got {depth}")
@@ -61,6 +65,9 @@ class UNetGenerator(nn.Module):
         self.up = nn.ModuleList()
         for i in reversed(range(depth)):  # bottleneck first
             up_in = channels[i] if i == depth - 1 else 2 * channels[i]
+            if i == 0 and half_res_logits:  # classification: out_ch logits at H/2, no tanh
+                self.up.append(nn.Sequential(nn.ReLU(), nn.Conv2d(up_in, out_ch, 1)))  # 1x1, as Zhang et al.
+                continue
             if i == 0:
                 self.up.append(nn.Sequential(nn.ReLU(), _up_conv(up_in, out_ch, upsample, bias=True), nn.Tanh()))
                 continue
@@ -78,7 +85,7 @@ class UNetGenerator(nn.Module):
         x = skips.pop()  # (B, C, H / 2**depth, W / 2**depth)
         for block in self.up[:-1]:
             x = torch.cat([block(x), skips.pop()], dim=1)
-        return self.up[-1](x)  # (B, 2, H, W)
+        return self.up[-1](x)  # (B, 2, H, W) ab, or (B, K, H/2, W/2) logits
 
 
 class _BasicBlock(nn.Module):
@@ -129,7 +136,7 @@ class ResNetUNetGenerator(nn.Module):
 
     multiple = 32
 
-    def __init__(self, encoder="resnet18", in_ch=1, out_ch=2, upsample="bilinear"):
+    def __init__(self, encoder="resnet18", in_ch=1, out_ch=2, upsample="bilinear", half_res_logits=False):
         super().__init__()
         if encoder not in RESNET_LAYERS:
             raise ValueError(f"encoder must be one of {sorted(RESNET_LAYERS)} or 'unet', got {encoder!r}")
@@ -147,9 +154,12 @@ class ResNetUNetGenerator(nn.Module):
             _DecoderBlock(256, 128, 128, upsample),  # /16 -> /8
             _DecoderBlock(128, 64, 64, upsample),  # /8 -> /4
             _DecoderBlock(64, 64, 64, upsample),  # /4 -> /2
-            _DecoderBlock(64, in_ch, 32, upsample),  # /2 -> /1, skip = the input itself
         ])
-        self.head = nn.Sequential(nn.Conv2d(32, out_ch, 3, padding=1), nn.Tanh())
+        if half_res_logits:  # classification: out_ch logits at /2
+            self.head = nn.Conv2d(64, out_ch, 1)
+        else:
+            self.decoder.append(_DecoderBlock(64, in_ch, 32, upsample))  # /2 -> /1, skip = the input itself
+            self.head = nn.Sequential(nn.Conv2d(32, out_ch, 3, padding=1), nn.Tanh())
 
     def forward(self, l: torch.Tensor) -> torch.Tensor:
         enc = self.encoder
@@ -160,7 +170,7 @@ class ResNetUNetGenerator(nn.Module):
         x = enc.layer4(x4)  # (B, 512, H/32, W/32)
         for block, skip in zip(self.decoder, (x4, x3, x2, x1, l)):
             x = block(x, skip)
-        return self.head(x)  # (B, 2, H, W)
+        return self.head(x)  # (B, 2, H, W) ab, or (B, K, H/2, W/2) logits
 
     def load_encoder_weights(self, path: str | Path) -> None:
         """Load a torchvision ResNet state dict (.pth/.pt or .safetensors) into the encoder."""
@@ -176,6 +186,36 @@ class ResNetUNetGenerator(nn.Module):
         if stem.shape[1] != self.encoder.conv1.in_channels:  # RGB stem -> one channel: sum over RGB
             state["conv1.weight"] = stem.sum(dim=1, keepdim=True)
         self.encoder.load_state_dict(state, strict=True)
+
+
+class ColorClassifier(nn.Module):
+    """Classification generator: a U-Net body giving logits over K ab bins at half resolution.
+
+    `forward` returns the logits (B, K, H/2, W/2) (what the loss needs, and what a DDP wrapper
+    must see); `decode` turns them into normalised ab (B, 2, H, W) by the annealed mean
+    (Zhang et al. 2016): softmax(logits / T) weighted over the bin centres, then bilinear x2.
+    T = 1 is the mean of the predicted distribution (safe, grayish where unsure), T -> 0 its mode
+    (vivid, blotchy). Buffers saved with the weights: `bins` (K, 2), normalised ab centres, and
+    `prior` (K,), the share of training pixels nearest each bin (class rebalancing in training).
+    """
+
+    def __init__(self, body: nn.Module, bins: torch.Tensor):
+        super().__init__()
+        self.body = body
+        self.multiple = body.multiple
+        self.register_buffer("bins", bins.float())  # (K, 2), ab / AB_SCALE
+        self.register_buffer("prior", torch.full((len(bins),), 1.0 / len(bins)))  # (K,), set by training
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        return self.body(l)  # (B, K, H/2, W/2) logits
+
+    def decode(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Logits (B, K, h, w) -> normalised ab (B, 2, 2h, 2w) by the annealed mean at `temperature`."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        probs = torch.softmax(logits.float() / temperature, dim=1)  # annealed: exp(log p / T), renormalised
+        ab = torch.einsum("bkhw,kc->bchw", probs, self.bins)  # (B, 2, h, w)
+        return nn.functional.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)
 
 
 class PatchDiscriminator(nn.Module):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
+from skimage import color as skcolor
 
 from colorgan_hub import metrics
 
@@ -93,3 +94,48 @@ def test_ece_known_values():
 def test_detection_report_keys():
     report = metrics.detection_report([0.9, 0.2, 0.7, 0.4], [1, 0, 1, 0])
     assert set(report) == {"auc", "ap", "accuracy", "hter", "ece"} and report["auc"] == 1.0
+
+
+def _lab_image(l, a, b, size=4):
+    """uint8 RGB (size, size, 3) of one Lab colour (skimage as the independent reference)."""
+    lab = np.broadcast_to(np.array([l, a, b], float), (size, size, 3))
+    return (skcolor.lab2rgb(lab) * 255 + 0.5).astype(np.uint8)
+
+
+def _hue_lab(chroma, hue_degrees, l=60):
+    h = np.radians(hue_degrees)
+    return l, chroma * np.cos(h), chroma * np.sin(h)
+
+
+@pytest.mark.parametrize("truth_hue, family", [(0, "red"), (350, "red"), (60, "orange/yellow"), (135, "green"), (220, "blue/cyan"), (300, "purple")])
+def test_hue_hits_known_values(truth_hue, family):
+    truth = _lab_image(*_hue_lab(30, truth_hue))
+    close = _lab_image(*_hue_lab(20, truth_hue + 20))  # 20 degrees off, chroma 20: a hit
+    far = _lab_image(*_hue_lab(30, truth_hue + 45))  # 45 degrees off: a miss
+    faint = _lab_image(*_hue_lab(5, truth_hue))  # right hue, chroma under 7.5: a miss
+    for pred, hits in ((close, 16), (far, 0), (faint, 0)):
+        counts = metrics.hue_hits(pred, truth)
+        assert counts[family].tolist() == [hits, 16]
+        assert sum(c[1] for c in counts.values()) == 16  # every pixel in its one family
+
+
+def test_hue_rates_pool_pixels_and_skip_gray_truths():
+    gray = _lab_image(50, 0, 0)
+    blue = _lab_image(*_hue_lab(40, 250))
+    counts = {name: np.zeros(2, np.int64) for name in metrics.HUE_FAMILIES}
+    for pred, truth in ((gray, gray), (blue, blue), (gray, blue)):  # a gray truth judges no pixel
+        for name, c in metrics.hue_hits(pred, truth).items():
+            counts[name] += c
+    rates = metrics.hue_rates(counts)
+    assert rates["blue/cyan"] == 0.5  # 16 hits of 32 chromatic pixels
+    assert rates["all"] == 0.5 and rates["macro"] == 0.5  # only one family present
+    assert np.isnan(rates["red"])
+
+
+def test_a_colour_cast_fails_hue_rates_on_a_varied_photo():
+    """A constant warm cast matches orange pixels and nothing else."""
+    hues = [0, 60, 135, 220, 300]
+    truth = np.concatenate([_lab_image(*_hue_lab(35, h)) for h in hues], axis=1)
+    cast = np.concatenate([_lab_image(*_hue_lab(25, 60)) for _ in hues], axis=1)
+    rates = metrics.hue_rates(metrics.hue_hits(cast, truth))
+    assert rates["orange/yellow"] == 1.0 and rates["macro"] == pytest.approx(0.2)

@@ -68,9 +68,19 @@ def test_spectral_norm_option():
 
 
 def test_default_architecture_builds():
-    model = ColorGAN()
+    model = ColorGAN().eval()
     assert model.image_size == 128  # the bundled model's working size
-    assert model.generator(torch.randn(1, 1, 128, 128)).shape == (1, 2, 128, 128)
+    assert model.head == "classification"
+    with torch.no_grad():
+        assert model.generator(torch.randn(1, 1, 128, 128)).shape == (1, 262, 64, 64)  # logits at half size
+        assert model.predict_ab(torch.randn(1, 1, 128, 128)).shape == (1, 2, 128, 128)
+
+
+def test_regression_head_builds():
+    model = ColorGAN(**TINY, head="regression").eval()
+    with torch.no_grad():
+        fake_ab = model.predict_ab(torch.randn(1, 1, 64, 64))
+    assert fake_ab.shape == (1, 2, 64, 64) and fake_ab.abs().max() <= 1.0
 
 
 def test_bad_config_is_refused():
@@ -78,6 +88,10 @@ def test_bad_config_is_refused():
         ColorGAN(**TINY, upsample="bicubic")
     with pytest.raises(ValueError, match="encoder"):
         ColorGAN(**TINY, encoder="vgg16")
+    with pytest.raises(ValueError, match="head"):
+        ColorGAN(**TINY, head="diffusion")
+    with pytest.raises(ValueError, match="temperature"):
+        ColorGAN(**TINY, temperature=0)
 
 
 def test_save_pretrained_writes_config_and_safetensors(tmp_path, tiny_model):
@@ -101,6 +115,8 @@ def test_save_load_gives_bit_identical_outputs(tmp_path, tiny_model):
     l, ab = torch.rand(2, 1, 64, 64) * 2 - 1, torch.rand(2, 2, 64, 64) * 2 - 1
     with torch.no_grad():
         assert torch.equal(loaded.generator(l), tiny_model.generator(l))
+        assert torch.equal(loaded.predict_ab(l, 0.5), tiny_model.predict_ab(l, 0.5))
+        assert torch.equal(loaded.generator.prior, tiny_model.generator.prior)
         assert torch.equal(loaded.realness_logit(l, ab), tiny_model.realness_logit(l, ab))
 
 
@@ -121,7 +137,7 @@ def test_half_precision_file_loads_as_float32(tmp_path, tiny_model):
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     l = torch.rand(1, 1, 64, 64) * 2 - 1
     with torch.no_grad():
-        torch.testing.assert_close(loaded.generator(l), tiny_model.generator(l), atol=2e-2, rtol=0)
+        torch.testing.assert_close(loaded.predict_ab(l), tiny_model.predict_ab(l), atol=2e-2, rtol=0)
 
 
 def test_missing_model_offline_raises(tmp_path):

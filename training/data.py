@@ -247,6 +247,31 @@ def batch_to_lab(rgb_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return channels_last(real_l), channels_last(real_ab)
 
 
+def estimate_colour_prior(stream, column, bins: torch.Tensor, samples: int, min_size: int, min_colorfulness: float, size: int = 64) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The empirical ab prior of a stream's photos: (share of pixels nearest each bin (K,),
+    mean normalised ab (2,), photos used). Each usable photo (same filters as training) is shrunk
+    to `size` px (short side, area filter) and every pixel counts once."""
+    from losses import ab_histogram  # training-only module beside this one
+
+    counts, ab_sum, pixels, used = torch.zeros(len(bins), dtype=torch.float64), torch.zeros(2, dtype=torch.float64), 0, 0
+    for example in stream:
+        img, _ = decode(example[column], min_size, min_colorfulness, 2 * size)
+        if img is None:
+            continue
+        scale = size / min(img.size)
+        small = np.asarray(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX))
+        ab = torch.from_numpy(rgb_to_model_lab_numpy(small)[1:])[None]  # (1, 2, h, w)
+        counts += ab_histogram(ab, bins)
+        ab_sum += ab.double().sum(dim=(0, 2, 3))
+        pixels += ab.shape[2] * ab.shape[3]
+        used += 1
+        if used >= samples:
+            break
+    if not used:
+        raise RuntimeError("no usable photo to estimate the colour prior from")
+    return (counts / counts.sum()).float(), (ab_sum / pixels).float(), used
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 

@@ -1,5 +1,6 @@
-"""Adversarial losses (vanilla / LSGAN / hinge) on PatchGAN logits, the colourfulness-matching
-loss, and the detector's degradations.
+"""Adversarial losses (vanilla / LSGAN / hinge) on PatchGAN logits, the colour-class loss of the
+classification head (soft-encoded, rebalanced cross-entropy), the colourfulness-matching loss, and
+the detector's degradations.
 
 All losses take raw logits (B, 1, h, w): the discriminator has no sigmoid (pix2pix's
 BCEWithLogits, numerically safe under mixed precision).
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorgan_hub.color import model_lab_to_rgb
+from colorgan_hub.color import AB_SCALE, model_lab_to_rgb
 
 GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 
@@ -43,6 +44,97 @@ def generator_adversarial_loss(fake_logits: torch.Tensor, kind: str = "vanilla")
     if kind == "hinge":
         return -fake_logits.mean()
     raise ValueError(f"gan loss must be one of {GAN_LOSSES}, got {kind!r}")
+
+
+class ColourClassLoss:
+    """Rebalanced cross-entropy of the classification head against Zhang et al.'s soft targets.
+
+    Each target pixel's ab is spread over its `neighbours` nearest bins with Gaussian weights of
+    width `sigma` (5 Lab units); each pixel is weighted by the rebalancing weight of its nearest
+    bin, w proportional to ((1 - mix) * smoothed prior + mix / K)^-1 with E_prior[w] = 1 (Zhang
+    et al. eq. 2-4; mix 0.5 = their lambda). The bins lie on a regular grid, so the neighbours
+    are searched in the 3x3 grid cells around the nearest one (exact for 5 neighbours) instead of
+    among all K bins: a lookup table maps grid cells to bin indices (-1: no bin, out of gamut).
+    Everything in normalised ab (Lab / AB_SCALE).
+    """
+
+    def __init__(self, bins: torch.Tensor, prior: torch.Tensor, bin_size: float, mix: float | None = 0.5, neighbours: int = 5, sigma: float = 5.0):
+        self.bins, self.neighbours = bins.float(), neighbours
+        self.step, self.sigma = bin_size / AB_SCALE, sigma / AB_SCALE
+        self.origin = self.bins.min(dim=0).values  # (2,) the lowest grid centre in a and b
+        cells = torch.round((self.bins - self.origin) / self.step).long()  # (K, 2)
+        self.table = torch.full((int(cells[:, 0].max()) + 1, int(cells[:, 1].max()) + 1), -1, dtype=torch.long)
+        self.table[cells[:, 0], cells[:, 1]] = torch.arange(len(bins))
+        self.weights = None if mix is None else self.rebalancing_weights(prior, mix)
+
+    def rebalancing_weights(self, prior: torch.Tensor, mix: float) -> torch.Tensor:
+        """(K,) weights from the empirical prior (K,), smoothed by the Gaussian over the bins."""
+        kernel = torch.exp(-torch.cdist(self.bins, self.bins) ** 2 / (2 * self.sigma**2))  # (K, K)
+        smoothed = kernel @ prior.float()
+        smoothed = smoothed / smoothed.sum()
+        weights = 1.0 / ((1 - mix) * smoothed + mix / len(prior))
+        return weights / (smoothed * weights).sum()
+
+    def soft_encode(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ab (B, 2, h, w) -> (bin indices (B, n, h, w) int64, weights (B, n, h, w) summing to 1)."""
+        table, bins = self.table.to(ab.device), self.bins.to(ab.device)
+        nearest_cell = torch.round((ab.float() - self.origin.to(ab.device)[:, None, None]) / self.step).long()  # (B, 2, h, w)
+        offsets = torch.tensor([-1, 0, 1], device=ab.device)
+        ca = (nearest_cell[:, 0, None, None] + offsets[:, None, None, None]).clamp(0, table.shape[0] - 1)  # (B, 3, 1, h, w)
+        cb = (nearest_cell[:, 1, None, None] + offsets[None, :, None, None]).clamp(0, table.shape[1] - 1)  # (B, 1, 3, h, w)
+        candidates = table[ca, cb].flatten(1, 2)  # (B, 9, h, w), -1 where no bin
+        centres = bins[candidates.clamp(min=0)].permute(0, 1, 4, 2, 3)  # (B, 9, 2, h, w)
+        distance2 = ((centres - ab.float()[:, None]) ** 2).sum(dim=2)  # (B, 9, h, w)
+        distance2 = distance2.masked_fill(candidates < 0, float("inf"))
+        nearest, which = distance2.topk(self.neighbours, dim=1, largest=False)  # (B, n, h, w)
+        index = candidates.gather(1, which).clamp(min=0)
+        lost = torch.isinf(nearest[:, 0])  # (B, h, w): no bin in the 3x3 cells (far outside the gamut)
+        if lost.any():  # search all bins for those pixels
+            points = ab.float().permute(0, 2, 3, 1)[lost]  # (N, 2)
+            far, far_index = torch.cdist(points, bins).topk(self.neighbours, dim=1, largest=False)
+            nearest, index = nearest.permute(0, 2, 3, 1).clone(), index.permute(0, 2, 3, 1).clone()
+            nearest[lost], index[lost] = far**2, far_index
+            nearest, index = nearest.permute(0, 3, 1, 2), index.permute(0, 3, 1, 2)
+        soft = torch.softmax(-nearest / (2 * self.sigma**2), dim=1)  # Gaussian weights, normalised
+        return index, soft
+
+    def __call__(self, logits: torch.Tensor, real_ab: torch.Tensor) -> torch.Tensor:
+        """logits (B, K, h, w); real_ab (B, 2, H, W) normalised, area-averaged to (h, w)."""
+        with torch.autocast(logits.device.type, enabled=False):
+            target_ab = F.adaptive_avg_pool2d(real_ab.float(), logits.shape[-2:])  # (B, 2, h, w)
+            index, soft = self.soft_encode(target_ab)
+            pixel_weights = torch.ones_like(soft[:, 0]) if self.weights is None else self.weights.to(logits.device)[index[:, 0]]
+            return _SoftCrossEntropy.apply(logits.float(), index, soft, pixel_weights)
+
+
+class _SoftCrossEntropy(torch.autograd.Function):
+    """mean(pixel_weight * -sum_n soft_n log softmax(logits)[index_n]) with sparse soft targets.
+
+    Autograd's own graph for this makes several passes over the (B, K, h, w) logits in the
+    backward; here the gradient is pixel_weight * (softmax - q) / N in two (most of the step's
+    time on a CPU went there)."""
+
+    @staticmethod
+    def forward(ctx, logits, index, soft, pixel_weights):  # (B, K, h, w), (B, n, h, w) x2, (B, h, w)
+        log_probs = torch.log_softmax(logits, dim=1)
+        cross_entropy = -(soft * log_probs.gather(1, index)).sum(dim=1)  # (B, h, w)
+        ctx.save_for_backward(log_probs, index, soft, pixel_weights)
+        return (pixel_weights * cross_entropy).mean()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        log_probs, index, soft, pixel_weights = ctx.saved_tensors
+        scale = (grad_output * pixel_weights / pixel_weights.numel()).unsqueeze(1)  # (B, 1, h, w)
+        grad = log_probs.exp_()  # softmax, in place: log_probs is not needed again
+        grad.scatter_add_(1, index, -soft)
+        grad.mul_(scale)
+        return grad, None, None, None
+
+
+def ab_histogram(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Counts (K,) of the pixels of ab (B, 2, H, W) nearest each bin (K, 2); both normalised."""
+    nearest = torch.cdist(ab.float().permute(0, 2, 3, 1).reshape(-1, 2), bins.float()).argmin(dim=1)
+    return torch.bincount(nearest, minlength=len(bins)).double()
 
 
 def colorfulness(rgb: torch.Tensor) -> torch.Tensor:

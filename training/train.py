@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 from colorgan_hub import ColorGAN, metrics
 from colorgan_hub.color import model_lab_to_rgb
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
-from data import ColorizationStream, batch_to_lab, build_stream, channels_last, collate, decode, list_images
-from losses import GAN_LOSSES, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
+from data import ColorizationStream, batch_to_lab, build_stream, channels_last, collate, decode, estimate_colour_prior, list_images
+from losses import GAN_LOSSES, ColourClassLoss, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
 
 logger = get_logger(__name__)
 
@@ -77,6 +77,9 @@ def parse_args(argv=None):
     g.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
     g.add_argument("--lambda_l1", type=float, default=100.0, help="weight of the L1 term in the GAN phase")
     g.add_argument("--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
+    g.add_argument("--lambda_class", type=float, default=10.0, help="classification head: weight of the colour-class cross-entropy in the GAN phase (the GAN loss has weight 1)")
+    g.add_argument("--class_rebalancing", type=float, default=0.5, help="classification head: mix of the uniform distribution into the smoothed prior before inverting it (Zhang et al.'s lambda; 1: no rebalancing)")
+    g.add_argument("--prior_samples", type=int, default=3000, help="classification head: training photos over which the colour prior is estimated (a fresh model only)")
     g.add_argument("--gan_loss", choices=GAN_LOSSES, default="vanilla", help="adversarial loss")
     g.add_argument("--use_ema", action="store_true", help="keep an exponential moving average of the generator")
     g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay per step")
@@ -99,6 +102,7 @@ def parse_args(argv=None):
     g.add_argument("--num_validation_images", type=int, default=6, help="photos in the before/after grid")
     g.add_argument("--select_psnr_gain", type=float, default=0.5, help="PSNR gain over gray (dB) that counts as full marks when picking the best generator")
     g.add_argument("--select_cf_ratio", type=float, default=0.6, help="colourfulness ratio to the truth that counts as full marks")
+    g.add_argument("--select_hue_macro", type=float, default=0.4, help="hue hit rate (macro over hue families) that counts as full marks")
     g.add_argument("--keep_best", action=argparse.BooleanOptionalAction, default=True, help="end the GAN phase with the best validated generator")
     g.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all, none")
     g.add_argument("--logging_steps", type=int, default=10, help="log losses every N steps")
@@ -178,8 +182,8 @@ def validate(model, args, truths, baseline, step, accelerator):
     result = colour_metrics([np.asarray(o) for o in outputs], [np.asarray(img) for _, img in truths])
     result["psnr_gain"] = result["psnr"] - baseline["gray_psnr"]
     result["cf_ratio"] = result["cf"] / max(baseline["truth_cf"], 1e-6)
-    # Best under both fidelity and colour: the weaker of the two, each against its target.
-    result["score"] = min(result["psnr_gain"] / args.select_psnr_gain, result["cf_ratio"] / args.select_cf_ratio)
+    # Best under fidelity, colour and hue: the weakest of the three, each against its target.
+    result["score"] = min(result["psnr_gain"] / args.select_psnr_gain, result["cf_ratio"] / args.select_cf_ratio, result["hue_macro"] / args.select_hue_macro)
     rows = []
     for (_, truth), out in list(zip(truths, outputs))[: args.num_validation_images]:
         rows.append(np.concatenate([gray_baseline(truth), np.asarray(out), np.asarray(truth)], axis=1))
@@ -285,7 +289,14 @@ def main(args):
     else:
         model = ColorGAN(**args.model_config)
     if args.encoder_weights:
-        model.generator.load_encoder_weights(args.encoder_weights)
+        (model.generator.body if model.head == "classification" else model.generator).load_encoder_weights(args.encoder_weights)
+    classify = model.head == "classification"
+    resuming = bool(args.resume_from_checkpoint) and (args.resume_from_checkpoint != "latest" or bool(checkpoints(output_dir)))
+    if classify and not args.pretrained_model and not resuming:  # the colour prior, saved with the model
+        prior_stream, prior_column = build_stream(args, held_out=False)
+        prior, mean_ab, used = estimate_colour_prior(prior_stream, prior_column, model.generator.bins, args.prior_samples, args.min_image_size, args.min_colorfulness)
+        model.generator.prior.copy_(prior)
+        logger.info(f"colour prior from {used} photos: {int((prior > 0).sum())} of {len(prior)} bins used, mean ab {(mean_ab * model.ab_scale).tolist()}")
     model.train()
     generator, discriminator = model.generator, model.discriminator
     betas = (args.adam_beta1, args.adam_beta2)
@@ -347,6 +358,19 @@ def main(args):
         else:
             logger.info("no checkpoint to resume from: starting fresh")
 
+    if classify:  # after the resume: the prior may come from the checkpoint
+        class_loss = ColourClassLoss(model.generator.bins, model.generator.prior, model.bin_size, args.class_rebalancing)
+
+    def decoded(out):
+        """The generator's output -> normalised ab (B, 2, H, W), as users get it (differentiable)."""
+        return accelerator.unwrap_model(generator).decode(out, model.temperature) if classify else out
+
+    def reconstruction_loss(out, real_ab):
+        """(name, loss, weight in the GAN phase): colour-class cross-entropy or L1."""
+        if classify:
+            return "loss_g_class", class_loss(out, real_ab), args.lambda_class
+        return "loss_g_l1", F.l1_loss(out, real_ab), args.lambda_l1
+
     total_steps = args.pretrain_steps + args.gan_steps + args.detector_steps
     progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
     rng = random.Random(args.seed + 1000 * accelerator.process_index + state.step)
@@ -376,12 +400,11 @@ def main(args):
         logs = {}
         with accelerator.accumulate(generator, discriminator), accelerator.autocast():
             if phase == "pretrain":
-                fake_ab = generator(real_l)
-                loss_g_l1 = F.l1_loss(fake_ab, real_ab)
-                loss_g = loss_g_l1
-                logs = {"loss_g_l1": loss_g_l1}
+                out = generator(real_l)  # ab, or colour-class logits
+                name, loss_g, _ = reconstruction_loss(out, real_ab)
+                logs = {name: loss_g}
                 if args.lambda_colorfulness:
-                    logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
+                    logs["loss_g_cf"] = colorfulness_loss(real_l, decoded(out), real_ab)
                     loss_g = loss_g + args.lambda_colorfulness * logs["loss_g_cf"]
                 if finite(accelerator, loss_g):
                     accelerator.backward(loss_g)
@@ -389,7 +412,8 @@ def main(args):
                 optimizer_g.zero_grad(set_to_none=True)
 
             elif phase == "gan":
-                fake_ab = generator(real_l)
+                out = generator(real_l)
+                fake_ab = decoded(out)
                 # discriminator: real vs fake.detach(), in one batch (per-sample norms: same as two)
                 logits = discriminator(torch.cat([real_l, real_l]), torch.cat([real_ab, fake_ab.detach()]))
                 loss_d = discriminator_loss(*logits.chunk(2), args.gan_loss)
@@ -401,12 +425,12 @@ def main(args):
                 d_frozen = accelerator.unwrap_model(discriminator).requires_grad_(False)
                 loss_g_gan = generator_adversarial_loss(d_frozen(real_l, fake_ab), args.gan_loss)
                 d_frozen.requires_grad_(True)
-                loss_g_l1 = F.l1_loss(fake_ab, real_ab)
-                loss_g = loss_g_gan + args.lambda_l1 * loss_g_l1
-                logs = {"loss_d": loss_d, "loss_g_gan": loss_g_gan, "loss_g_l1": loss_g_l1}
-                if args.lambda_colorfulness:  # on the L1 scale: lambda_l1 * lambda_colorfulness
+                name, loss_g_rec, lambda_rec = reconstruction_loss(out, real_ab)
+                loss_g = loss_g_gan + lambda_rec * loss_g_rec
+                logs = {"loss_d": loss_d, "loss_g_gan": loss_g_gan, name: loss_g_rec}
+                if args.lambda_colorfulness:  # on the reconstruction's scale: lambda_rec * lambda_colorfulness
                     logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
-                    loss_g = loss_g + args.lambda_l1 * args.lambda_colorfulness * logs["loss_g_cf"]
+                    loss_g = loss_g + lambda_rec * args.lambda_colorfulness * logs["loss_g_cf"]
                 if finite(accelerator, loss_g):
                     accelerator.backward(loss_g)
                     optimizer_g.step()
@@ -414,8 +438,9 @@ def main(args):
 
             else:  # detector: the generator is frozen, as users will run it
                 with torch.no_grad():
-                    frozen = ema.module if ema is not None else accelerator.unwrap_model(generator)
-                    fake_rgb = to_uint8_rgb(real_l, frozen.eval()(real_l))
+                    frozen = (ema.module if ema is not None else accelerator.unwrap_model(generator)).eval()
+                    out = frozen(real_l)
+                    fake_rgb = to_uint8_rgb(real_l, frozen.decode(out, model.temperature) if classify else out)
                 real_rgb = batch["rgb"]
                 if args.detector_augment:
                     real_rgb, fake_rgb = degrade(real_rgb, rng), degrade(fake_rgb, rng)
@@ -560,10 +585,12 @@ def save_model(model, ema, folder: Path, args, card: dict | None = None) -> Path
 
 
 def halve_weights(folder: Path) -> None:
-    """Rewrite folder/model.safetensors with float32 tensors as float16 (loading casts them back);
-    the two calibration numbers stay float32, their precision shows in every probability."""
+    """Rewrite folder/model.safetensors with float32 weights as float16 (loading casts them back).
+    The two calibration numbers, the colour bins and their prior stay float32: their precision
+    shows in every probability and colour (and a prior's small shares would underflow)."""
     weights = Path(folder, "model.safetensors")
-    state = {k: (v.half() if v.dtype == torch.float32 and k != "realness_calibration" else v) for k, v in load_file(str(weights)).items()}
+    keep = ("realness_calibration", "generator.bins", "generator.prior")
+    state = {k: (v.half() if v.dtype == torch.float32 and k not in keep else v) for k, v in load_file(str(weights)).items()}
     save_file(state, str(weights), metadata={"format": "pt"})
 
 
