@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
+import socket
 import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from . import DEFAULT_MODEL
-from .image_io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, ImageError, load_image, output_path, save_image
+from .image_io import DEFAULT_MAX_PIXELS, ImageError, list_images, load_image, output_path, save_image
 
 TEMPERATURE_HELP = ("classification models: annealed-mean temperature, lower is more vivid and riskier, "
                     "1 the safest (default: the model's own)")
@@ -30,41 +32,88 @@ class UsageError(Exception):
     """Bad arguments or an unloadable model: exit status 2."""
 
 
-def expand_inputs(specs: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their image files, sorted) and glob patterns -> (paths, error lines)."""
-    paths, errors = [], []
-    for spec in specs:
-        if glob.has_magic(spec):
-            matches = sorted(glob.glob(spec))
-            if not matches:
-                errors.append(f"{spec}: no file matches this pattern")
-            paths += [Path(m) for m in matches if not Path(m).is_dir()]
-        elif Path(spec).is_dir():
-            found = sorted(p for p in Path(spec).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                errors.append(f"{spec}: folder holds no image files")
-            paths += found
+class Inputs:
+    """What the command-line inputs expand to: image paths, error lines, notes, skipped files."""
+
+    def __init__(self, specs: list[str], recursive: bool = False):
+        self.paths, self.errors, self.notes, self.skipped = [], [], [], 0
+        for spec in specs:
+            if glob.has_magic(spec):
+                matches = sorted(glob.glob(spec, recursive=recursive))
+                if not matches:
+                    self.errors.append(f"{spec}: no file matches this pattern")
+                self.paths += [Path(m) for m in matches if Path(m).is_file()]
+            elif Path(spec).is_dir():
+                self._add_folder(spec, recursive)
+            else:
+                self.paths.append(Path(spec))  # a missing or bad file is reported when it is loaded
+        self.paths = list(dict.fromkeys(self.paths))
+
+    def _add_folder(self, spec: str, recursive: bool) -> None:
+        images, others = list_images(spec, recursive=recursive)
+        self.paths += images
+        self.skipped += len(others)
+        if others:
+            self.notes.append(f"{spec}: {len(others)} file(s) that are not images skipped (e.g. {others[0].name})")
+        if images:
+            return
+        below = [] if recursive else list_images(spec, recursive=True)[0]
+        if below:
+            self.errors.append(f"{spec}: no image files at its top level but {len(below)} in subfolders: add --recursive")
         else:
-            paths.append(Path(spec))  # a missing file is reported when it is loaded
-    return list(dict.fromkeys(paths)), errors
+            self.errors.append(f"{spec}: folder holds no image files")
 
 
 def load_model(spec: str | None):
-    from .model import ColorGAN
+    from .model import ModelLoadError
+    from .model import load_model as load
 
     if spec is None:
         if not Path(DEFAULT_MODEL, "config.json").exists():
             raise UsageError("no default model is bundled with this install: pass --model HUB_ID_OR_FOLDER")
         spec = DEFAULT_MODEL
     try:
-        return ColorGAN.from_pretrained(spec)
-    except Exception as err:  # missing folder, Hub errors, offline mode, wrong files
-        raise UsageError(f"cannot load model {spec!r}: {type(err).__name__}: {err}") from None
+        return load(spec)
+    except ModelLoadError as err:
+        raise UsageError(str(err)) from None
 
 
-def report(message: str) -> None:
+def report(message: str, kind: str = "error") -> None:
     """One line on stderr that does not tear a running progress bar."""
-    tqdm.write(f"error: {message}", file=sys.stderr)
+    tqdm.write(f"{kind}: {message}", file=sys.stderr)
+
+
+def _load_input(path: Path, max_pixels: int):
+    """load_image plus a note when only the first frame of an animation is used."""
+    image = load_image(path, max_pixels=max_pixels)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        report(f"{path}: {frames} frames; the first frame only is used", "note")
+    return image
+
+
+def _summary(done: str, written: int, inputs: Inputs, failed: int, where: str = "") -> str:
+    """The closing line of a command: how many of how many, what failed, what was skipped."""
+    if not inputs.paths:
+        line = f"nothing {done}: no image in the inputs"
+    else:
+        line = f"{done} {written} of {len(inputs.paths)} image(s){where}"
+    extras = [f"{failed} failed"] if failed else []
+    if inputs.skipped:
+        extras.append(f"{inputs.skipped} non-image file(s) skipped")
+    return line + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _output_folder(folder: Path) -> None:
+    """Create the output folder, or stop with one line saying why it cannot be used."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"-o {folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"-o {folder}: cannot create this folder ({err.strerror or err})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {folder}: the folder is not writable")
 
 
 def _progress(items, what: str):
@@ -72,12 +121,15 @@ def _progress(items, what: str):
 
 
 def cmd_colorize(args) -> int:
-    paths, errors = expand_inputs(args.inputs)
-    for line in errors:
+    inputs = Inputs(args.inputs, args.recursive)
+    _output_folder(args.output_dir)
+    for line in inputs.notes:
+        report(line, "note")
+    for line in inputs.errors:
         report(line)
+    paths = inputs.paths
     model = load_model(args.model)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    failed, written, claimed = len(errors), 0, {}
+    failed, written, claimed = len(inputs.errors), 0, {}
     pending = []  # (path, image, destination) waiting for a batch
 
     def flush():
@@ -105,7 +157,7 @@ def cmd_colorize(args) -> int:
             failed += 1
             continue
         try:
-            image = load_image(path, max_pixels=args.max_pixels)
+            image = _load_input(path, args.max_pixels)
         except ImageError as err:
             report(str(err))
             failed += 1
@@ -115,19 +167,21 @@ def cmd_colorize(args) -> int:
         if len(pending) >= args.batch_size:
             flush()
     flush()
-    print(f"colorized {written} of {len(paths)} file(s) into {args.output_dir}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
+    print(_summary("colorized", written, inputs, failed, f" into {args.output_dir}"), file=sys.stderr)
     return 1 if failed else 0
 
 
 def cmd_score(args) -> int:
-    paths, errors = expand_inputs(args.inputs)
-    for line in errors:
+    inputs = Inputs(args.inputs, args.recursive)
+    for line in inputs.notes:
+        report(line, "note")
+    for line in inputs.errors:
         report(line)
     model = load_model(args.model)
-    failed, scores = len(errors), []
-    for path in _progress(paths, "score"):
+    failed, scores = len(inputs.errors), []
+    for path in _progress(inputs.paths, "score"):
         try:
-            p = model.realness(load_image(path, max_pixels=args.max_pixels), size=args.size)
+            p = model.realness(_load_input(path, args.max_pixels), size=args.size)
         except ImageError as err:
             report(str(err))
             failed += 1
@@ -137,6 +191,8 @@ def cmd_score(args) -> int:
             tqdm.write(f"{p:.4f}\t{path}", file=sys.stdout)
     if args.json:
         print(json.dumps(scores, indent=2))
+    if failed or inputs.skipped or not inputs.paths:
+        print(_summary("scored", len(scores), inputs, failed), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -145,6 +201,11 @@ def cmd_demo(args) -> int:
         from .demo import main as serve
     except ImportError as err:
         raise UsageError(f"the demo needs the space extra: pip install 'colorgan-hub[space]' ({err})") from None
+    with socket.socket() as probe:  # Gradio's own message names its settings, not our --port
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as err:
+            raise UsageError(f"--port {args.port}: cannot serve on {args.host}:{args.port} ({err.strerror or err}): choose another port") from None
     serve(args.host, args.port)
     return 0
 
@@ -152,9 +213,12 @@ def cmd_demo(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate, format_markdown
 
-    paths, errors = expand_inputs([str(args.data)])
-    for line in errors:
+    if not args.data.is_dir():
+        raise UsageError(f"--data {args.data}: no such folder")
+    inputs = Inputs([str(args.data)], args.recursive)
+    for line in inputs.errors:
         report(line)
+    paths, errors = inputs.paths, inputs.errors
     if args.limit:
         paths = paths[: args.limit]
     model = load_model(args.model)
@@ -184,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=None, help="Hub model id or local save_pretrained folder (default: the bundled model)")
         p.add_argument("--size", type=int, default=None, help="working resolution, long side in px (default: the model's)")
         p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse images larger than this many pixels")
+        p.add_argument("-r", "--recursive", action="store_true", help="also take the images in the folders' subfolders")
 
     p = sub.add_parser("colorize", help="colorize photos at full resolution")
     common(p)
@@ -207,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="folder of colour photos (the ground truth)")
     p.add_argument("--model", default=None, help="Hub model id or local save_pretrained folder (default: the bundled model)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N photos")
+    p.add_argument("-r", "--recursive", action="store_true", help="also take the photos in the folder's subfolders")
     p.add_argument("--protocol", choices=["256", "full"], default="256", help="256: short side 256 + centre crop, as the papers; full: original size")
     p.add_argument("--size", type=int, default=None, help="working resolution, long side in px (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")

@@ -19,7 +19,7 @@ import gradio as gr
 from PIL import Image
 
 from . import DEFAULT_MODEL, fullres
-from .image_io import ImageError, is_grayscale
+from .image_io import ImageError, is_grayscale, load_image
 from .model import ColorGAN
 
 BUNDLED = "bundled default"
@@ -42,6 +42,26 @@ def model_choices() -> dict[str, str]:
 @lru_cache(maxsize=4)
 def load(spec: str) -> ColorGAN:
     return ColorGAN.from_pretrained(spec)
+
+
+class PhotoInput(gr.Image):
+    """gr.Image whose uploads are opened by the package's own loader, so a bad file gets our
+    one-line reason (empty, truncated, not an image, over the pixel limit) as a gr.Error instead
+    of Gradio's bare "Error" from decoding it first. Same front-end as gr.Image (a template)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None or (payload.url or "").startswith("data:"):
+            return super().preprocess(payload)  # nothing, or pasted data: Gradio decodes it
+        name = payload.orig_name or Path(payload.path).name
+        try:
+            img = load_image(payload.path, max_pixels=MAX_PIXELS)
+        except ImageError as err:
+            raise gr.Error(f"{name}: {err.reason}", print_exception=False) from None
+        if getattr(img, "n_frames", 1) > 1:
+            gr.Warning(f"{name}: {img.n_frames} frames; the first frame only is used")
+        return img
 
 
 def _probabilities(p: float) -> dict[str, float]:
@@ -116,7 +136,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         with gr.Tab("Colorize"):
             with gr.Row():
                 with gr.Column():
-                    photo = gr.Image(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Photo (grayscale or colour)")
+                    photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Photo (grayscale or colour)")
                     resolution = gr.Slider(128, 768, value=default_size, step=32, label="Working resolution (long side, px)")
                     temperature = gr.Slider(0.1, 1.0, value=default_temperature, step=0.02, label="Temperature: lower gives bolder, riskier colours; 1 the safest",
                                             info="classification models only: the annealed mean of the predicted colour distribution")
@@ -131,7 +151,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                          api_name="colorize", concurrency_limit=CONCURRENCY)
         with gr.Tab("Real or colorized?"):
             with gr.Row():
-                colour_photo = gr.Image(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Colour photo")
+                colour_photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Colour photo")
                 verdict = gr.Label(label="Real or colorized?")
             score_button = gr.Button("Score", variant="primary", elem_id="score-button")
             score_button.click(score, [colour_photo, model_name], verdict, api_name="score", concurrency_limit=CONCURRENCY)

@@ -144,6 +144,20 @@ def is_grayscale(img: Image.Image) -> bool:
     return float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) < GRAY_SPREAD
 
 
+def list_images(folder, recursive: bool = True) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) in `folder` (and its subfolders if `recursive`), each sorted;
+    hidden files and folders are left out. Images are known by their suffix (IMAGE_SUFFIXES).
+    The one listing rule of the CLI, evaluation and training."""
+    folder = Path(folder)
+    pattern = folder.rglob("*") if recursive else folder.iterdir()
+    images, others = [], []
+    for path in pattern:
+        if any(part.startswith(".") for part in path.relative_to(folder).parts) or not path.is_file():
+            continue
+        (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
+    return sorted(images), sorted(others)
+
+
 def output_path(input_path: Path, output_dir: Path) -> Path:
     """Where a colorized file goes: same stem, JPEG for JPEG inputs, PNG for everything else."""
     is_jpeg = input_path.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")

@@ -8,10 +8,13 @@ half-precision files back to the model's float32, so a shipped fp16 file loads l
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
+from huggingface_hub import PyTorchModelHubMixin, constants, errors, hf_hub_download
+from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -131,3 +134,47 @@ class ColorGAN(
         state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
         model.load_state_dict(state, strict=strict)
         return model.eval()
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be loaded, with the spec and the reason in one line."""
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint answers a TCP connection (huggingface_hub itself retries for ~25 s)."""
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_model(spec: str) -> ColorGAN:
+    """`ColorGAN.from_pretrained(spec)` with one clear error line for what users get wrong: a folder
+    that does not exist or is no model, a Hub id that does not exist, no network (then the local
+    cache is tried at once instead of after the Hub client's retries). Raises ModelLoadError."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file() or not (path / constants.SAFETENSORS_SINGLE_FILE).is_file():
+            raise ModelLoadError(f"cannot load model {spec!r}: the folder has no config.json and model.safetensors (a save_pretrained folder)")
+        local_only = True
+    elif path.exists():
+        raise ModelLoadError(f"cannot load model {spec!r}: it is a file; give its save_pretrained folder or a Hub id")
+    else:
+        try:
+            validate_repo_id(spec)
+        except errors.HFValidationError:
+            raise ModelLoadError(f"cannot load model {spec!r}: no such folder (and not a Hub id such as user/model)") from None
+        if spec.startswith((".", "~")) or os.sep in spec.strip("/").replace("/", "", 1):
+            raise ModelLoadError(f"cannot load model {spec!r}: no such folder")
+        local_only = constants.HF_HUB_OFFLINE or not _hub_reachable()
+    try:
+        return ColorGAN.from_pretrained(str(path) if path.is_dir() else spec, local_files_only=local_only)
+    except errors.RepositoryNotFoundError:
+        raise ModelLoadError(f"cannot load model {spec!r}: no such model on the Hub (or it is private: log in with `hf auth login`)") from None
+    except errors.LocalEntryNotFoundError:
+        folder = "" if "/" in spec else "no such folder, and as a Hub id: "
+        raise ModelLoadError(f"cannot load model {spec!r}: {folder}the Hub cannot be reached (offline?) and the model is not in the local cache") from None
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:  # wrong files, wrong shapes, bad config
+        raise ModelLoadError(f"cannot load model {spec!r}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None

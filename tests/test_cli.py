@@ -1,6 +1,7 @@
 """The `colorgan` command: outputs, naming, bad files carried over, exit codes 0 / 1 / 2."""
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -99,11 +100,70 @@ def test_usage_errors_exit_2(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_unloadable_model_exits_2(photos, capsys):
-    code = run("colorize", photos / "loose.tif", "-o", photos / "out", "--model", photos / "no_model_here")
+@pytest.mark.parametrize("spec, reason", [
+    ("{photos}/no_model_here", "no such folder"),
+    ("./nofolder", "no such folder"),
+    ("{photos}/scans", "the folder has no config.json and model.safetensors"),
+    ("{photos}/loose.tif", "it is a file"),
+    ("nobody/no-such-colorgan-model", "not in the local cache"),  # HF_HUB_OFFLINE=1 (conftest): no retries
+])
+def test_unloadable_model_exits_2_with_one_line(photos, capsys, spec, reason):
+    code = run("colorize", photos / "loose.tif", "-o", photos / "out", "--model", spec.format(photos=photos))
     assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot load model") and reason in err[0]
+
+
+@pytest.mark.parametrize("target, reason", [("file", "exists and is not a folder"), ("/proc/nope", "cannot create this folder")])
+def test_unusable_output_folder_exits_2_with_one_line(photos, tiny_model_dir, capsys, target, reason):
+    out = photos / "scans" / "color.png" if target == "file" else target
+    assert run("colorize", photos / "loose.tif", "-o", out, "--model", tiny_model_dir) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: -o {out}: {reason}")
+
+
+def test_folder_with_images_only_below_suggests_recursive(tmp_path, tiny_model_dir, capsys):
+    (tmp_path / "album" / "1950").mkdir(parents=True)
+    make_photo(40, 40).convert("L").save(tmp_path / "album" / "1950" / "a.png")
+    (tmp_path / "album" / "notes.txt").write_text("not a photo")
+    out = tmp_path / "out"
+    assert run("colorize", tmp_path / "album", "-o", out, "--model", tiny_model_dir) == 1
     err = capsys.readouterr().err
-    assert "cannot load model" in err and "Traceback" not in err
+    assert "no image files at its top level but 1 in subfolders: add --recursive" in err
+    assert "1 file(s) that are not images skipped (e.g. notes.txt)" in err
+    assert run("colorize", tmp_path / "album", "-o", out, "--recursive", "--model", tiny_model_dir) == 0
+    assert (out / "a.png").exists()
+    assert capsys.readouterr().err.strip().endswith(f"colorized 1 of 1 image(s) into {out} (1 non-image file(s) skipped)")
+
+
+def test_summary_counts_non_images_and_missing_inputs(tmp_path, tiny_model_dir, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    make_photo(40, 40).save(folder / "a.png")
+    (folder / "readme.md").write_text("hello")
+    assert run("colorize", folder, "-o", tmp_path / "out", "--model", tiny_model_dir) == 0
+    assert capsys.readouterr().err.strip().endswith("colorized 1 of 1 image(s) into " + str(tmp_path / "out") + " (1 non-image file(s) skipped)")
+    assert run("colorize", tmp_path / "missing.png", "-o", tmp_path / "out", "--model", tiny_model_dir) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path / 'missing.png'}: no such file", f"colorized 0 of 1 image(s) into {tmp_path / 'out'} (1 failed)"]
+
+
+def test_animated_gif_says_first_frame_only(tmp_path, tiny_model_dir, capsys):
+    frames = [make_photo(40, 40, seed=i).convert("L") for i in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    assert run("colorize", tmp_path / "anim.gif", "-o", tmp_path / "out", "--model", tiny_model_dir) == 0
+    assert f"note: {tmp_path / 'anim.gif'}: 3 frames; the first frame only is used" in capsys.readouterr().err
+
+
+def test_demo_on_a_busy_port_exits_2_with_one_line(capsys):
+    pytest.importorskip("gradio")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert run("demo", "--port", port) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --port {port}: cannot serve on 127.0.0.1:{port}")
 
 
 def test_no_glob_match_is_an_input_failure(photos, tiny_model_dir, capsys):

@@ -140,6 +140,8 @@ def test_half_precision_file_loads_as_float32(tmp_path, tiny_model):
         torch.testing.assert_close(loaded.predict_ab(l), tiny_model.predict_ab(l), atol=2e-2, rtol=0)
 
 
-def test_missing_model_offline_raises(tmp_path):
-    with pytest.raises(Exception):
-        ColorGAN.from_pretrained("nobody/no-such-colorgan-model")
+def test_missing_model_offline_raises_a_clear_error():
+    from colorgan_hub.model import ModelLoadError, load_model
+
+    with pytest.raises(ModelLoadError, match="not in the local cache"):  # HF_HUB_OFFLINE=1 (conftest)
+        load_model("nobody/no-such-colorgan-model")

@@ -13,6 +13,7 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
 
 from colorgan_hub import demo as demo_module  # noqa: E402
 
@@ -57,7 +58,7 @@ def test_refuses_to_start_without_a_model():
 
 
 def test_colorize_endpoint(client, photo_files):
-    (before, after), download, label, note = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", api_name="/colorize")
+    (before, after), download, label, note = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, api_name="/colorize")
     from PIL import Image
 
     assert Image.open(after).size == (120, 80) and Image.open(before).size == (120, 80)
@@ -70,14 +71,45 @@ def test_colorize_endpoint(client, photo_files):
 def test_score_endpoint_and_grayscale_message(client, photo_files):
     label = client.predict(handle_file(str(photo_files / "colour.png")), "tiny", api_name="/score")
     assert 0 <= label["confidences"][0]["confidence"] <= 1
-    with pytest.raises(Exception, match="grayscale"):
+    with pytest.raises(AppError, match="grayscale"):
         client.predict(handle_file(str(photo_files / "gray.png")), "tiny", api_name="/score")
+
+
+@pytest.fixture(scope="module")
+def bad_uploads(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad_uploads")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notes.png").write_text("these are not pixels")
+    good = folder / "good.jpg"
+    make_photo(120, 80).save(good, quality=90)
+    (folder / "cut.jpg").write_bytes(good.read_bytes()[:400])
+    return folder
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("empty.png", "empty.png: empty file"),
+    ("notes.png", "notes.png: not an image file"),
+    ("cut.jpg", "cut.jpg: truncated or corrupt image"),
+])
+def test_bad_uploads_get_our_one_line_message(client, bad_uploads, name, reason):
+    for args, api in (((128, "tiny", 0.38), "/colorize"), (("tiny",), "/score")):
+        with pytest.raises(AppError) as caught:
+            client.predict(handle_file(str(bad_uploads / name)), *args, api_name=api)
+        assert reason in str(caught.value) and "upstream" not in str(caught.value)
+
+
+def test_oversized_upload_names_the_limit(client, tmp_path, monkeypatch):
+    monkeypatch.setattr(demo_module, "MAX_PIXELS", 5000)  # a 120x80 photo is over it
+    path = tmp_path / "big.png"
+    make_photo(120, 80).save(path)
+    with pytest.raises(AppError, match="big.png: 120x80 is 0.0 megapixels, over the limit"):
+        client.predict(handle_file(str(path)), 128, "tiny", 0.38, api_name="/colorize")
 
 
 def test_eight_requests_at_once(client, photo_files):
     path = str(photo_files / "gray.png")
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: client.predict(handle_file(path), 128, "tiny", api_name="/colorize"), range(8)))
+        results = list(pool.map(lambda _: client.predict(handle_file(path), 128, "tiny", 0.38, api_name="/colorize"), range(8)))
     assert len(results) == 8 and all("colorized" in r[3] for r in results)
 
 

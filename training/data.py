@@ -30,7 +30,7 @@ from datasets.distributed import split_dataset_by_node
 from PIL import Image, ImageOps
 
 from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
-from colorgan_hub.image_io import IMAGE_SUFFIXES
+from colorgan_hub import image_io
 from colorgan_hub.metrics import colorfulness
 
 logger = logging.getLogger(__name__)
@@ -277,8 +277,6 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 
 
 def list_images(folder: str, limit: int | None = None) -> list[str]:
-    """Image files in a folder (recursively), sorted, the first `limit`."""
-    paths = sorted(
-        os.path.join(root, name) for root, _, names in os.walk(folder) for name in names if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-    )
+    """Image files in a folder and its subfolders, sorted, the first `limit` (the CLI's listing rule)."""
+    paths = [str(p) for p in image_io.list_images(folder, recursive=True)[0]]
     return paths[:limit] if limit else paths

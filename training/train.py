@@ -78,6 +78,7 @@ def parse_args(argv=None):
     g.add_argument("--lambda_l1", type=float, default=100.0, help="weight of the L1 term in the GAN phase")
     g.add_argument("--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
     g.add_argument("--lambda_class", type=float, default=10.0, help="classification head: weight of the colour-class cross-entropy in the GAN phase (the GAN loss has weight 1)")
+    g.add_argument("--lambda_decoded_l1", type=float, default=0.0, help="classification head: weight of an L1 loss on the decoded colours (at the model's temperature) in the GAN phase, for fidelity (0: off)")
     g.add_argument("--class_rebalancing", type=float, default=0.5, help="classification head: mix of the uniform distribution into the smoothed prior before inverting it (Zhang et al.'s lambda; 1: no rebalancing)")
     g.add_argument("--prior_samples", type=int, default=3000, help="classification head: training photos over which the colour prior is estimated (a fresh model only)")
     g.add_argument("--gan_loss", choices=GAN_LOSSES, default="vanilla", help="adversarial loss")
@@ -428,6 +429,9 @@ def main(args):
                 name, loss_g_rec, lambda_rec = reconstruction_loss(out, real_ab)
                 loss_g = loss_g_gan + lambda_rec * loss_g_rec
                 logs = {"loss_d": loss_d, "loss_g_gan": loss_g_gan, name: loss_g_rec}
+                if classify and args.lambda_decoded_l1:  # the colours users see, pulled towards the photo's
+                    logs["loss_g_decoded_l1"] = F.l1_loss(fake_ab, real_ab)
+                    loss_g = loss_g + args.lambda_decoded_l1 * logs["loss_g_decoded_l1"]
                 if args.lambda_colorfulness:  # on the reconstruction's scale: lambda_rec * lambda_colorfulness
                     logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
                     loss_g = loss_g + lambda_rec * args.lambda_colorfulness * logs["loss_g_cf"]

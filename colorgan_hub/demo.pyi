@@ -1,0 +1,173 @@
+"""The Gradio demo (the Hugging Face Space): before/after colorization and the real-vs-colorized score.
+
+    colorgan demo                 # or: python space/app.py
+    COLORGAN_MODELS="user/colorgan-large,./runs/x/model" colorgan demo   # more models to pick from
+
+Handlers only call the package's `colorize` and `realness`; models are loaded once and cached.
+Both functions are API endpoints (`/colorize`, `/score`) for `gradio_client`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from . import DEFAULT_MODEL, fullres
+from .image_io import ImageError, is_grayscale, load_image
+from .model import ColorGAN
+
+BUNDLED = "bundled default"
+MAX_FILE_SIZE = "25mb"  # uploads above this are refused by Gradio before any decoding
+MAX_PIXELS = 50_000_000  # the package's decompression-bomb guard
+CONCURRENCY = 2  # requests computed at once (2 cores); the rest wait in the queue
+EXAMPLES = ("astronaut", "chelsea", "coffee", "rocket")  # photos scikit-image already ships
+
+
+def model_choices() -> dict[str, str]:
+    """Display name -> Hub id or folder: the bundled model (if present) and COLORGAN_MODELS."""
+    choices = {}
+    if Path(DEFAULT_MODEL, "config.json").exists():
+        choices[BUNDLED] = DEFAULT_MODEL
+    for spec in filter(None, (s.strip() for s in os.environ.get("COLORGAN_MODELS", "").split(","))):
+        choices[spec] = spec
+    return choices
+
+
+@lru_cache(maxsize=4)
+def load(spec: str) -> ColorGAN:
+    return ColorGAN.from_pretrained(spec)
+
+from gradio.events import Dependency
+
+class PhotoInput(gr.Image):
+    """gr.Image whose uploads are opened by the package's own loader, so a bad file gets our
+    one-line reason (empty, truncated, not an image, over the pixel limit) as a gr.Error instead
+    of Gradio's bare "Error" from decoding it first. Same front-end as gr.Image (a template)."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is None or payload.path is None or (payload.url or "").startswith("data:"):
+            return super().preprocess(payload)  # nothing, or pasted data: Gradio decodes it
+        name = payload.orig_name or Path(payload.path).name
+        try:
+            img = load_image(payload.path, max_pixels=MAX_PIXELS)
+        except ImageError as err:
+            raise gr.Error(f"{name}: {err.reason}", print_exception=False) from None
+        if getattr(img, "n_frames", 1) > 1:
+            gr.Warning(f"{name}: {img.n_frames} frames; the first frame only is used")
+        return img
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def _probabilities(p: float) -> dict[str, float]:
+    return {"photographed in colour": p, "colorized by machine": 1.0 - p}
+
+
+def example_files() -> list[str]:
+    """Desaturated copies of scikit-image's sample photos, written to the temp folder (never the
+    working directory); [] if scikit-image is not installed."""
+    try:
+        from skimage import data
+    except ImportError:
+        return []
+    folder = Path(tempfile.gettempdir(), "colorgan-examples")
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for name in EXAMPLES:
+        path = folder / f"{name}.png"
+        if not path.exists():
+            Image.fromarray(getattr(data, name)()).convert("L").save(path)
+        paths.append(str(path))
+    return paths
+
+
+def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
+    """The Blocks app. Raises RuntimeError when there is no trained model to serve."""
+    models = models if models is not None else model_choices()
+    if not models:
+        raise RuntimeError(
+            "no trained model to serve: this install has no bundled default model and COLORGAN_MODELS is empty. "
+            "Set COLORGAN_MODELS to a Hub id or a save_pretrained folder."
+        )
+    first = next(iter(models))
+    default_size = min(max(load(models[first]).image_size, 128), 768)  # inside the slider's range
+    default_temperature = min(max(load(models[first]).temperature, 0.1), 1.0)
+    fullres.warm_up()  # the first request should not wait for numba's compiler
+
+    def colorize(image, resolution, model_name, temperature=None):
+        if image is None:
+            raise gr.Error("Upload or paste a photo first.")
+        model = load(models.get(model_name, models[first]))
+        start = time.perf_counter()
+        try:
+            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS, temperature=float(temperature) if temperature else None)
+        except ImageError as err:
+            raise gr.Error(err.reason) from None
+        p = model.realness(colored, allow_grayscale=True)
+        seconds = time.perf_counter() - start
+        # Files of our own, not PIL images: Gradio re-writes the cache file of an image it is handed
+        # (named by content) on every request, so identical concurrent requests raced a reader.
+        folder = Path(tempfile.mkdtemp(prefix="colorgan-"))
+        gray, out = folder / "grayscale.png", folder / "colorized.png"
+        colored.convert("L").save(gray)
+        colored.save(out)
+        note = f"{colored.width}x{colored.height} colorized at working size {int(resolution)} in {seconds:.2f} s"
+        return (str(gray), str(out)), str(out), _probabilities(p), note
+
+    def score(image, model_name):
+        if image is None:
+            raise gr.Error("Upload a colour photo first.")
+        if is_grayscale(image):
+            raise gr.Error("This photo is grayscale: there is no colour to judge. Colorize it in the first tab.")
+        model = load(models.get(model_name, models[first]))
+        try:
+            return _probabilities(model.realness(image, max_pixels=MAX_PIXELS))
+        except ImageError as err:
+            raise gr.Error(err.reason) from None
+
+    with gr.Blocks(title="ColorGAN Hub", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("# ColorGAN Hub\nAutomatic colorization of grayscale photos with a conditional GAN, at full resolution.")
+        model_name = gr.Dropdown(list(models), value=first, label="Model")
+        with gr.Tab("Colorize"):
+            with gr.Row():
+                with gr.Column():
+                    photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Photo (grayscale or colour)")
+                    resolution = gr.Slider(128, 768, value=default_size, step=32, label="Working resolution (long side, px)")
+                    temperature = gr.Slider(0.1, 1.0, value=default_temperature, step=0.02, label="Temperature: lower gives bolder, riskier colours; 1 the safest",
+                                            info="classification models only: the annealed mean of the predicted colour distribution")
+                    button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+                with gr.Column():
+                    slider = gr.ImageSlider(type="pil", format="png", label="Before / after", elem_id="before-after")
+                    probs = gr.Label(label="Real or colorized? (the result)", elem_id="result-label")
+                    timing = gr.Markdown()
+                    download = gr.File(label="Download PNG")
+            gr.Examples(example_files(), inputs=photo)
+            button.click(colorize, [photo, resolution, model_name, temperature], [slider, download, probs, timing],
+                         api_name="colorize", concurrency_limit=CONCURRENCY)
+        with gr.Tab("Real or colorized?"):
+            with gr.Row():
+                colour_photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Colour photo")
+                verdict = gr.Label(label="Real or colorized?")
+            score_button = gr.Button("Score", variant="primary", elem_id="score-button")
+            score_button.click(score, [colour_photo, model_name], verdict, api_name="score", concurrency_limit=CONCURRENCY)
+    demo.queue(max_size=64, default_concurrency_limit=CONCURRENCY)
+    return demo
+
+
+def main(host: str = "127.0.0.1", port: int = 7860) -> None:
+    try:
+        demo = build_demo()
+    except RuntimeError as err:
+        raise SystemExit(f"error: {err}") from None
+    demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE)
