@@ -15,7 +15,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -25,9 +24,8 @@ from PIL import Image
 from colorgan_hub import ColorGAN
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))
-from data import ColorizationStream, batch_to_lab, build_stream, collate, list_images  # noqa: E402
-from losses import discriminator_loss, generator_adversarial_loss  # noqa: E402
+from training.data import ColorizationStream, DataConfig, batch_to_lab, build_stream, collate, list_images
+from training.losses import ColourClassLoss, discriminator_loss, generator_adversarial_loss
 
 
 class ReportsDataset(torch.utils.data.Dataset):
@@ -60,9 +58,7 @@ def images_per_s(batches, n_batches: int, batch_size: int, skip: int = 2) -> flo
 
 
 def data_paths(data_dir: str, n_batches: int, batch_size: int) -> dict:
-    args = SimpleNamespace(dataset_name=None, dataset_config_name=None, split="train", image_column=None, train_data_dir=data_dir,
-                           streaming=True, max_train_samples=None, shuffle_buffer_size=1000, calibration_fraction=0.0, seed=0)
-    stream, column = build_stream(args)
+    stream, column = build_stream(DataConfig(train_data_dir=data_dir, calibration_fraction=0.0))
     ours = torch.utils.data.DataLoader(ColorizationStream(stream, column, 256), batch_size=batch_size, collate_fn=collate)
     ours_lab = ((b["l"], b["ab"]) for b in ours)  # Lab is computed per sample in the stream
     reports = torch.utils.data.DataLoader(ReportsDataset(list_images(data_dir)), batch_size=batch_size, shuffle=True)
@@ -82,20 +78,23 @@ def training_steps(resolution: int, batch_size: int, repeats: int = 3) -> dict:
     rgb = torch.randint(0, 256, (batch_size, 3, resolution, resolution), dtype=torch.uint8)
     real_l, real_ab = batch_to_lab(rgb)
 
-    def l1_step():
-        loss = F.l1_loss(generator(real_l), real_ab)
+    class_loss = ColourClassLoss.for_model(model)
+
+    def l1_step():  # pre-training: the colour-class cross-entropy of the default (classification) head
+        loss = class_loss(generator(real_l), real_ab)
         loss.backward()
         optimizer_g.step()
         optimizer_g.zero_grad()
 
     def gan_step():
-        fake_ab = generator(real_l)
+        logits_g = generator(real_l)
+        fake_ab = model.decode(logits_g)
         logits = discriminator(torch.cat([real_l, real_l]), torch.cat([real_ab, fake_ab.detach()]))
         discriminator_loss(*logits.chunk(2)).backward()
         optimizer_d.step()
         optimizer_d.zero_grad()
         discriminator.requires_grad_(False)
-        loss_g = generator_adversarial_loss(discriminator(real_l, fake_ab)) + 100 * F.l1_loss(fake_ab, real_ab)
+        loss_g = generator_adversarial_loss(discriminator(real_l, fake_ab)) + 10 * class_loss(logits_g, real_ab)
         discriminator.requires_grad_(True)
         loss_g.backward()
         optimizer_g.step()

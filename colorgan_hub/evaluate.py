@@ -9,16 +9,15 @@ the model's own colorizations of them, clean, after JPEG quality 75, and resized
 
 from __future__ import annotations
 
-import io
 import sys
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
 
 from . import metrics
 from .fullres import recombine
-from .image_io import ImageError, load_image
+from .image_io import ImageError, center_crop, jpeg_roundtrip, load_image
 
 PROTOCOLS = ("256", "full")
 
@@ -45,7 +44,7 @@ def load_truths(paths, protocol: str = "256", report=_report_error) -> list[tupl
             report(str(err))
             continue
         if protocol == "256":
-            img = ImageOps.fit(img, (256, 256), Image.Resampling.BICUBIC)
+            img = center_crop(img, 256)
         truths.append((str(path), img))
     return truths
 
@@ -60,23 +59,28 @@ def constant_baseline(truth: Image.Image, ab=CONSTANT_AB) -> np.ndarray:
     return recombine(np.asarray(truth), np.asarray(ab, np.float32).reshape(1, 1, 2))
 
 
-def colour_metrics(outputs, truths) -> dict[str, float]:
+def colour_metrics(outputs, truths, progress=None) -> dict[str, float]:
     """Mean PSNR, SSIM, colourfulness, delta-CF and ab AuC of outputs against truths (uint8 lists),
-    and the hue hit rates pooled over all pixels ("hue_macro", "hue_all", "hue_<family>")."""
-    psnr = [metrics.psnr(o, t)[0] for o, t in zip(outputs, truths)]
-    ssim = [metrics.ssim(o, t)[0] for o, t in zip(outputs, truths)]
-    cf = [metrics.colorfulness(o)[0] for o in outputs]
-    auc = [metrics.ab_auc(o, t)[0] for o, t in zip(outputs, truths)]
+    and the hue hit rates pooled over all pixels ("hue_macro", "hue_all", "hue_<family>").
+    `progress(n)` is told after each image."""
+    psnr, ssim, cf, cf_truth, auc = [], [], [], [], []
     counts = {name: np.zeros(2, np.int64) for name in metrics.HUE_FAMILIES}
     for o, t in zip(outputs, truths):
+        psnr.append(metrics.psnr(o, t)[0])
+        ssim.append(metrics.ssim(o, t)[0])
+        cf.append(metrics.colorfulness(o)[0])
+        cf_truth.append(metrics.colorfulness(t)[0])
+        auc.append(metrics.ab_auc(o, t)[0])
         for name, c in metrics.hue_hits(o, t).items():
             counts[name] += c
+        if progress is not None:
+            progress(1)
     hue = metrics.hue_rates(counts)
     return {
         "psnr": float(np.mean(psnr)),
         "ssim": float(np.mean(ssim)),
         "cf": float(np.mean(cf)),
-        "dcf": metrics.delta_colorfulness(outputs, truths),
+        "dcf": float(abs(np.mean(cf) - np.mean(cf_truth))),
         "auc": float(np.mean(auc)),
         "hue_macro": hue.pop("macro"),
         "hue_all": hue.pop("all"),
@@ -84,52 +88,59 @@ def colour_metrics(outputs, truths) -> dict[str, float]:
     }
 
 
-def _jpeg(img: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    img.save(buffer, format="JPEG", quality=quality)
-    return Image.open(buffer).convert("RGB")
-
-
 def _half(img: Image.Image) -> Image.Image:
     return img.resize((max(8, img.width // 2), max(8, img.height // 2)), Image.Resampling.BICUBIC)
 
 
-def detector_metrics(model, reals, fakes, size=None, batch_size=8) -> dict[str, dict[str, float]]:
-    """Detection metrics (real = 1, colorized = 0): clean, JPEG quality 75, resized to half."""
-    variants = {"clean": lambda im: im, "jpeg75": lambda im: _jpeg(im, 75), "half": _half}
+def detector_metrics(model, reals, fakes, size=None, batch_size=8, progress=None) -> dict[str, dict[str, float]]:
+    """Detection metrics (real = 1, colorized = 0): clean, JPEG quality 75, resized to half.
+    `progress(n)` is told after each batch of n images."""
+    variants = {"clean": lambda im: im, "jpeg75": lambda im: jpeg_roundtrip(im, 75), "half": _half}
     labels = [1] * len(reals) + [0] * len(fakes)
     results = {}
     for name, change in variants.items():
-        images = [change(im) for im in list(reals) + list(fakes)]
-        probs = model.realness(images, size=size, batch_size=batch_size, allow_grayscale=True)
+        images = list(reals) + list(fakes)
+        probs = []
+        for start in range(0, len(images), 4 * batch_size):
+            chunk = [change(im) for im in images[start : start + 4 * batch_size]]
+            probs += model.realness(chunk, size=size, batch_size=max(batch_size, 32), allow_grayscale=True)
+            if progress is not None:
+                progress(len(chunk))
         results[name] = metrics.detection_report(probs, labels)
     return results
 
 
+def _bar(total: int, desc: str, enabled: bool):
+    return tqdm(total=total, desc=desc, unit="image", disable=not enabled, file=sys.stderr)
+
+
 def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None) -> dict:
-    """The whole evaluation on the photos at `paths`; a JSON-ready dict."""
+    """The whole evaluation on the photos at `paths`; a JSON-ready dict. With `progress`, one bar
+    per stage on stderr: colorize, colour metrics (every row), detector (every variant)."""
     truths = load_truths(paths, protocol, report=report)
     if not truths:
         raise ValueError("no usable images to evaluate")
     outputs = []
-    bar = tqdm(total=len(truths), desc="evaluate", unit="image", disable=not progress, file=sys.stderr)
-    for start in range(0, len(truths), batch_size):
-        chunk = [img for _, img in truths[start : start + batch_size]]
-        outputs += model.colorize(chunk, size=size, batch_size=batch_size, temperature=temperature)
-        bar.update(len(chunk))
-    bar.close()
+    with _bar(len(truths), "colorize", progress) as bar:
+        for start in range(0, len(truths), batch_size):
+            chunk = [img for _, img in truths[start : start + batch_size]]
+            outputs += model.colorize(chunk, size=size, batch_size=batch_size, temperature=temperature)
+            bar.update(len(chunk))
     truth_arrays = [np.asarray(img) for _, img in truths]
-    rows = {
-        "model": colour_metrics([np.asarray(o) for o in outputs], truth_arrays),
-        "gray": colour_metrics([gray_baseline(img) for _, img in truths], truth_arrays),
-        "constant colour": colour_metrics([constant_baseline(img) for _, img in truths], truth_arrays),
-        "ground truth": colour_metrics(truth_arrays, truth_arrays),
+    candidates = {
+        "model": lambda: [np.asarray(o) for o in outputs],
+        "gray": lambda: [gray_baseline(img) for _, img in truths],
+        "constant colour": lambda: [constant_baseline(img) for _, img in truths],
+        "ground truth": lambda: truth_arrays,
     }
+    with _bar(len(candidates) * len(truths), "colour metrics", progress) as bar:
+        rows = {name: colour_metrics(make(), truth_arrays, progress=bar.update) for name, make in candidates.items()}
     result = {"protocol": protocol, "images": len(truths), "size": size or model.image_size, "colour": rows}
     if model.head == "classification":
         result["temperature"] = temperature or model.temperature
     if detector:
-        result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size)
+        with _bar(3 * 2 * len(truths), "detector", progress) as bar:
+            result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size, progress=bar.update)
     return result
 
 

@@ -8,6 +8,7 @@ YCbCr, I;16, I, F, ...), and the EXIF orientation is applied.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +20,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".ti
 DEFAULT_MAX_PIXELS = 50_000_000  # decompression-bomb guard: 50 megapixels
 MIN_SIDE = 8  # a U-Net level needs pixels to work on
 _HIGH_DEPTH_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+GRAY_MODES = ("1", "L", "LA", "La", *_HIGH_DEPTH_MODES)  # modes that hold no colour at all
 # Mean per-pixel channel spread (8-bit units) under which a colour-mode image counts as gray.
 GRAY_SPREAD = 2.0
 
@@ -42,7 +44,8 @@ def describe(image, index: int | None = None) -> str:
     return f"input #{index} ({kind})" if index is not None else f"input ({kind})"
 
 
-def _check_size(img: Image.Image, source: str, max_pixels: int) -> None:
+def check_size(img: Image.Image, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """ImageError if the image is over `max_pixels` or under MIN_SIDE on a side (header only)."""
     w, h = img.size
     if w * h > max_pixels:
         raise ImageError(source, f"{w}x{h} is {w * h / 1e6:.1f} megapixels, over the limit of {max_pixels / 1e6:g}")
@@ -62,13 +65,32 @@ def load_image(image, max_pixels: int = DEFAULT_MAX_PIXELS, source: str | None =
         image = _open_file(Path(image), source, max_pixels)
     elif not isinstance(image, Image.Image):
         raise ImageError(source, f"expected a path, PIL image or numpy array, got {type(image).__name__}")
-    _check_size(image, source, max_pixels)
+    check_size(image, source, max_pixels)
+    return upright(image)
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (the same image when there is nothing to
+    turn: exif_transpose copies even then); a broken EXIF block leaves it as it is."""
     try:
-        if image.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even when nothing turns
-            image = ImageOps.exif_transpose(image)
+        if image.getexif().get(0x0112, 1) != 1:
+            return ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block should not cost the photo
         pass
     return image
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Short side resized to `size` (bicubic), then the central size x size square: the papers'
+    256 protocol (evaluation and validation)."""
+    return ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC)
+
+
+def jpeg_roundtrip(image: Image.Image, quality: int) -> Image.Image:
+    """The image as a JPEG of `quality` would give it back (RGB)."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    return Image.open(buffer).convert("RGB")
 
 
 def _open_file(path: Path, source: str, max_pixels: int) -> Image.Image:
@@ -82,7 +104,7 @@ def _open_file(path: Path, source: str, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
-            _check_size(img, source, max_pixels)  # before decoding anything
+            check_size(img, source, max_pixels)  # before decoding anything
             img.load()
     except ImageError:
         raise
@@ -137,7 +159,7 @@ def to_rgb_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 
 def is_grayscale(img: Image.Image) -> bool:
     """True if the image carries no colour to judge: a gray mode, or R = G = B up to JPEG noise."""
-    if img.mode in ("1", "L", "LA", "La", *_HIGH_DEPTH_MODES):
+    if img.mode in GRAY_MODES:
         return True
     thumb = img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR) if max(img.size) > 64 else img.convert("RGB")
     rgb = np.asarray(thumb, dtype=np.int16)

@@ -1,4 +1,4 @@
-"""Colorization and detection metrics, vectorised (numpy / torch), on 8-bit RGB like the papers.
+"""Colorization and detection metrics, vectorised (numpy, OpenCV), on 8-bit RGB like the papers.
 
 Colour: PSNR (per image, then averaged: the DDColor / CT2 convention), SSIM (Gaussian window 11,
 sigma 1.5, per channel), colourfulness (Hasler & Suesstrunk 2003, DDColor / CT2 variant),
@@ -10,11 +10,10 @@ HTER, expected calibration error (15 equal-width bins).
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from .color import AB_SCALE, rgb_to_lab, rgb_to_model_lab_numpy
+from .color import AB_SCALE, rgb_to_model_lab_numpy
 
 # ----------------------------------------------------------------------------------------------
 # Colour metrics. Images are uint8 arrays (H, W, 3) or batches (N, H, W, 3).
@@ -32,33 +31,26 @@ def psnr(pred, target) -> np.ndarray:
     return np.minimum(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-12)), 100.0)
 
 
-def _gaussian_1d(size=11, sigma=1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
 def ssim(pred, target) -> np.ndarray:
     """SSIM of each 8-bit RGB image (Wang et al. 2004): Gaussian window 11, sigma 1.5, K = (0.01, 0.03),
     computed per channel over the valid region and averaged; (N,) array. Matches
     `skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=255, channel_axis=-1)`."""
-    # float32 (fast everywhere), centred on 128 so the variances keep their precision: var and cov
-    # do not change under a shift, the means get the 128 back.
-    x = torch.from_numpy(_batch(pred).astype(np.float32) - 128.0).permute(0, 3, 1, 2)
-    y = torch.from_numpy(_batch(target).astype(np.float32) - 128.0).permute(0, 3, 1, 2)
-    n, c = x.shape[:2]
-    maps = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (N, 5C, H, W)
-    g = _gaussian_1d().float()
-    # separable Gaussian: a row pass then a column pass, every map at once (grouped conv)
-    maps = F.conv2d(maps, g.view(1, 1, 1, -1).repeat(5 * c, 1, 1, 1), groups=5 * c)
-    maps = F.conv2d(maps, g.view(1, 1, -1, 1).repeat(5 * c, 1, 1, 1), groups=5 * c)
-    mu_x, mu_y, xx, yy, xy = maps.double().split(c, dim=1)
-    var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
-    mu_x, mu_y = mu_x + 128.0, mu_y + 128.0
+    window = cv2.getGaussianKernel(11, 1.5, cv2.CV_64F).astype(np.float32)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return s.mean(dim=(2, 3)).mean(dim=1).numpy()
+    scores = []
+    for p, t in zip(_batch(pred), _batch(target)):
+        # float32 (fast), centred on 128 so the variances keep their precision: var and cov do not
+        # change under a shift, the means get the 128 back.
+        x, y = p.astype(np.float32) - 128.0, t.astype(np.float32) - 128.0
+        maps = np.concatenate([x, y, x * x, y * y, x * y], axis=2)  # (H, W, 5C): one separable pass for all
+        maps = cv2.sepFilter2D(maps, -1, window, window)[5:-5, 5:-5].astype(np.float64)  # the valid region
+        mu_x, mu_y, xx, yy, xy = np.split(maps, 5, axis=2)
+        var_x, var_y, cov = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+        mu_x, mu_y = mu_x + 128.0, mu_y + 128.0
+        s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        scores.append(s.mean(axis=(0, 1)).mean())
+    return np.array(scores)
 
 
 def colorfulness(images) -> np.ndarray:
@@ -85,18 +77,22 @@ def delta_colorfulness(preds, targets) -> float:
     return float(abs(np.mean([colorfulness(p)[0] for p in preds]) - np.mean([colorfulness(t)[0] for t in targets])))
 
 
+def _ab(image: np.ndarray) -> np.ndarray:
+    """8-bit RGB (H, W, 3) -> CIE ab (2, H, W) in Lab units (exact, by lookup table)."""
+    return rgb_to_model_lab_numpy(image)[1:] * AB_SCALE
+
+
 def ab_auc(pred, target, max_threshold: int = 150) -> np.ndarray:
     """Zhang et al. (2016) AuC of each image: the share of pixels whose ab error (Euclidean, Lab
     units) is within a threshold, averaged over thresholds 0, 1, ..., 150; (N,) array in [0, 1]."""
-    def ab(images):
-        rgb = torch.from_numpy(np.array(_batch(images))).permute(0, 3, 1, 2).float() / 255.0  # a writable copy
-        return rgb_to_lab(rgb)[:, 1:]
-
-    error = torch.linalg.vector_norm(ab(pred) - ab(target), dim=1).flatten(1)  # (N, H*W)
-    error, _ = error.sort(dim=1)
-    thresholds = torch.arange(max_threshold + 1, dtype=error.dtype).expand(error.shape[0], -1).contiguous()
-    within = torch.searchsorted(error, thresholds, right=True).double() / error.shape[1]  # (N, T): share <= t
-    return within.mean(dim=1).numpy()
+    scores = []
+    for p, t in zip(_batch(pred), _batch(target)):
+        error = np.linalg.norm(_ab(p) - _ab(t), axis=0).ravel()
+        # error <= t for an integer t  <=>  ceil(error) <= t: a histogram of ceil(error), accumulated
+        counts = np.bincount(np.minimum(np.ceil(error), max_threshold + 1).astype(np.int64), minlength=max_threshold + 2)
+        within = np.cumsum(counts)[: max_threshold + 1] / error.size  # share <= 0, 1, ..., 150
+        scores.append(within.mean())
+    return np.array(scores)
 
 
 # Hue families by the truth's hue angle atan2(b, a) in degrees: [start, end), red wraps round 0.
@@ -114,8 +110,7 @@ def hue_hits(pred, target) -> dict[str, np.ndarray]:
     Counts (not rates) so that callers pool them over photos: see `hue_rates`."""
     counts = {name: np.zeros(2, np.int64) for name in HUE_FAMILIES}
     for p, t in zip(_batch(pred), _batch(target)):
-        ab_p = rgb_to_model_lab_numpy(p)[1:] * AB_SCALE  # (2, H, W)
-        ab_t = rgb_to_model_lab_numpy(t)[1:] * AB_SCALE
+        ab_p, ab_t = _ab(p), _ab(t)  # (2, H, W)
         chroma_t = np.hypot(ab_t[0], ab_t[1])
         judged = chroma_t >= HUE_CHROMA_TRUTH
         if not judged.any():

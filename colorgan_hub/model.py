@@ -47,6 +47,9 @@ class ColorGAN(
         bin_size: ab grid step of the classification bins, in Lab units.
         temperature: default annealed-mean temperature of the classification head (lower: more
             vivid, riskier colour; 1: the distribution's mean).
+        class_rebalancing: the classification loss's rebalancing mix (Zhang et al.'s lambda; 1: none).
+        prior_correction: share (0 to 1) of that rebalancing divided back out when decoding:
+            0 keeps the rebalanced, vivid distribution, 1 the unweighted, safest one.
         encoder: "unet" (pix2pix U-Net) or "resnet18" / "resnet34" (ResNet-encoder U-Net).
         width, depth: pix2pix U-Net base channels and number of stride-2 levels.
         upsample: "bilinear" (3x3 conv then bilinear x2), "resize" (nearest x2 then 3x3 conv),
@@ -63,6 +66,8 @@ class ColorGAN(
         head: str = "classification",
         bin_size: float = 10.0,
         temperature: float = 0.38,
+        class_rebalancing: float = 0.5,
+        prior_correction: float = 0.0,
         encoder: str = "unet",
         width: int = 32,
         depth: int = 7,
@@ -78,7 +83,10 @@ class ColorGAN(
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 0 <= class_rebalancing <= 1 or not 0 <= prior_correction <= 1:
+            raise ValueError(f"class_rebalancing and prior_correction must be in [0, 1], got {class_rebalancing}, {prior_correction}")
         self.image_size, self.head, self.bin_size, self.temperature = image_size, head, bin_size, temperature
+        self.class_rebalancing, self.prior_correction = class_rebalancing, prior_correction
         self.ab_scale = AB_SCALE
         classify = head == "classification"
         bins = ab_bin_centres(bin_size) / AB_SCALE if classify else None
@@ -99,7 +107,13 @@ class ColorGAN(
         head only) defaults to the config's."""
         if self.head == "regression":
             return self.generator(real_l)
-        return self.generator.decode(self.generator(real_l), temperature or self.temperature)
+        return self.decode(self.generator(real_l), temperature)
+
+    def decode(self, logits: torch.Tensor, temperature: float | None = None, generator: nn.Module | None = None) -> torch.Tensor:
+        """Classification logits -> normalised ab with this model's decoding settings (of
+        `generator`, default its own: training decodes with its EMA or wrapped copy)."""
+        generator = generator or self.generator
+        return generator.decode(logits, temperature or self.temperature, self.prior_correction, self.class_rebalancing)
 
     def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         """Calibrated logit (B,) that (L, ab) is a real colour photo; inputs normalised."""

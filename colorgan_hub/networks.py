@@ -209,11 +209,30 @@ class ColorClassifier(nn.Module):
     def forward(self, l: torch.Tensor) -> torch.Tensor:
         return self.body(l)  # (B, K, H/2, W/2) logits
 
-    def decode(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Logits (B, K, h, w) -> normalised ab (B, 2, 2h, 2w) by the annealed mean at `temperature`."""
+    def rebalancing_weights(self, mix: float, sigma: float = 5.0 / 110.0) -> torch.Tensor:
+        """Zhang et al.'s class rebalancing weights (K,) from the prior: proportional to
+        ((1 - mix) * smoothed prior + mix / K)^-1, the prior smoothed by a Gaussian of width
+        `sigma` (normalised ab) over the bins, scaled so their expectation under it is 1."""
+        kernel = torch.exp(-torch.cdist(self.bins, self.bins) ** 2 / (2 * sigma**2))  # (K, K)
+        smoothed = kernel @ self.prior.float()
+        smoothed = smoothed / smoothed.sum()
+        weights = 1.0 / ((1 - mix) * smoothed + mix / len(self.prior))
+        return weights / (smoothed * weights).sum()
+
+    def decode(self, logits: torch.Tensor, temperature: float, prior_correction: float = 0.0, rebalancing: float = 0.5) -> torch.Tensor:
+        """Logits (B, K, h, w) -> normalised ab (B, 2, 2h, 2w) by the annealed mean at `temperature`.
+
+        A head trained with class rebalancing predicts roughly p(colour | L) x w(colour): rare,
+        saturated colours are favoured. `prior_correction` (0 to 1) divides that much of the
+        weights back out (logits - a * log w) before annealing: 1 recovers the unweighted
+        posterior (safest colours), 0 keeps the rebalanced one (most vivid)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        probs = torch.softmax(logits.float() / temperature, dim=1)  # annealed: exp(log p / T), renormalised
+        logits = logits.float()
+        if prior_correction:
+            log_weights = torch.log(self.rebalancing_weights(rebalancing))
+            logits = logits - prior_correction * log_weights.view(1, -1, 1, 1)
+        probs = torch.softmax(logits / temperature, dim=1)  # annealed: exp(log p / T), renormalised
         ab = torch.einsum("bkhw,kc->bchw", probs, self.bins)  # (B, 2, h, w)
         return nn.functional.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)
 

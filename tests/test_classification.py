@@ -1,9 +1,6 @@
 """The classification head (Zhang et al. 2016): ab bins, annealed-mean decoding, soft-encoded and
 rebalanced cross-entropy, and the temperature knob through the pipeline."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,8 +12,7 @@ from colorgan_hub.networks import ColorClassifier, UNetGenerator
 
 from .conftest import TINY, make_photo
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from losses import ColourClassLoss, _SoftCrossEntropy, ab_histogram  # noqa: E402
+from training.losses import ColourClassLoss, _SoftCrossEntropy, ab_histogram
 
 
 def test_bins_are_the_grid_cells_that_meet_the_srgb_gamut():
@@ -52,7 +48,7 @@ def test_annealed_mean_known_values():
 
 def test_soft_encoding_matches_a_search_over_all_bins():
     bins = ab_bin_centres() / AB_SCALE
-    criterion = ColourClassLoss(bins, torch.full((len(bins),), 1 / len(bins)), 10.0)
+    criterion = ColourClassLoss(bins, 10.0, weights=None)
     rng = np.random.default_rng(0)
     rgb = rng.random((1, 3, 20, 20))
     lab = skcolor.rgb2lab(rgb[0].transpose(1, 2, 0))
@@ -70,17 +66,30 @@ def test_soft_encoding_matches_a_search_over_all_bins():
 
 
 def test_rebalancing_weights_rare_colours_more():
-    bins = ab_bin_centres() / AB_SCALE
-    prior = torch.full((len(bins),), 1e-4)
-    grayish = torch.cdist(torch.zeros(1, 2), bins)[0].argmin()
-    prior[grayish] = 1.0
-    prior /= prior.sum()
-    weights = ColourClassLoss(bins, prior, 10.0, mix=0.5).weights
+    classifier = _classifier(ab_bin_centres() / AB_SCALE)
+    grayish = torch.cdist(torch.zeros(1, 2), classifier.bins)[0].argmin()
+    classifier.prior.fill_(1e-4)
+    classifier.prior[grayish] = 1.0
+    classifier.prior /= classifier.prior.sum()
+    weights = classifier.rebalancing_weights(0.5)
     assert weights[grayish] < 0.5 * weights.median()  # the common colour is down-weighted
-    uniform = ColourClassLoss(bins, torch.full((len(bins),), 1 / len(bins)), 10.0, mix=0.5).weights
-    assert ColourClassLoss(bins, prior, 10.0, mix=None).weights is None
+    assert torch.allclose(classifier.rebalancing_weights(1.0), torch.ones(len(weights)))  # mix 1: no rebalancing
+    classifier.prior.fill_(1 / len(weights))
     # a flat prior stays flat after smoothing but for the grid's border: weights near 1
-    assert uniform.median() == pytest.approx(1.0, rel=0.2)
+    assert classifier.rebalancing_weights(0.5).median() == pytest.approx(1.0, rel=0.2)
+
+
+def test_prior_correction_divides_the_rebalancing_back_out():
+    bins = torch.tensor([[0.0, 0.0], [0.5, 0.0]])
+    classifier = _classifier(bins)
+    classifier.prior.copy_(torch.tensor([0.9, 0.1]))  # gray common, red rare: red weighted up
+    weights = classifier.rebalancing_weights(0.5)
+    assert weights[1] > weights[0]
+    logits = torch.log(torch.tensor([0.5, 0.5]) * weights).view(1, 2, 1, 1)  # a rebalanced 50/50 prediction
+    vivid = float(classifier.decode(logits, 1.0, prior_correction=0.0)[0, 0, 0, 0])
+    corrected = float(classifier.decode(logits, 1.0, prior_correction=1.0)[0, 0, 0, 0])
+    assert vivid == pytest.approx(float(0.5 * weights[1] / weights.sum()), rel=1e-5)
+    assert corrected == pytest.approx(0.25, rel=1e-5)  # the unweighted 50/50: a = 0.5 x 0.5
 
 
 def test_soft_cross_entropy_value_and_gradient_match_autograd():
@@ -100,7 +109,7 @@ def test_training_on_the_loss_learns_the_colour():
     torch.manual_seed(0)
     bins = ab_bin_centres() / AB_SCALE
     classifier = _classifier(bins)
-    criterion = ColourClassLoss(bins, torch.full((len(bins),), 1 / len(bins)), 10.0)
+    criterion = ColourClassLoss(bins, 10.0, weights=None)
     l = torch.rand(4, 1, 16, 16) * 2 - 1
     target = torch.tensor([-0.2, 0.3]).view(1, 2, 1, 1).expand(4, 2, 16, 16)  # a green
     optimizer = torch.optim.Adam(classifier.parameters(), 1e-2)

@@ -71,7 +71,7 @@ class ConstantAB(torch.nn.Module):
 
 
 def test_predicted_ab_reaches_the_full_resolution_output(photo):
-    model = ColorGAN(**TINY)
+    model = ColorGAN(**TINY, head="regression")
     model.generator = ConstantAB(0.2, -0.15)  # a = 22, b = -16.5 in Lab units
     out = np.asarray(model.colorize(photo.convert("L")))
     lab = skcolor.rgb2lab(out)

@@ -1,4 +1,5 @@
-"""Training through main(): every phase, resume (also after SIGKILL), two processes, bad data."""
+"""Training through main(): every phase, resume (also after SIGKILL), two processes, bad data,
+the checks before step 1, and a late failure that keeps the trained model."""
 
 import json
 import os
@@ -19,13 +20,11 @@ from colorgan_hub import ColorGAN
 
 from .conftest import make_photo
 
+from training import calibration, data, losses, train
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "training"))  # training/ holds scripts, not an installed package
-
-import data  # noqa: E402
-import train  # noqa: E402
-
 TINY_CONFIG = json.dumps({"image_size": 64, "width": 8, "depth": 4, "d_width": 8})
+TINY_REGRESSION = json.dumps({"image_size": 64, "width": 8, "depth": 4, "d_width": 8, "head": "regression"})
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +71,22 @@ def train_args(photo_folders, out, *extra):
 
 def test_stream_sees_every_file_and_counts_each_bad_kind(photo_folders):
     args = train_args(photo_folders, "unused", "--calibration_fraction", "0", "--detector_steps", "0")
-    stream, column = data.build_stream(args)
+    stream, column = data.build_stream(data.DataConfig.from_args(args))
     dataset = data.ColorizationStream(stream, column, 32, min_size=64, repeat=False)
     batches = list(torch.utils.data.DataLoader(dataset, batch_size=5, collate_fn=data.collate))
     assert sum(len(b["rgb"]) for b in batches) == 40  # all good photos, "*test*" names included
     drops = {k: sum(b["drops"][k] for b in batches) for k in data.DROP_REASONS}
-    assert drops == {"undecodable": 2, "tiny": 1, "grayscale": 1, "near_grayscale": 1}
+    assert drops == {"undecodable": 2, "oversized": 0, "tiny": 1, "grayscale": 1, "near_grayscale": 1}
     assert batches[0]["rgb"].dtype == torch.uint8 and batches[0]["rgb"].shape[1:] == (3, 32, 32)
 
 
 def test_processes_get_disjoint_shares_and_holdout_is_separate(photo_folders):
-    args = train_args(photo_folders, "unused")
+    config = data.DataConfig.from_args(train_args(photo_folders, "unused"))
     names = []
     for rank in range(2):
-        stream, column = data.build_stream(args, rank, 2)
+        stream, column = data.build_stream(config, rank, 2)
         names.append({Path(ex[column]["path"]).name for ex in stream})
-    held_stream, column = data.build_stream(args, held_out=True)
+    held_stream, column = data.build_stream(config, held_out=True)
     held = {Path(ex[column]["path"]).name for ex in held_stream}
     assert names[0] and names[1] and not names[0] & names[1]
     assert held and not held & (names[0] | names[1])
@@ -111,8 +110,9 @@ def test_all_phases_through_main(photo_folders, tmp_path):
     assert model.realness_calibration.tolist() == pytest.approx([summary["scale"], summary["bias"]], rel=1e-5)
     assert json.loads((tmp_path / "model" / "config.json").read_text())["width"] == 8
     card = (tmp_path / "model" / "README.md").read_text()
-    assert "3 L1 pre-training steps" in card and "Final validation" in card
-    assert (tmp_path / "model-l1" / "model.safetensors").exists()  # the L1-only model, for comparison
+    assert "3 pre-training steps" in card and "colour-class cross-entropy" in card and "Final validation" in card
+    assert (tmp_path / "model-pretrained" / "model.safetensors").exists()  # the pre-training-only model, for comparison
+    assert "hue_macro" in summary["validation"]
     assert list((tmp_path / "samples").glob("step-*.png"))
     assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
     assert [p.name for p in train.checkpoints(tmp_path)] == ["checkpoint-6", "checkpoint-9"]  # the oldest pruned
@@ -141,7 +141,7 @@ def test_sigkill_then_resume_finishes_with_same_step_count(photo_folders, tmp_pa
            "--detector_steps", "0", "--checkpointing_steps", "20", "--report_to", "none", "--calibration_fraction", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a loaded machine is slow to start
     while not list(tmp_path.glob("checkpoint-40")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -192,21 +192,32 @@ def test_push_to_hub_uploads_the_model_folder(photo_folders, tmp_path):
 def test_nonfinite_losses_skip_then_abort(photo_folders, tmp_path):
     with mock.patch.object(train.F, "l1_loss", return_value=torch.tensor(float("nan"), requires_grad=True)):
         with pytest.raises(RuntimeError, match="3 non-finite losses in a row"):
-            train.main(train_args(photo_folders, tmp_path, "--max_nonfinite_steps", "3", "--pretrain_steps", "10"))
+            train.main(train_args(photo_folders, tmp_path, "--max_nonfinite_steps", "3", "--pretrain_steps", "10", "--model_config", TINY_REGRESSION))
+    assert not (tmp_path / "model").exists()
+
+
+def test_regression_head_trains_through_all_phases(photo_folders, tmp_path):
+    summary = train.main(train_args(photo_folders, tmp_path, "--model_config", TINY_REGRESSION))
+    assert summary["steps"] == 9
+    model = ColorGAN.from_pretrained(tmp_path / "model")
+    assert model.head == "regression" and "L1" in (tmp_path / "model" / "README.md").read_text()
 
 
 def test_half_precision_save_loads_back(photo_folders, tmp_path):
     train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--detector_steps", "0", "--save_dtype", "float16"))
     from safetensors.torch import load_file
 
-    assert load_file(str(tmp_path / "model" / "model.safetensors"))["generator.down.0.weight"].dtype == torch.float16
-    assert ColorGAN.from_pretrained(tmp_path / "model").generator.down[0].weight.dtype == torch.float32
+    state = load_file(str(tmp_path / "model" / "model.safetensors"))
+    assert state["generator.body.down.0.weight"].dtype == torch.float16
+    assert state["generator.bins"].dtype == torch.float32 and state["generator.prior"].dtype == torch.float32  # kept exact
+    assert ColorGAN.from_pretrained(tmp_path / "model").generator.body.down[0].weight.dtype == torch.float32
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--output_dir", "x"], "exactly one of"),
     (["--output_dir", "x", "--train_data_dir", "d", "--push_to_hub"], "--hub_model_id"),
-    (["--output_dir", "x", "--train_data_dir", "d", "--calibration_fraction", "0"], "held-out"),
+    (["--output_dir", "x", "--train_data_dir", "d", "--calibration_fraction", "0"], "--realness_calibration_fraction > 0"),
+    (["--output_dir", "x", "--train_data_dir", "d", "--resume_from_checkpoint", "nowhere"], "no such checkpoint folder"),
 ])
 def test_argument_checks(argv, message, capsys):
     with pytest.raises(SystemExit):
@@ -215,7 +226,7 @@ def test_argument_checks(argv, message, capsys):
 
 
 def test_recalibrate_at_a_new_working_size(photo_folders, tmp_path, tiny_model_dir):
-    import calibrate  # noqa: E402  (training/calibrate.py)
+    from training import calibrate
 
     train_dir, _ = photo_folders
     result = calibrate.main(["--model", tiny_model_dir, "--train_data_dir", str(train_dir), "--calibration_fraction", "0.3",
@@ -224,11 +235,10 @@ def test_recalibrate_at_a_new_working_size(photo_folders, tmp_path, tiny_model_d
     assert model.image_size == 48 and result["calibration_photos"] >= 8
     assert model.realness_calibration.tolist() == pytest.approx([result["scale"], result["bias"]], rel=1e-5)
     original = ColorGAN.from_pretrained(tiny_model_dir)
-    assert torch.equal(model.generator.down[0].weight, original.generator.down[0].weight)  # weights untouched
+    assert torch.equal(model.generator.body.down[0].weight, original.generator.body.down[0].weight)  # weights untouched
 
 
 def test_colourfulness_loss_matches_the_metric_and_pulls_gray_towards_colour():
-    import losses
     from colorgan_hub import metrics
     from colorgan_hub.color import rgb_to_model_lab
 
@@ -248,11 +258,75 @@ def test_colourfulness_loss_matches_the_metric_and_pulls_gray_towards_colour():
 
 def test_saved_generator_has_batchnorm_statistics_of_its_own_weights(photo_folders, tmp_path):
     args = train_args(photo_folders, tmp_path, "--detector_steps", "0", "--use_ema", "--ema_decay", "0.5",
-                      "--bn_recalibration_batches", "2", "--lambda_colorfulness", "0.5")
+                      "--batchnorm_statistics_batches", "2", "--lambda_colorfulness", "0.5")
     train.main(args)
     saved = ColorGAN.from_pretrained(tmp_path / "model")
     recomputed = ColorGAN.from_pretrained(tmp_path / "model")
-    train.recompute_bn_statistics(recomputed.generator, train.batches_for_bn(args))
+    batches = calibration.batchnorm_batches(data.DataConfig.from_args(args), args.train_batch_size, args.batchnorm_statistics_batches)
+    calibration.recompute_batchnorm_statistics(recomputed.generator, batches)
     for (name, a), b in zip(saved.generator.named_buffers(), recomputed.generator.buffers()):
         if name.endswith(("running_mean", "running_var")):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks before step 1, and nothing lost after it.
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--resolution", "24"), "--resolution 24: the generator's depth 4 needs a multiple of 16 px: use --resolution 16 or a shallower generator"),
+    (("--lambda_decoded_l1", "1", "--model_config", TINY_REGRESSION), "applies to the classification head only"),
+    (("--encoder_weights", "w.pth"), "--encoder_weights needs a ResNet encoder"),
+])
+def test_setup_errors_before_step_one(photo_folders, tmp_path, extra, message):
+    with pytest.raises(train.SetupError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train.main(train_args(photo_folders, tmp_path, *extra))
+    assert not train.checkpoints(tmp_path)  # not one step was taken
+
+
+def test_empty_data_folder_and_unwritable_output_are_setup_errors(photo_folders, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no photos here")
+    with pytest.raises(train.SetupError, match="--train_data_dir .*empty: holds no image files"):
+        train.main(train_args((empty, photo_folders[1]), tmp_path / "out"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(train.SetupError, match="--output_dir .*a_file/out: cannot write there"):
+        train.main(train_args(photo_folders, blocker / "out"))
+
+
+def test_setup_error_is_one_line_and_exit_2_from_the_command_line(photo_folders, tmp_path):
+    train_dir, _ = photo_folders
+    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
+           "--model_config", TINY_CONFIG, "--resolution", "40", "--report_to", "none"]
+    start = time.time()
+    result = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["train.py: error: --resolution 40: the generator's depth 4 needs a multiple of 16 px: use --resolution 32 "
+                      "or a shallower generator, e.g. --model_config '{\"depth\": 3}'"]
+    assert "Traceback" not in result.stderr and time.time() - start < 60
+
+
+def test_too_few_held_out_photos_fall_back_to_the_validation_folder(photo_folders, tmp_path):
+    train_dir, _ = photo_folders
+    val_dir = tmp_path / "val"
+    val_dir.mkdir()
+    for i in range(10):
+        make_photo(80, 80, seed=300 + i).save(val_dir / f"v{i}.png")
+    summary = train.main(train_args((train_dir, val_dir), tmp_path / "run", "--realness_calibration_fraction", "0.001",
+                                    "--realness_calibration_photos", "50"))
+    assert summary["calibration_photos"] == 10  # the validation folder's
+    assert ColorGAN.from_pretrained(tmp_path / "run" / "model").realness_calibration.tolist() == pytest.approx([summary["scale"], summary["bias"]], rel=1e-5)
+    with pytest.raises(train.SetupError, match="only 0 training photos are held out .* raise --realness_calibration_fraction"):
+        train.main(train_args(photo_folders, tmp_path / "run2", "--realness_calibration_fraction", "0.001"))  # 6 validation photos: too few too
+
+
+def test_failed_calibration_keeps_the_trained_model_and_says_how_to_finish(photo_folders, tmp_path):
+    with mock.patch.object(train, "fit_realness_calibration", side_effect=RuntimeError("simulated failure")):
+        with pytest.raises(train.TrainingIncomplete, match="simulated failure.*finish with `python training/calibrate.py --model"):
+            train.main(train_args(photo_folders, tmp_path))
+    model = ColorGAN.from_pretrained(tmp_path / "model")  # the trained model is on disk, loadable
+    assert model.realness_calibration.tolist() == [1.0, 0.0]  # not calibrated
+    assert model.colorize(make_photo(40, 32).convert("L")).size == (40, 32)

@@ -1,14 +1,14 @@
 """Re-fit a saved model's realness calibration, optionally at a new working size, and optionally
-recompute its generator's BatchNorm statistics first.
+recompute its generator's BatchNorm statistics first; or finish a run whose calibration failed.
 
     python training/calibrate.py --model runs/small/model --train_data_dir ../shared/data/train \
-        --image_size 128 --out runs/small/model-128 [--bn_recalibration_batches 20 --resolution 128]
+        --image_size 128 --out runs/small/model-128 [--batchnorm_statistics_batches 20 --resolution 128]
 
 The calibration (Platt scaling of the discriminator's mean patch logit) depends on the working
 size the pipeline runs at; this fits it again on the same hash-held-out training photos that
-training used (same --calibration_fraction), never on validation photos. Models saved before
-train.py recomputed BatchNorm statistics (EMA weights with averaged statistics) gain from
---bn_recalibration_batches, on training crops like those it was trained on.
+training used (same --realness_calibration_fraction), never on validation photos. Models saved
+before train.py recomputed BatchNorm statistics (EMA weights with averaged statistics) gain from
+--batchnorm_statistics_batches, on training crops like those it was trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import json
 from pathlib import Path
 
 from colorgan_hub import ColorGAN
-from train import batches_for_bn, fit_calibration, halve_weights, held_out_photos, recompute_bn_statistics
+from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
+from training.data import DataConfig, usable_photos
+from training.saving import halve_weights
 
 
 def main(argv=None):
@@ -29,29 +31,34 @@ def main(argv=None):
     parser.add_argument("--dataset_config_name", help="its configuration")
     parser.add_argument("--split", default="train", help="its split")
     parser.add_argument("--image_column", help="its image column")
-    parser.add_argument("--calibration_fraction", type=float, default=0.05, help="as in training: which photos were held out")
-    parser.add_argument("--calibration_samples", type=int, default=256, help="held-out photos to fit on")
+    parser.add_argument("--realness_calibration_fraction", "--calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
+                        help="as in training: which photos were held out (old name: --calibration_fraction)")
+    parser.add_argument("--realness_calibration_photos", "--calibration_samples", dest="calibration_photos", type=int, default=256,
+                        help="held-out photos to fit on (old name: --calibration_samples)")
     parser.add_argument("--image_size", type=int, help="new working size for the saved config")
-    parser.add_argument("--bn_recalibration_batches", type=int, default=0, help="recompute the generator's BatchNorm statistics on this many training batches first")
+    parser.add_argument("--batchnorm_statistics_batches", "--bn_recalibration_batches", dest="batchnorm_statistics_batches", type=int, default=0,
+                        help="recompute the generator's BatchNorm statistics on this many training batches first (old name: --bn_recalibration_batches)")
     parser.add_argument("--resolution", type=int, default=128, help="training crop size, for those batches")
     parser.add_argument("--crop_scale_min", type=float, default=0.25, help="smallest random crop, for those batches")
     parser.add_argument("--train_batch_size", type=int, default=32, help="batch size, for those batches")
     parser.add_argument("--seed", type=int, default=0, help="seed of the training run")
-    parser.add_argument("--out", type=Path, required=True, help="folder to save the re-calibrated model in")
+    parser.add_argument("--out", type=Path, required=True, help="folder to save the re-calibrated model in (may be --model's own)")
     parser.add_argument("--save_dtype", choices=["float32", "float16"], default="float32", help="dtype of the saved model.safetensors")
     args = parser.parse_args(argv)
     if (args.dataset_name is None) == (args.train_data_dir is None):
         parser.error("give exactly one of --dataset_name and --train_data_dir")
-    stream_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "save_dtype"}, streaming=True, max_train_samples=None, shuffle_buffer_size=1000,
-                                     min_image_size=64, min_colorfulness=5.0)
+    data_config = DataConfig.from_args(args)
     source = ColorGAN.from_pretrained(args.model)
     config = {**source._hub_mixin_config, **({"image_size": args.image_size} if args.image_size else {})}
     model = ColorGAN(**config)
     model.load_state_dict(source.state_dict())
-    if args.bn_recalibration_batches:
-        recompute_bn_statistics(model.generator, batches_for_bn(stream_args))
+    if args.batchnorm_statistics_batches:
+        recompute_batchnorm_statistics(model.generator, batchnorm_batches(data_config, args.train_batch_size, args.batchnorm_statistics_batches))
     model.eval()
-    result = fit_calibration(model, held_out_photos(stream_args), "cpu")
+    photos = usable_photos(data_config, args.calibration_photos, held_out=True)
+    if len(photos) < 8:
+        parser.error(f"only {len(photos)} held-out photos: raise --realness_calibration_fraction")
+    result = fit_realness_calibration(model, photos, "cpu")
     model.save_pretrained(args.out)
     if args.save_dtype == "float16":
         halve_weights(args.out)

@@ -16,7 +16,7 @@ import json
 import datasets
 
 from colorgan_hub.color import AB_SCALE, ab_bin_centres
-from data import estimate_colour_prior, load_stream
+from training.data import estimate_colour_prior, load_stream
 
 
 def main(argv=None) -> dict:

@@ -14,6 +14,7 @@ example when the shards do not divide evenly (a local imagefolder is one shard).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import logging
@@ -27,15 +28,41 @@ import datasets
 import numpy as np
 import torch
 from datasets.distributed import split_dataset_by_node
-from PIL import Image, ImageOps
+from PIL import Image
 
-from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
 from colorgan_hub import image_io
+from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
 from colorgan_hub.metrics import colorfulness
+from training.losses import ab_histogram
 
 logger = logging.getLogger(__name__)
 
-DROP_REASONS = ("undecodable", "tiny", "grayscale", "near_grayscale")
+DROP_REASONS = ("undecodable", "oversized", "tiny", "grayscale", "near_grayscale")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the photos come from and how they are filtered and cropped (train.py's data flags)."""
+
+    train_data_dir: str | None = None  # a local image folder, or:
+    dataset_name: str | None = None  # a Hub dataset id
+    dataset_config_name: str | None = None
+    split: str = "train"
+    image_column: str | None = None
+    streaming: bool = True
+    max_train_samples: int | None = None
+    shuffle_buffer_size: int = 1000
+    resolution: int = 256  # training crop size (px)
+    crop_scale_min: float = 0.5  # smallest random crop, as a share of the image's area
+    min_image_size: int = 64  # drop images whose short side is below this
+    min_colorfulness: float = 5.0  # drop near-grayscale images below this
+    calibration_fraction: float = 0.05  # share held out (by hash) for the realness calibration
+    seed: int = 0
+
+    @classmethod
+    def from_args(cls, args) -> DataConfig:
+        """The data part of parsed flags (any object with these attributes)."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 _IMAGE_COLUMN_GUESSES = ("image", "img", "jpg", "jpeg", "png", "webp")
 
 
@@ -86,23 +113,55 @@ def _count_local_files(data_dir: str) -> int:
     return sum(len(files) for _, _, files in os.walk(data_dir))
 
 
-def build_stream(args, process_index=0, num_processes=1, held_out=False):
+def build_stream(config: DataConfig, process_index=0, num_processes=1, held_out=False):
     """The undecoded, shuffled, per-process stream of image references, and its image column."""
-    ds = load_stream(args.dataset_name, args.dataset_config_name, args.train_data_dir, args.split, args.streaming)
-    column = find_image_column(ds, args.image_column)
+    ds = load_stream(config.dataset_name, config.dataset_config_name, config.train_data_dir, config.split, config.streaming)
+    column = find_image_column(ds, config.image_column)
     ds = ds.select_columns([column]).cast_column(column, datasets.Image(decode=False))
-    if args.calibration_fraction > 0:
-        ds = ds.filter(lambda ex: is_held_out(ex[column], args.calibration_fraction) == held_out)
-    if args.max_train_samples is not None and not held_out:
-        ds = ds.take(args.max_train_samples)
-    if not args.streaming:
+    if config.calibration_fraction > 0:
+        ds = ds.filter(lambda ex: is_held_out(ex[column], config.calibration_fraction) == held_out)
+    if config.max_train_samples is not None and not held_out:
+        ds = ds.take(config.max_train_samples)
+    if not config.streaming:
         ds = ds.to_iterable_dataset(num_shards=max(num_processes, 1))
     if not held_out:
-        buffer_size = args.shuffle_buffer_size
-        if args.train_data_dir is not None:  # entries are paths: cover the whole folder
-            buffer_size = max(buffer_size, _count_local_files(args.train_data_dir))
-        ds = ds.shuffle(seed=args.seed, buffer_size=buffer_size)
+        buffer_size = config.shuffle_buffer_size
+        if config.train_data_dir is not None:  # entries are paths: cover the whole folder
+            buffer_size = max(buffer_size, _count_local_files(config.train_data_dir))
+        ds = ds.shuffle(seed=config.seed, buffer_size=buffer_size)
     return split_dataset_by_node(ds, rank=process_index, world_size=num_processes), column
+
+
+def training_stream(config: DataConfig, process_index=0, num_processes=1, seed=None, purpose="training") -> ColorizationStream:
+    """Decoded, filtered, randomly cropped samples of this process's share (repeating by epoch)."""
+    stream, column = build_stream(config, process_index, num_processes)
+    return ColorizationStream(
+        stream, column, config.resolution, config.min_image_size, config.min_colorfulness, crop_scale=(config.crop_scale_min, 1.0),
+        seed=config.seed + process_index if seed is None else seed, process=(process_index, num_processes), purpose=purpose,
+    )
+
+
+def usable_photos(config: DataConfig, limit: int, held_out: bool) -> list[Image.Image]:
+    """Up to `limit` decoded photos that pass the training filters, from the held-out part of the
+    training source (`held_out`, the realness calibration's) or from the training part."""
+    stream, column = build_stream(config, held_out=held_out)
+    photos = []
+    for example in stream:
+        img, _ = decode(example[column], config.min_image_size, config.min_colorfulness, 2 * config.resolution)
+        if img is not None:
+            photos.append(img)
+        if len(photos) >= limit:
+            break
+    return photos
+
+
+def count_held_out_files(config: DataConfig) -> int | None:
+    """How many files of a local training folder are held out for the realness calibration (by
+    the same hash); None for a Hub dataset (not known without reading it)."""
+    if config.train_data_dir is None:
+        return None
+    images, _ = image_io.list_images(config.train_data_dir, recursive=True)
+    return sum(is_held_out({"path": str(p)}, config.calibration_fraction) for p in images)
 
 
 def _source(ref) -> str:
@@ -117,16 +176,21 @@ def decode(ref, min_size: int, min_colorfulness: float, draft_size: int):
             img = ref
         else:
             img = Image.open(io.BytesIO(ref["bytes"]) if ref.get("bytes") else ref["path"])
+            image_io.check_size(img, source)  # the pixel limit, from the header, before decoding
             img.draft("RGB", (draft_size, draft_size))  # JPEG: decode at a reduced scale, much faster
             img.load()
-        if img.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even when nothing turns
-            img = ImageOps.exif_transpose(img)
+        img = image_io.upright(img)
+    except image_io.ImageError as err:
+        if "too small" in err.reason:
+            return None, "tiny"
+        logger.warning("skipping %s", err)
+        return None, "oversized"
     except Exception as err:  # any damage in any format: count it, never stop training
         logger.warning("skipping undecodable image %s: %s: %s", source, type(err).__name__, err)
         return None, "undecodable"
     if min(img.size) < min_size:
         return None, "tiny"
-    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+    if img.mode in image_io.GRAY_MODES:
         return None, "grayscale"
     if img.mode != "RGB":
         img = img.convert("RGB")
@@ -158,11 +222,6 @@ def random_resized_crop(img: Image.Image, size: int, rng: random.Random, scale=(
     return crop
 
 
-def center_crop(img: Image.Image, size: int) -> np.ndarray:
-    """Resize the short side to `size` and crop the centre: the papers' 256 protocol."""
-    return np.array(ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC))
-
-
 class ColorizationStream(torch.utils.data.IterableDataset):
     """Decoded, filtered, augmented samples: {"rgb": uint8 (3, H, W), "drops": counts since the last}.
 
@@ -171,14 +230,14 @@ class ColorizationStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, stream, column, resolution, min_size=64, min_colorfulness=5.0, crop_scale=(0.5, 1.0), augment=True, seed=0, repeat=True, process=(0, 1),
+        self, stream, column, resolution, min_size=64, min_colorfulness=5.0, crop_scale=(0.5, 1.0), seed=0, repeat=True, process=(0, 1),
         purpose="training",
     ):
         super().__init__()
         self.process, self.purpose = process, purpose  # for the log
         self.resumed = False
         self.stream, self.column, self.resolution, self.crop_scale = stream, column, resolution, crop_scale
-        self.min_size, self.min_colorfulness, self.augment = min_size, min_colorfulness, augment
+        self.min_size, self.min_colorfulness = min_size, min_colorfulness
         self.seed, self.repeat, self.epoch = seed, repeat, 0
 
     def resume(self, epoch: int, stream_state: dict | None) -> None:
@@ -205,10 +264,7 @@ class ColorizationStream(torch.utils.data.IterableDataset):
                 if img is None:
                     drops[reason] += 1
                     continue
-                if self.augment:
-                    crop = random_resized_crop(img, self.resolution, rng, scale=self.crop_scale)
-                else:
-                    crop = center_crop(img, self.resolution)
+                crop = random_resized_crop(img, self.resolution, rng, scale=self.crop_scale)
                 if not yielded and self.epoch == 0:  # shows that each process reads its own share
                     logger.info("process %d/%d: first %s image %s", *self.process, self.purpose, _source(example[self.column]))
                 lab = torch.from_numpy(rgb_to_model_lab_numpy(crop))  # (3, H, W); per image: cheaper than a torch batch on a CPU
@@ -251,8 +307,6 @@ def estimate_colour_prior(stream, column, bins: torch.Tensor, samples: int, min_
     """The empirical ab prior of a stream's photos: (share of pixels nearest each bin (K,),
     mean normalised ab (2,), photos used). Each usable photo (same filters as training) is shrunk
     to `size` px (short side, area filter) and every pixel counts once."""
-    from losses import ab_histogram  # training-only module beside this one
-
     counts, ab_sum, pixels, used = torch.zeros(len(bins), dtype=torch.float64), torch.zeros(2, dtype=torch.float64), 0, 0
     for example in stream:
         img, _ = decode(example[column], min_size, min_colorfulness, 2 * size)

@@ -8,7 +8,6 @@ BCEWithLogits, numerically safe under mixed precision).
 
 from __future__ import annotations
 
-import io
 import random
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorgan_hub.color import AB_SCALE, model_lab_to_rgb
+from colorgan_hub.image_io import jpeg_roundtrip
 
 GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 
@@ -51,29 +51,27 @@ class ColourClassLoss:
 
     Each target pixel's ab is spread over its `neighbours` nearest bins with Gaussian weights of
     width `sigma` (5 Lab units); each pixel is weighted by the rebalancing weight of its nearest
-    bin, w proportional to ((1 - mix) * smoothed prior + mix / K)^-1 with E_prior[w] = 1 (Zhang
-    et al. eq. 2-4; mix 0.5 = their lambda). The bins lie on a regular grid, so the neighbours
+    bin (`ColorClassifier.rebalancing_weights`: Zhang et al. eq. 2-4). The bins lie on a regular grid, so the neighbours
     are searched in the 3x3 grid cells around the nearest one (exact for 5 neighbours) instead of
     among all K bins: a lookup table maps grid cells to bin indices (-1: no bin, out of gamut).
     Everything in normalised ab (Lab / AB_SCALE).
     """
 
-    def __init__(self, bins: torch.Tensor, prior: torch.Tensor, bin_size: float, mix: float | None = 0.5, neighbours: int = 5, sigma: float = 5.0):
-        self.bins, self.neighbours = bins.float(), neighbours
+    def __init__(self, bins: torch.Tensor, bin_size: float, weights: torch.Tensor | None, neighbours: int = 5, sigma: float = 5.0):
+        self.bins, self.neighbours, self.weights = bins.float(), neighbours, weights
         self.step, self.sigma = bin_size / AB_SCALE, sigma / AB_SCALE
         self.origin = self.bins.min(dim=0).values  # (2,) the lowest grid centre in a and b
         cells = torch.round((self.bins - self.origin) / self.step).long()  # (K, 2)
         self.table = torch.full((int(cells[:, 0].max()) + 1, int(cells[:, 1].max()) + 1), -1, dtype=torch.long)
         self.table[cells[:, 0], cells[:, 1]] = torch.arange(len(bins))
-        self.weights = None if mix is None else self.rebalancing_weights(prior, mix)
 
-    def rebalancing_weights(self, prior: torch.Tensor, mix: float) -> torch.Tensor:
-        """(K,) weights from the empirical prior (K,), smoothed by the Gaussian over the bins."""
-        kernel = torch.exp(-torch.cdist(self.bins, self.bins) ** 2 / (2 * self.sigma**2))  # (K, K)
-        smoothed = kernel @ prior.float()
-        smoothed = smoothed / smoothed.sum()
-        weights = 1.0 / ((1 - mix) * smoothed + mix / len(prior))
-        return weights / (smoothed * weights).sum()
+    @classmethod
+    def for_model(cls, model) -> ColourClassLoss:
+        """The loss of a ColorGAN's classification head: its bins, and the rebalancing weights of
+        its prior and mix (`class_rebalancing`; 1: no rebalancing)."""
+        generator = model.generator
+        weights = generator.rebalancing_weights(model.class_rebalancing).detach() if model.class_rebalancing < 1 else None
+        return cls(generator.bins.detach(), model.bin_size, weights)
 
     def soft_encode(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ab (B, 2, h, w) -> (bin indices (B, n, h, w) int64, weights (B, n, h, w) summing to 1)."""
@@ -178,8 +176,6 @@ def degrade(rgb: torch.Tensor, rng: random.Random, p_jpeg: float = 0.5, p_resize
             img = img.resize((max(8, round(w * factor)), max(8, round(h * factor))), Image.Resampling.BILINEAR)
             img = img.resize((w, h), Image.Resampling.BILINEAR)
         if rng.random() < p_jpeg:
-            buffer = io.BytesIO()
-            img.save(buffer, format="JPEG", quality=rng.randint(60, 95))
-            img = Image.open(buffer).convert("RGB")
+            img = jpeg_roundtrip(img, rng.randint(60, 95))
         out.append(np.asarray(img))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()

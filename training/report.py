@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 
 from colorgan_hub import ColorGAN
 from colorgan_hub.evaluate import evaluate, format_markdown, gray_baseline, load_truths
-from data import list_images
+from training.data import list_images
 
 DATA_TERMS = """Real colour photos from `../shared/data/train` (7,593 photos, 256x256): pets and flowers
 (Kaggle cats-vs-dogs and breed photos; TensorFlow flower_photos, CC-BY per Flickr photo), one

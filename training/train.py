@@ -1,23 +1,29 @@
-"""Train a ColorGAN: L1 pre-training, adversarial training, then the real-vs-colorized detector.
+"""Train a ColorGAN: pre-training, adversarial training, then the real-vs-colorized detector.
 
     accelerate launch training/train.py --train_data_dir ../shared/data/train \
         --validation_data_dir ../shared/data/val --output_dir runs/small
 
-Reads top to bottom: parse_args, then main (accelerator, models, optimisers, data, prepare,
-trackers, resume, the loop over steps, calibration, save / push). Steps are counted across the
-three phases: [0, pretrain) L1 only, [pretrain, pretrain + gan) GAN, then the detector. One CPU,
-one GPU or many machines: all of that comes from `accelerate launch`.
+Reads top to bottom: parse_args (flags, then the checks that need no data), then main: the
+accelerator, the model, the checks that need the model and the data (all before step 1, each one
+line naming the flag to change), optimisers, data, one `accelerator.prepare`, trackers, resume,
+the loop over steps (one step function per phase), then the end: the model saved first, the
+realness calibration after (a failure there keeps the model on disk and says how to finish).
+Steps count across the three phases: [0, pretrain) pre-training (L1 or colour-class cross-entropy
+alone), [pretrain, pretrain + gan) GAN, then the detector. One CPU, one GPU or many machines: all
+of that comes from `accelerate launch`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
 import os
 import random
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +41,22 @@ from tqdm.auto import tqdm
 from colorgan_hub import ColorGAN, metrics
 from colorgan_hub.color import model_lab_to_rgb
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
-from data import ColorizationStream, batch_to_lab, build_stream, channels_last, collate, decode, estimate_colour_prior, list_images
-from losses import GAN_LOSSES, ColourClassLoss, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
+from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
+from training.data import (DataConfig, batch_to_lab, build_stream, channels_last, collate, count_held_out_files, estimate_colour_prior, list_images,
+                           training_stream, usable_photos)
+from training.losses import GAN_LOSSES, ColourClassLoss, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
+from training.saving import save_model
 
 logger = get_logger(__name__)
+MIN_CALIBRATION_PHOTOS = 8
+
+
+class SetupError(Exception):
+    """A problem found before the first step: one line naming the flag to change."""
+
+
+class TrainingIncomplete(RuntimeError):
+    """A step after training failed; the trained model is on disk and the message says how to finish."""
 
 
 def parse_args(argv=None):
@@ -52,11 +70,12 @@ def parse_args(argv=None):
     g.add_argument("--streaming", action=argparse.BooleanOptionalAction, default=True, help="stream the data (default) or download it")
     g.add_argument("--max_train_samples", type=int, help="use only the first N samples (a subset)")
     g.add_argument("--shuffle_buffer_size", type=int, default=1000, help="shuffle buffer (undecoded samples; a local folder is covered whole)")
-    g.add_argument("--resolution", type=int, default=256, help="training crop size in px")
+    g.add_argument("--resolution", type=int, default=256, help="training crop size in px (a multiple of the generator's 2**depth)")
     g.add_argument("--crop_scale_min", type=float, default=0.5, help="smallest random crop, as a share of the image's area")
     g.add_argument("--min_image_size", type=int, default=64, help="drop images whose short side is below this")
     g.add_argument("--min_colorfulness", type=float, default=5.0, help="drop near-grayscale images below this colourfulness")
-    g.add_argument("--calibration_fraction", type=float, default=0.05, help="share of the training source held out (by hash) to calibrate the detector")
+    g.add_argument("--realness_calibration_fraction", "--calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
+                   help="share of the training source held out (by hash) to fit the realness calibration (old name: --calibration_fraction)")
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader workers (0 keeps the exact stream position in checkpoints)")
 
     g = parser.add_argument_group("model")
@@ -65,8 +84,8 @@ def parse_args(argv=None):
     g.add_argument("--encoder_weights", help="torchvision ResNet checkpoint for a resnet18/34 encoder")
 
     g = parser.add_argument_group("phases and optimisation")
-    g.add_argument("--pretrain_steps", type=int, default=1000, help="steps of generator-only L1 training")
-    g.add_argument("--gan_steps", type=int, default=1000, help="steps of adversarial training (L1 x lambda_l1 + GAN)")
+    g.add_argument("--pretrain_steps", type=int, default=1000, help="steps of generator-only pre-training (L1, or colour-class cross-entropy)")
+    g.add_argument("--gan_steps", type=int, default=1000, help="steps of adversarial training (reconstruction x lambda + GAN)")
     g.add_argument("--detector_steps", type=int, default=500, help="steps of detector training with the generator frozen")
     g.add_argument("--train_batch_size", type=int, default=16, help="batch size per process")
     g.add_argument("--learning_rate", type=float, default=2e-4, help="generator learning rate in pre-training")
@@ -75,18 +94,19 @@ def parse_args(argv=None):
     g.add_argument("--detector_learning_rate", type=float, help="discriminator learning rate in the detector phase (default: --learning_rate)")
     g.add_argument("--adam_beta1", type=float, default=0.5, help="Adam beta1 (pix2pix: 0.5)")
     g.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
-    g.add_argument("--lambda_l1", type=float, default=100.0, help="weight of the L1 term in the GAN phase")
-    g.add_argument("--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
+    g.add_argument("--lambda_l1", type=float, default=100.0, help="regression head: weight of the L1 term in the GAN phase")
     g.add_argument("--lambda_class", type=float, default=10.0, help="classification head: weight of the colour-class cross-entropy in the GAN phase (the GAN loss has weight 1)")
     g.add_argument("--lambda_decoded_l1", type=float, default=0.0, help="classification head: weight of an L1 loss on the decoded colours (at the model's temperature) in the GAN phase, for fidelity (0: off)")
-    g.add_argument("--class_rebalancing", type=float, default=0.5, help="classification head: mix of the uniform distribution into the smoothed prior before inverting it (Zhang et al.'s lambda; 1: no rebalancing)")
     g.add_argument("--prior_samples", type=int, default=3000, help="classification head: training photos over which the colour prior is estimated (a fresh model only)")
+    g.add_argument("--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
     g.add_argument("--gan_loss", choices=GAN_LOSSES, default="vanilla", help="adversarial loss")
-    g.add_argument("--use_ema", action="store_true", help="keep an exponential moving average of the generator")
+    g.add_argument("--use_ema", action="store_true", help="keep an exponential moving average of the generator (users get it)")
     g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay per step")
-    g.add_argument("--bn_recalibration_batches", type=int, default=20, help="training batches over which the generator's BatchNorm statistics are recomputed before it is validated or saved (0: off)")
+    g.add_argument("--batchnorm_statistics_batches", "--bn_recalibration_batches", dest="batchnorm_statistics_batches", type=int, default=20,
+                   help="training batches over which the generator's BatchNorm statistics are recomputed before it is validated or saved (0: off; old name: --bn_recalibration_batches)")
     g.add_argument("--detector_augment", action=argparse.BooleanOptionalAction, default=True, help="JPEG / resize both classes while the detector trains")
-    g.add_argument("--calibration_samples", type=int, default=256, help="held-out photos used to fit the realness calibration")
+    g.add_argument("--realness_calibration_photos", "--calibration_samples", dest="calibration_photos", type=int, default=256,
+                   help="held-out photos used to fit the realness calibration (old name: --calibration_samples)")
     g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="micro-batches per optimiser step")
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], help="default: accelerate's config")
     g.add_argument("--max_nonfinite_steps", type=int, default=20, help="abort after this many non-finite losses in a row")
@@ -118,12 +138,71 @@ def parse_args(argv=None):
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     if min(args.pretrain_steps, args.gan_steps, args.detector_steps) < 0 or args.pretrain_steps + args.gan_steps + args.detector_steps == 0:
-        parser.error("phase step counts must be >= 0 and not all 0")
+        parser.error("phase step counts (--pretrain_steps, --gan_steps, --detector_steps) must be >= 0 and not all 0")
     if not 0 <= args.calibration_fraction < 1:
-        parser.error("--calibration_fraction must be in [0, 1)")
-    if args.detector_steps and args.calibration_fraction == 0:
-        parser.error("the detector phase needs held-out photos: --calibration_fraction > 0")
+        parser.error("--realness_calibration_fraction must be in [0, 1)")
+    if args.detector_steps and args.calibration_fraction == 0 and not args.validation_data_dir:
+        parser.error("the detector phase needs held-out photos for the realness calibration: --realness_calibration_fraction > 0 (or --validation_data_dir)")
+    if args.train_batch_size < 1 or args.resolution < 8:
+        parser.error("--train_batch_size must be >= 1 and --resolution >= 8")
+    for flag in ("checkpointing_steps", "validation_steps", "logging_steps", "checkpoints_total_limit"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1")
+    if args.resume_from_checkpoint not in (None, "latest") and not Path(args.resume_from_checkpoint).is_dir():
+        parser.error(f"--resume_from_checkpoint {args.resume_from_checkpoint}: no such checkpoint folder (or pass 'latest')")
     return args
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks before step 1: everything that can be known from the flags, the model and the folders.
+
+
+def check_setup(args, model) -> bool:
+    """Raise SetupError (one line, naming the flag) for what would fail later; return whether the
+    realness calibration must fall back to the validation folder (too few held-out photos)."""
+    output_dir = Path(args.output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise SetupError(f"--output_dir {output_dir}: cannot write there ({err.strerror or err})") from None
+    for flag, folder in (("--train_data_dir", args.train_data_dir), ("--validation_data_dir", args.validation_data_dir)):
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise SetupError(f"{flag} {folder}: no such folder")
+        if not list_images(folder, limit=1):
+            raise SetupError(f"{flag} {folder}: holds no image files (searched its subfolders too)")
+    multiple = model.generator.multiple
+    if args.resolution % multiple:
+        depth = f"depth {model._hub_mixin_config.get('depth')}" if model._hub_mixin_config.get("encoder", "unet") == "unet" else "encoder"
+        smaller = int(math.log2(args.resolution & -args.resolution))  # the depth this resolution allows
+        hint = f" or a shallower generator, e.g. --model_config '{{\"depth\": {smaller}}}'" if smaller >= 2 and "depth" in depth else ""
+        raise SetupError(f"--resolution {args.resolution}: the generator's {depth} needs a multiple of {multiple} px: "
+                         f"use --resolution {max(multiple, args.resolution // multiple * multiple)}{hint}")
+    classify = model.head == "classification"
+    if not classify and args.lambda_decoded_l1:
+        raise SetupError("--lambda_decoded_l1 applies to the classification head only (this model's head is regression)")
+    if args.encoder_weights and model._hub_mixin_config.get("encoder", "unet") == "unet":
+        raise SetupError("--encoder_weights needs a ResNet encoder: --model_config '{\"encoder\": \"resnet18\"}'")
+    if not args.detector_steps:
+        return False
+    held_out = count_held_out_files(DataConfig.from_args(args)) if args.calibration_fraction > 0 else 0
+    if held_out is None or held_out >= MIN_CALIBRATION_PHOTOS:
+        return False
+    validation = len(list_images(args.validation_data_dir)) if args.validation_data_dir else 0
+    if validation >= MIN_CALIBRATION_PHOTOS:
+        logger.warning(f"only {held_out} training photos are held out for the realness calibration: it is fitted on "
+                       f"--validation_data_dir instead ({validation} photos; raise --realness_calibration_fraction to keep them apart)")
+        return True
+    raise SetupError(f"only {held_out} training photos are held out for the realness calibration (at least {MIN_CALIBRATION_PHOTOS}): "
+                     "raise --realness_calibration_fraction, give a --validation_data_dir with more photos, or --detector_steps 0")
+
+
+# ----------------------------------------------------------------------------------------------
+# The run's parts and the step functions of the three phases.
 
 
 class TrainState:
@@ -140,7 +219,102 @@ class TrainState:
         self.__dict__.update(state)
 
 
-def phase_of(step, args) -> str:
+@dataclasses.dataclass
+class Run:
+    """The parts of a training run the step functions share."""
+
+    args: argparse.Namespace
+    accelerator: Accelerator
+    model: ColorGAN
+    generator: torch.nn.Module  # prepared (maybe wrapped for several processes)
+    discriminator: torch.nn.Module
+    optimizer_g: torch.optim.Optimizer
+    optimizer_d: torch.optim.Optimizer
+    ema: AveragedModel | None
+    class_loss: ColourClassLoss | None  # classification head only
+
+    def users_generator(self) -> torch.nn.Module:
+        """The generator users get: the EMA one if kept, else the trained one."""
+        return self.ema.module if self.ema is not None else self.accelerator.unwrap_model(self.generator)
+
+    def decoded(self, out: torch.Tensor) -> torch.Tensor:
+        """The generator's output -> normalised ab (B, 2, H, W) as users get it (differentiable)."""
+        if self.class_loss is None:
+            return out
+        return self.model.decode(out, generator=self.accelerator.unwrap_model(self.generator))
+
+    def reconstruction(self, out: torch.Tensor, real_ab: torch.Tensor) -> tuple[str, torch.Tensor, float]:
+        """(log name, loss, weight in the GAN phase): colour-class cross-entropy, or L1."""
+        if self.class_loss is not None:
+            return "loss_g_class", self.class_loss(out, real_ab), self.args.lambda_class
+        return "loss_g_l1", F.l1_loss(out, real_ab), self.args.lambda_l1
+
+
+def step_if_finite(run: Run, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+    """Backward and step only when the loss is finite on every process (all skip or all step)."""
+    if finite(run.accelerator, loss):
+        run.accelerator.backward(loss)
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def pretrain_step(run: Run, real_l, real_ab, batch, rng) -> dict:
+    """Generator alone: L1 or colour-class cross-entropy (+ colourfulness matching)."""
+    out = run.generator(real_l)  # ab, or colour-class logits
+    name, loss_g, _ = run.reconstruction(out, real_ab)
+    logs = {name: loss_g}
+    if run.args.lambda_colorfulness:
+        logs["loss_g_cf"] = colorfulness_loss(real_l, run.decoded(out), real_ab)
+        loss_g = loss_g + run.args.lambda_colorfulness * logs["loss_g_cf"]
+    step_if_finite(run, loss_g, run.optimizer_g)
+    return logs
+
+
+def gan_step(run: Run, real_l, real_ab, batch, rng) -> dict:
+    """pix2pix's two paragraphs, always in this order."""
+    args = run.args
+    out = run.generator(real_l)
+    fake_ab = run.decoded(out)
+    # discriminator: real vs fake.detach(), in one batch (per-sample norms: same as two)
+    logits = run.discriminator(torch.cat([real_l, real_l]), torch.cat([real_ab, fake_ab.detach()]))
+    loss_d = discriminator_loss(*logits.chunk(2), args.gan_loss)
+    step_if_finite(run, loss_d, run.optimizer_d)
+    # generator: fool D + lambda * reconstruction (through the bare D, frozen: no gradient reaches D)
+    d_frozen = run.accelerator.unwrap_model(run.discriminator).requires_grad_(False)
+    loss_g_gan = generator_adversarial_loss(d_frozen(real_l, fake_ab), args.gan_loss)
+    d_frozen.requires_grad_(True)
+    name, loss_g_rec, lambda_rec = run.reconstruction(out, real_ab)
+    loss_g = loss_g_gan + lambda_rec * loss_g_rec
+    logs = {"loss_d": loss_d, "loss_g_gan": loss_g_gan, name: loss_g_rec}
+    if args.lambda_decoded_l1:  # the colours users see, pulled towards the photo's
+        logs["loss_g_decoded_l1"] = F.l1_loss(fake_ab, real_ab)
+        loss_g = loss_g + args.lambda_decoded_l1 * logs["loss_g_decoded_l1"]
+    if args.lambda_colorfulness:  # on the reconstruction's scale: lambda_rec * lambda_colorfulness
+        logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
+        loss_g = loss_g + lambda_rec * args.lambda_colorfulness * logs["loss_g_cf"]
+    step_if_finite(run, loss_g, run.optimizer_g)
+    return logs
+
+
+def detector_step(run: Run, real_l, real_ab, batch, rng) -> dict:
+    """Discriminator alone: real photos vs the frozen generator's colorizations, as users run it."""
+    with torch.no_grad():
+        frozen = run.users_generator().eval()
+        out = frozen(real_l)
+        fake_rgb = to_uint8_rgb(real_l, run.model.decode(out, generator=frozen) if run.class_loss is not None else out)
+    real_rgb = batch["rgb"]
+    if run.args.detector_augment:
+        real_rgb, fake_rgb = degrade(real_rgb, rng), degrade(fake_rgb, rng)
+    both_l, both_ab = batch_to_lab(torch.cat([real_rgb, fake_rgb]).to(run.accelerator.device))
+    loss_d = discriminator_loss(*run.discriminator(both_l, both_ab).chunk(2), "vanilla")
+    step_if_finite(run, loss_d, run.optimizer_d)
+    return {"loss_detector": loss_d}
+
+
+PHASE_STEPS = {"pretrain": pretrain_step, "gan": gan_step, "detector": detector_step}
+
+
+def phase_of(step: int, args) -> str:
     if step < args.pretrain_steps:
         return "pretrain"
     if step < args.pretrain_steps + args.gan_steps:
@@ -148,26 +322,211 @@ def phase_of(step, args) -> str:
     return "detector"
 
 
-def checkpoints(output_dir) -> list[Path]:
-    """Complete checkpoints, oldest first (an interrupted save is still named *.tmp)."""
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+# ----------------------------------------------------------------------------------------------
+# main
 
 
-def save_checkpoint(accelerator, args, step):
-    """save_state into checkpoint-N.tmp, then rename: a crash mid-write leaves only a .tmp."""
-    final = Path(args.output_dir, f"checkpoint-{step}")
-    tmp = final.with_name(final.name + ".tmp")
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
+def main(args):
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+    set_seed(args.seed, device_specific=True)  # each process crops and drops out differently
+    data_config = DataConfig.from_args(args)
+
+    # the model, and every check that can be made before step 1
+    if args.pretrained_model:
+        model = ColorGAN.from_pretrained(args.pretrained_model, **args.model_config)  # --model_config overrides its config
+    else:
+        model = ColorGAN(**args.model_config)
+    calibrate_on_validation = check_setup(args, model)
+    classify = model.head == "classification"
+    if args.encoder_weights:
+        (model.generator.body if classify else model.generator).load_encoder_weights(args.encoder_weights)
+    resuming = bool(args.resume_from_checkpoint) and (args.resume_from_checkpoint != "latest" or bool(checkpoints(output_dir)))
+    if classify and not args.pretrained_model and not resuming:  # the colour prior, saved with the model
+        prior, mean_ab, used = estimate_colour_prior(*build_stream(data_config), model.generator.bins, args.prior_samples,
+                                                     args.min_image_size, args.min_colorfulness)
+        model.generator.prior.copy_(prior)
+        logger.info(f"colour prior from {used} photos: {int((prior > 0).sum())} of {len(prior)} bins used, mean ab {(mean_ab * model.ab_scale).tolist()}")
+    model.train()
+
+    # optimisers: one per network, the learning rate set per phase
+    generator, discriminator = model.generator, model.discriminator
+    betas = (args.adam_beta1, args.adam_beta2)
+    optimizer_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
+    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, betas=betas)
+    lr_g = {"pretrain": args.learning_rate, "gan": args.gan_learning_rate or args.learning_rate, "detector": 0.0}
+    lr_d = {"pretrain": 0.0, "gan": args.discriminator_learning_rate or lr_g["gan"], "detector": args.detector_learning_rate or args.learning_rate}
+
+    # data; the dataloader is not prepared: split_dataset_by_node already gives each process its share
+    dataset = training_stream(data_config, accelerator.process_index, accelerator.num_processes)
+    dataloader = torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, num_workers=args.dataloader_num_workers, collate_fn=collate)
+    # BatchNorm statistics averaged by the EMA, or gathered with dropout on, do not match the
+    # weights that are validated and shipped: they are recomputed before each validation and save.
+    bn_batches = batchnorm_batches(data_config, args.train_batch_size, args.batchnorm_statistics_batches, accelerator.process_index, accelerator.num_processes)
+
+    generator.to(memory_format=torch.channels_last)  # 2x faster convolutions on CPU, faster on GPU
+    discriminator.to(memory_format=torch.channels_last)
+    generator, discriminator, optimizer_g, optimizer_d = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
+    ema = None
+    if args.use_ema:
+        ema = AveragedModel(accelerator.unwrap_model(generator), multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
+        accelerator.register_for_checkpointing(ema)
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+
+    # trackers and validation photos
     if accelerator.is_main_process:
-        os.replace(tmp, final)
-        for old in checkpoints(args.output_dir)[: -args.checkpoints_total_limit]:
-            shutil.rmtree(old)
+        tracked = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in vars(args).items() if v is not None}
+        accelerator.init_trackers("colorgan", config=tracked)
+    truths = []
+    if args.validation_data_dir:  # spread over the folder: file names group photos by source
+        paths = list_images(args.validation_data_dir)
+        truths = load_truths(paths[:: max(1, len(paths) // args.max_validation_samples)][: args.max_validation_samples], "256")
+    baseline = {
+        "gray_psnr": float(np.mean([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
+        "truth_cf": float(np.mean([metrics.colorfulness(np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
+    }
+
+    # resume
+    if args.resume_from_checkpoint:
+        found = checkpoints(output_dir) if args.resume_from_checkpoint == "latest" else [Path(args.resume_from_checkpoint)]
+        if found:
+            accelerator.load_state(str(found[-1]))
+            dataset.resume(state.epoch, state.stream)
+            logger.info(f"resumed from {found[-1]} at step {state.step}")
+        else:
+            logger.info("no checkpoint to resume from: starting fresh")
+    class_loss = ColourClassLoss.for_model(model) if classify else None  # after the resume: the prior may come from the checkpoint
+    run = Run(args, accelerator, model, generator, discriminator, optimizer_g, optimizer_d, ema, class_loss)
+
+    def recompute_statistics():
+        """BatchNorm statistics of the generator users get, from the fixed training batches."""
+        with accelerator.autocast():
+            recompute_batchnorm_statistics(run.users_generator(), bn_batches, accelerator.device)
+
+    # the loop
+    total_steps = args.pretrain_steps + args.gan_steps + args.detector_steps
+    progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
+    rng = random.Random(args.seed + 1000 * accelerator.process_index + state.step)
+    nonfinite_in_row, drops, phase = 0, {}, None
+    data = iter(dataloader)
+    while state.step < total_steps:
+        if phase_of(state.step, args) != phase:  # phase transitions, also when a resumed run starts
+            phase = phase_of(state.step, args)
+            for group in optimizer_g.param_groups:
+                group["lr"] = lr_g[phase]
+            for group in optimizer_d.param_groups:
+                group["lr"] = lr_d[phase]
+            if phase != "pretrain" and args.pretrain_steps and accelerator.is_main_process and not (output_dir / "model-pretrained" / "config.json").exists():
+                recompute_statistics()  # the pre-trained-only model, to compare with after the GAN
+                with_users_generator(run, lambda: save_model(model, output_dir / "model-pretrained", model_card(args, model.head, "after pre-training only"), args.save_dtype))
+            if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
+                restore_best(run)  # the generator is frozen from here on
+                recompute_statistics()
+
+        batch = next(data)
+        for reason, n in batch["drops"].items():
+            drops[reason] = drops.get(reason, 0) + n
+        real_l, real_ab = (channels_last(batch[key].to(accelerator.device)) for key in ("l", "ab"))
+        with accelerator.accumulate(generator, discriminator), accelerator.autocast():
+            logs = PHASE_STEPS[phase](run, real_l, real_ab, batch, rng)
+        if not accelerator.sync_gradients:
+            continue
+
+        if all(finite(accelerator, v) for v in logs.values()):
+            nonfinite_in_row = 0
+        else:
+            nonfinite_in_row += 1
+            state.nonfinite += 1
+            if nonfinite_in_row >= args.max_nonfinite_steps:
+                raise RuntimeError(
+                    f"{nonfinite_in_row} non-finite losses in a row at step {state.step} ({phase} phase): "
+                    "lower the learning rate, use bf16 rather than fp16, or check the data"
+                )
+        if ema is not None and phase != "detector":
+            ema.update_parameters(accelerator.unwrap_model(generator))
+        state.step += 1
+        progress.update(1)
+        if args.dataloader_num_workers == 0:  # with workers the position lives in them: see README
+            state.epoch, state.stream = dataset.epoch, dataset.stream.state_dict()
+
+        if state.step % args.logging_steps == 0 or state.step == total_steps:
+            values = {k: float(v.detach()) for k, v in logs.items()}
+            progress.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in values.items()})
+            accelerator.log({**{f"train/{k}": v for k, v in values.items()}, **{f"data/dropped_{k}": v for k, v in drops.items()},
+                             "train/nonfinite_steps": state.nonfinite, "train/epoch": state.epoch}, step=state.step)
+        if truths and phase != "detector" and (state.step % args.validation_steps == 0 or state.step == args.pretrain_steps + args.gan_steps):
+            if accelerator.is_main_process:
+                recompute_statistics()
+                result = with_users_generator(run, lambda: validate(model, args, truths, baseline, state.step, accelerator))
+                logger.info(f"step {state.step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
+                if result["score"] > state.best_score:
+                    state.best_score = result["score"]
+                    save_best(run, result, state.step)
+            state.best_score = broadcast_float(accelerator, state.best_score)
+        if state.step % args.checkpointing_steps == 0 or state.step == total_steps:
+            save_checkpoint(accelerator, args, state.step)
+    progress.close()
+
+    # the end: the model first, then what comes after it (a failure there keeps the model)
     accelerator.wait_for_everyone()
+    summary = {"steps": state.step, "drops": drops, "nonfinite": state.nonfinite}
+    if accelerator.is_main_process:
+        logger.info(f"dropped samples (this process): {drops}; non-finite steps: {state.nonfinite}")
+        if not args.detector_steps:
+            restore_best(run)
+            recompute_statistics()
+        folder = with_users_generator(run, lambda: save_model(model, output_dir / "model", model_card(args, model.head), args.save_dtype))
+        logger.info(f"saved the trained model in {folder}")
+        card = {"training_data": args.dataset_name or args.train_data_dir, "steps": total_steps}
+        if args.detector_steps:
+            card.update(calibrate_realness(run, data_config, calibrate_on_validation))
+        if truths:
+            card["validation"] = with_users_generator(run, lambda: validate(model, args, truths, baseline, state.step, accelerator))
+        with_users_generator(run, lambda: save_model(model, folder, model_card(args, model.head, validation=card.get("validation")), args.save_dtype))
+        logger.info(f"saved {folder}: {card}")
+        summary.update(card)
+        if args.push_to_hub:
+            api = HfApi(token=args.hub_token)
+            repo_id = api.create_repo(args.hub_model_id, exist_ok=True).repo_id
+            api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=f"ColorGAN after {total_steps} steps")
+            logger.info(f"pushed to https://huggingface.co/{repo_id}")
+    accelerator.end_training()
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers of main, in the order it uses them.
+
+
+def finite(accelerator, loss) -> bool:
+    """True when the loss is finite on every process (so all skip or all step together)."""
+    flag = torch.isfinite(loss.detach()).float().reshape(1)
+    return bool(accelerator.gather(flag).min() > 0) if accelerator.num_processes > 1 else bool(flag[0] > 0)
+
+
+def broadcast_float(accelerator, value: float) -> float:
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast
+
+    return float(broadcast(torch.tensor([value], device=accelerator.device))[0])
+
+
+def with_users_generator(run: Run, fn):
+    """Run fn with the generator users get swapped into the model (the EMA one if kept)."""
+    trained, run.model.generator = run.model.generator, run.users_generator()
+    try:
+        return fn()
+    finally:
+        run.model.generator = trained
 
 
 def to_uint8_rgb(real_l, ab) -> torch.Tensor:
@@ -198,405 +557,90 @@ def validate(model, args, truths, baseline, step, accelerator):
     return result
 
 
-def batches_for_bn(args, process_index=0, num_processes=1) -> list[torch.Tensor]:
-    """--bn_recalibration_batches fixed batches of training L crops (own stream and seed)."""
-    batches = []
-    if not args.bn_recalibration_batches:
-        return batches
-    stream, column = build_stream(args, process_index, num_processes)
-    dataset = ColorizationStream(stream, column, args.resolution, args.min_image_size, args.min_colorfulness, crop_scale=(args.crop_scale_min, 1.0),
-                                 seed=args.seed + 7919, process=(process_index, num_processes), purpose="BatchNorm-statistics")
-    for batch in torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, collate_fn=collate):
-        batches.append(channels_last(batch["l"]))
-        if len(batches) == args.bn_recalibration_batches:
-            return batches
-    return batches
-
-
-@torch.no_grad()
-def recompute_bn_statistics(module: torch.nn.Module, batches: list[torch.Tensor], device=None) -> None:
-    """BatchNorm running statistics recomputed as plain averages over `batches`, with dropout off as
-    at inference (torch.optim.swa_utils.update_bn, but it leaves dropout on)."""
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    was_training, momenta = module.training, [m.momentum for m in norms]
-    module.eval()
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-        m.train()
-    for batch in batches:
-        module(batch.to(device) if device is not None else batch)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    module.train(was_training)
-
-
-def held_out_photos(args) -> list[Image.Image]:
-    """Up to --calibration_samples usable photos of the hash-held-out part of the training source."""
-    stream, column = build_stream(args, held_out=True)
-    photos = []
-    for example in stream:
-        img, _ = decode(example[column], args.min_image_size, args.min_colorfulness, 2 * args.resolution)
-        if img is not None:
-            photos.append(img)
-        if len(photos) >= args.calibration_samples:
-            break
-    if len(photos) < 8:
-        raise RuntimeError(f"only {len(photos)} held-out photos for calibration: raise --calibration_fraction")
-    return photos
-
-
-@torch.no_grad()
-def fit_calibration(model, photos, device) -> dict:
-    """Fit p = sigmoid(scale * mean_patch_logit + bias) on photos and the model's colorizations of
-    them, through the same pipeline users call, at the model's working size (Platt scaling)."""
-    model.realness_calibration.copy_(torch.tensor([1.0, 0.0]))
-    fakes = model.colorize(photos, device=device)
-    raw = model.realness(photos + fakes, device=device, allow_grayscale=True)
-    logits = torch.logit(torch.tensor(raw, dtype=torch.float64).clamp(1e-12, 1 - 1e-12))
-    labels = torch.tensor([1.0] * len(photos) + [0.0] * len(fakes), dtype=torch.float64)
-    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        optimizer.zero_grad()
-        with torch.enable_grad():
-            loss = F.binary_cross_entropy_with_logits(params[0] * logits + params[1], labels)
-            loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    model.realness_calibration.copy_(params.detach().float())
-    return {"calibration_photos": len(photos), "scale": float(params[0]), "bias": float(params[1])}
-
-
-def main(args):
-    output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-    )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    logger.info(accelerator.state, main_process_only=False)
-    set_seed(args.seed, device_specific=True)  # each process crops and drops out differently
-
-    # models and optimisers
-    if args.pretrained_model:
-        model = ColorGAN.from_pretrained(args.pretrained_model, **args.model_config)  # --model_config overrides its config
-    else:
-        model = ColorGAN(**args.model_config)
-    if args.encoder_weights:
-        (model.generator.body if model.head == "classification" else model.generator).load_encoder_weights(args.encoder_weights)
-    classify = model.head == "classification"
-    resuming = bool(args.resume_from_checkpoint) and (args.resume_from_checkpoint != "latest" or bool(checkpoints(output_dir)))
-    if classify and not args.pretrained_model and not resuming:  # the colour prior, saved with the model
-        prior_stream, prior_column = build_stream(args, held_out=False)
-        prior, mean_ab, used = estimate_colour_prior(prior_stream, prior_column, model.generator.bins, args.prior_samples, args.min_image_size, args.min_colorfulness)
-        model.generator.prior.copy_(prior)
-        logger.info(f"colour prior from {used} photos: {int((prior > 0).sum())} of {len(prior)} bins used, mean ab {(mean_ab * model.ab_scale).tolist()}")
-    model.train()
-    generator, discriminator = model.generator, model.discriminator
-    betas = (args.adam_beta1, args.adam_beta2)
-    optimizer_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
-    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, betas=betas)
-    lr_g = {"pretrain": args.learning_rate, "gan": args.gan_learning_rate or args.learning_rate, "detector": 0.0}
-    lr_d = {"pretrain": 0.0, "gan": args.discriminator_learning_rate or lr_g["gan"], "detector": args.detector_learning_rate or args.learning_rate}
-
-    # data
-    stream, column = build_stream(args, accelerator.process_index, accelerator.num_processes)
-    dataset = ColorizationStream(
-        stream, column, args.resolution, args.min_image_size, args.min_colorfulness, crop_scale=(args.crop_scale_min, 1.0),
-        seed=args.seed + accelerator.process_index, process=(accelerator.process_index, accelerator.num_processes),
-    )
-    dataloader = torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, num_workers=args.dataloader_num_workers, collate_fn=collate)
-
-    # BatchNorm statistics averaged by the EMA, or gathered with dropout on, do not match the
-    # weights that are validated and shipped (it cost the first default model 0.7 dB): they are
-    # recomputed on a fixed set of training batches before each validation and save.
-    bn_batches = batches_for_bn(args, accelerator.process_index, accelerator.num_processes)
-
-    def recalibrate():
-        """Recompute the BatchNorm statistics of the generator users get (the EMA one if kept)."""
-        if bn_batches:
-            module = ema.module if ema is not None else accelerator.unwrap_model(generator)
-            with accelerator.autocast():
-                recompute_bn_statistics(module, bn_batches, accelerator.device)
-
-    # The dataloader is not prepared: split_dataset_by_node already gives each process its share.
-    generator.to(memory_format=torch.channels_last)  # 2x faster convolutions on CPU, faster on GPU
-    discriminator.to(memory_format=torch.channels_last)
-    generator, discriminator, optimizer_g, optimizer_d = accelerator.prepare(generator, discriminator, optimizer_g, optimizer_d)
-    ema = None
-    if args.use_ema:
-        ema = AveragedModel(accelerator.unwrap_model(generator), multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
-        accelerator.register_for_checkpointing(ema)
-    state = TrainState()
-    accelerator.register_for_checkpointing(state)
-
-    if accelerator.is_main_process:
-        tracked = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in vars(args).items() if v is not None}
-        accelerator.init_trackers("colorgan", config=tracked)
-    truths = []
-    if args.validation_data_dir:  # spread over the folder: file names group photos by source
-        paths = list_images(args.validation_data_dir)
-        truths = load_truths(paths[:: max(1, len(paths) // args.max_validation_samples)][: args.max_validation_samples], "256")
-    baseline = {
-        "gray_psnr": float(np.mean([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
-        "truth_cf": float(np.mean([metrics.colorfulness(np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
-    }
-
-    # resume
-    if args.resume_from_checkpoint:
-        found = checkpoints(output_dir) if args.resume_from_checkpoint == "latest" else [Path(args.resume_from_checkpoint)]
-        if found:
-            accelerator.load_state(str(found[-1]))
-            dataset.resume(state.epoch, state.stream)
-            logger.info(f"resumed from {found[-1]} at step {state.step}")
-        else:
-            logger.info("no checkpoint to resume from: starting fresh")
-
-    if classify:  # after the resume: the prior may come from the checkpoint
-        class_loss = ColourClassLoss(model.generator.bins, model.generator.prior, model.bin_size, args.class_rebalancing)
-
-    def decoded(out):
-        """The generator's output -> normalised ab (B, 2, H, W), as users get it (differentiable)."""
-        return accelerator.unwrap_model(generator).decode(out, model.temperature) if classify else out
-
-    def reconstruction_loss(out, real_ab):
-        """(name, loss, weight in the GAN phase): colour-class cross-entropy or L1."""
-        if classify:
-            return "loss_g_class", class_loss(out, real_ab), args.lambda_class
-        return "loss_g_l1", F.l1_loss(out, real_ab), args.lambda_l1
-
-    total_steps = args.pretrain_steps + args.gan_steps + args.detector_steps
-    progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
-    rng = random.Random(args.seed + 1000 * accelerator.process_index + state.step)
-    nonfinite_in_row, drops = 0, {}
-    data = iter(dataloader)
-    l1_saved = (output_dir / "model-l1" / "config.json").exists()
-
-    while state.step < total_steps:
-        phase = phase_of(state.step, args)
-        if phase != "pretrain" and not l1_saved and args.pretrain_steps > 0:
-            if accelerator.is_main_process:  # the L1-only model, to compare with after the GAN
-                recalibrate()
-                save_model(model, ema, output_dir / "model-l1", args)
-            l1_saved = True
-        if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
-            restore_best(generator, ema, args, accelerator)
-            recalibrate()  # the generator is frozen from here on
-        for group in optimizer_g.param_groups:
-            group["lr"] = lr_g[phase]
-        for group in optimizer_d.param_groups:
-            group["lr"] = lr_d[phase]
-
-        batch = next(data)
-        for reason, n in batch["drops"].items():
-            drops[reason] = drops.get(reason, 0) + n
-        real_l, real_ab = (channels_last(batch[key].to(accelerator.device)) for key in ("l", "ab"))
-        logs = {}
-        with accelerator.accumulate(generator, discriminator), accelerator.autocast():
-            if phase == "pretrain":
-                out = generator(real_l)  # ab, or colour-class logits
-                name, loss_g, _ = reconstruction_loss(out, real_ab)
-                logs = {name: loss_g}
-                if args.lambda_colorfulness:
-                    logs["loss_g_cf"] = colorfulness_loss(real_l, decoded(out), real_ab)
-                    loss_g = loss_g + args.lambda_colorfulness * logs["loss_g_cf"]
-                if finite(accelerator, loss_g):
-                    accelerator.backward(loss_g)
-                    optimizer_g.step()
-                optimizer_g.zero_grad(set_to_none=True)
-
-            elif phase == "gan":
-                out = generator(real_l)
-                fake_ab = decoded(out)
-                # discriminator: real vs fake.detach(), in one batch (per-sample norms: same as two)
-                logits = discriminator(torch.cat([real_l, real_l]), torch.cat([real_ab, fake_ab.detach()]))
-                loss_d = discriminator_loss(*logits.chunk(2), args.gan_loss)
-                if finite(accelerator, loss_d):
-                    accelerator.backward(loss_d)
-                    optimizer_d.step()
-                optimizer_d.zero_grad(set_to_none=True)
-                # generator: fool D + lambda * L1 (through the bare D, frozen: no gradient reaches D)
-                d_frozen = accelerator.unwrap_model(discriminator).requires_grad_(False)
-                loss_g_gan = generator_adversarial_loss(d_frozen(real_l, fake_ab), args.gan_loss)
-                d_frozen.requires_grad_(True)
-                name, loss_g_rec, lambda_rec = reconstruction_loss(out, real_ab)
-                loss_g = loss_g_gan + lambda_rec * loss_g_rec
-                logs = {"loss_d": loss_d, "loss_g_gan": loss_g_gan, name: loss_g_rec}
-                if classify and args.lambda_decoded_l1:  # the colours users see, pulled towards the photo's
-                    logs["loss_g_decoded_l1"] = F.l1_loss(fake_ab, real_ab)
-                    loss_g = loss_g + args.lambda_decoded_l1 * logs["loss_g_decoded_l1"]
-                if args.lambda_colorfulness:  # on the reconstruction's scale: lambda_rec * lambda_colorfulness
-                    logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
-                    loss_g = loss_g + lambda_rec * args.lambda_colorfulness * logs["loss_g_cf"]
-                if finite(accelerator, loss_g):
-                    accelerator.backward(loss_g)
-                    optimizer_g.step()
-                optimizer_g.zero_grad(set_to_none=True)
-
-            else:  # detector: the generator is frozen, as users will run it
-                with torch.no_grad():
-                    frozen = (ema.module if ema is not None else accelerator.unwrap_model(generator)).eval()
-                    out = frozen(real_l)
-                    fake_rgb = to_uint8_rgb(real_l, frozen.decode(out, model.temperature) if classify else out)
-                real_rgb = batch["rgb"]
-                if args.detector_augment:
-                    real_rgb, fake_rgb = degrade(real_rgb, rng), degrade(fake_rgb, rng)
-                both_l, both_ab = batch_to_lab(torch.cat([real_rgb, fake_rgb]).to(accelerator.device))
-                loss_d = discriminator_loss(*discriminator(both_l, both_ab).chunk(2), "vanilla")
-                logs = {"loss_detector": loss_d}
-                if finite(accelerator, loss_d):
-                    accelerator.backward(loss_d)
-                    optimizer_d.step()
-                optimizer_d.zero_grad(set_to_none=True)
-
-        if not accelerator.sync_gradients:
-            continue
-        if all(finite(accelerator, v) for v in logs.values()):
-            nonfinite_in_row = 0
-        else:
-            nonfinite_in_row += 1
-            state.nonfinite += 1
-            if nonfinite_in_row >= args.max_nonfinite_steps:
-                raise RuntimeError(
-                    f"{nonfinite_in_row} non-finite losses in a row at step {state.step} ({phase} phase): "
-                    "lower the learning rate, use bf16 rather than fp16, or check the data"
-                )
-        if ema is not None and phase != "detector":
-            ema.update_parameters(accelerator.unwrap_model(generator))
-        state.step += 1
-        progress.update(1)
-        if args.dataloader_num_workers == 0:  # with workers the position lives in them: see README
-            state.epoch, state.stream = dataset.epoch, stream.state_dict()
-
-        if state.step % args.logging_steps == 0 or state.step == total_steps:
-            values = {k: float(v.detach()) for k, v in logs.items()}
-            progress.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in values.items()})
-            accelerator.log({**{f"train/{k}": v for k, v in values.items()}, **{f"data/dropped_{k}": v for k, v in drops.items()},
-                             "train/nonfinite_steps": state.nonfinite, "train/epoch": state.epoch}, step=state.step)
-        if truths and phase != "detector" and (state.step % args.validation_steps == 0 or state.step == args.pretrain_steps + args.gan_steps):
-            if accelerator.is_main_process:
-                recalibrate()
-                result = with_ema(model, ema, lambda: validate(model, args, truths, baseline, state.step, accelerator))
-                logger.info(f"step {state.step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
-                if result["score"] > state.best_score:
-                    state.best_score = result["score"]
-                    save_best(generator, ema, args, accelerator, result, state.step)
-            state.best_score = broadcast_float(accelerator, state.best_score)
-        if state.step % args.checkpointing_steps == 0 or state.step == total_steps:
-            save_checkpoint(accelerator, args, state.step)
-    progress.close()
-
-    # calibration and the final model
-    accelerator.wait_for_everyone()
-    summary = {"steps": state.step, "drops": drops, "nonfinite": state.nonfinite}
-    if accelerator.is_main_process:
-        logger.info(f"dropped samples (this process): {drops}; non-finite steps: {state.nonfinite}")
-        if args.pretrain_steps + args.gan_steps > 0 and not args.detector_steps:
-            restore_best(generator, ema, args, accelerator)
-            recalibrate()
-        card = {"training_data": args.dataset_name or args.train_data_dir, "steps": total_steps}
-        if args.detector_steps:
-            photos = held_out_photos(args)
-            card.update(with_ema(model, ema, lambda: fit_calibration(model, photos, accelerator.device)))
-        if truths:
-            card["validation"] = with_ema(model, ema, lambda: validate(model, args, truths, baseline, state.step, accelerator))
-        path = save_model(model, ema, output_dir / "model", args, card)
-        logger.info(f"saved {path}: {card}")
-        summary.update(card)
-        if args.push_to_hub:
-            api = HfApi(token=args.hub_token)
-            repo_id = api.create_repo(args.hub_model_id, exist_ok=True).repo_id
-            api.upload_folder(repo_id=repo_id, folder_path=str(path), commit_message=f"ColorGAN after {total_steps} steps")
-            logger.info(f"pushed to https://huggingface.co/{repo_id}")
-    accelerator.end_training()
-    return summary
-
-
-def finite(accelerator, loss) -> bool:
-    """True when the loss is finite on every process (so all skip or all step together)."""
-    flag = torch.isfinite(loss.detach()).float().reshape(1)
-    return bool(accelerator.gather(flag).min() > 0) if accelerator.num_processes > 1 else bool(flag[0] > 0)
-
-
-def broadcast_float(accelerator, value: float) -> float:
-    if accelerator.num_processes == 1:
-        return value
-    from accelerate.utils import broadcast
-
-    return float(broadcast(torch.tensor([value], device=accelerator.device))[0])
-
-
-def with_ema(model, ema, fn):
-    """Run fn with the EMA generator swapped into the model (users get the EMA weights)."""
-    if ema is None:
-        return fn()
-    trained, model.generator = model.generator, ema.module
-    try:
-        return fn()
-    finally:
-        model.generator = trained
-
-
-def save_best(generator, ema, args, accelerator, result, step):
+def save_best(run: Run, result: dict, step: int) -> None:
     """The best validated generator so far, written atomically."""
-    source = ema.module if ema is not None else accelerator.unwrap_model(generator)
-    folder = Path(args.output_dir, "best")
+    folder = Path(run.args.output_dir, "best")
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in source.state_dict().items()}, str(folder / "generator.tmp"))
+    save_file({k: v.detach().cpu().contiguous() for k, v in run.users_generator().state_dict().items()}, str(folder / "generator.tmp"))
     os.replace(folder / "generator.tmp", folder / "generator.safetensors")
     (folder / "metrics.json").write_text(json.dumps({"step": step, **result}, indent=2))
 
 
-def restore_best(generator, ema, args, accelerator):
+def restore_best(run: Run) -> None:
     """End of the GAN phase: continue with the best validated generator, if asked and known."""
-    path = Path(args.output_dir, "best", "generator.safetensors")
-    if not (args.keep_best and path.exists()):
+    path = Path(run.args.output_dir, "best", "generator.safetensors")
+    if not (run.args.keep_best and path.exists()):
         return
-    state = load_file(str(path), device=str(accelerator.device))
-    accelerator.unwrap_model(generator).load_state_dict(state)
-    if ema is not None:
-        ema.module.load_state_dict(state)
+    state = load_file(str(path), device=str(run.accelerator.device))
+    run.accelerator.unwrap_model(run.generator).load_state_dict(state)
+    if run.ema is not None:
+        run.ema.module.load_state_dict(state)
     logger.info(f"continuing with the best validated generator: {json.loads(path.with_name('metrics.json').read_text())}")
 
 
-def save_model(model, ema, folder: Path, args, card: dict | None = None) -> Path:
-    """save_pretrained (EMA generator if used), model card filled in, optional float16 weights."""
-    card = card or {}
-    validation = card.get("validation", {})
+def calibrate_realness(run: Run, data_config: DataConfig, on_validation: bool) -> dict:
+    """Fit the realness calibration on held-out photos (or the validation folder when too few are
+    held out). Raises TrainingIncomplete, saying how to finish, when it cannot."""
+    args = run.args
+    try:
+        if on_validation:
+            photos = [img for _, img in load_truths(list_images(args.validation_data_dir)[: args.calibration_photos], "full")]
+        else:
+            photos = usable_photos(data_config, args.calibration_photos, held_out=True)
+        return with_users_generator(run, lambda: fit_realness_calibration(run.model, photos, run.accelerator.device))
+    except Exception as err:
+        source = f"--train_data_dir {args.train_data_dir}" if args.train_data_dir else f"--dataset_name {args.dataset_name}"
+        raise TrainingIncomplete(
+            f"the realness calibration failed ({type(err).__name__}: {err}); the trained model is saved without it in "
+            f"{Path(args.output_dir) / 'model'}: finish with `python training/calibrate.py --model {Path(args.output_dir) / 'model'} "
+            f"{source} --realness_calibration_fraction {args.calibration_fraction} --out {Path(args.output_dir) / 'model'}`"
+        ) from err
+
+
+def model_card(args, head: str, stage: str = "", validation: dict | None = None) -> dict[str, str]:
+    """The card's fields for a model saved by this run."""
+    reconstruction = "colour-class cross-entropy" if head == "classification" else "L1"
     evaluation = ", ".join(f"{k} {v:.3f}" for k, v in validation.items()) if validation else None
-    kwargs = {
-        "training_data": f"`{card.get('training_data', args.dataset_name or args.train_data_dir)}`",
+    return {
+        "training_data": f"`{args.dataset_name or args.train_data_dir}`",
         "training_procedure": (
-            f"`training/train.py`: {args.pretrain_steps} L1 pre-training steps, {args.gan_steps} GAN steps "
-            f"({args.gan_loss}, lambda_l1 {args.lambda_l1}), {args.detector_steps} detector steps; batch "
-            f"{args.train_batch_size}, resolution {args.resolution}, Adam betas ({args.adam_beta1}, {args.adam_beta2})."
+            f"`training/train.py`{' (' + stage + ')' if stage else ''}: {args.pretrain_steps} pre-training steps, {args.gan_steps} GAN steps "
+            f"({args.gan_loss}, {reconstruction} weighted {args.lambda_class if reconstruction != 'L1' else args.lambda_l1}), "
+            f"{args.detector_steps} detector steps; batch {args.train_batch_size}, resolution {args.resolution}, "
+            f"Adam betas ({args.adam_beta1}, {args.adam_beta2})."
         ),
         "evaluation": f"Final validation ({args.validation_data_dir}): {evaluation}" if evaluation else None,
     }
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "README.md").unlink(missing_ok=True)  # regenerate the card
-    with_ema(model, ema, lambda: model.save_pretrained(folder, model_card_kwargs={k: v for k, v in kwargs.items() if v}))
-    if args.save_dtype == "float16":
-        halve_weights(folder)
-    return folder
 
 
-def halve_weights(folder: Path) -> None:
-    """Rewrite folder/model.safetensors with float32 weights as float16 (loading casts them back).
-    The two calibration numbers, the colour bins and their prior stay float32: their precision
-    shows in every probability and colour (and a prior's small shares would underflow)."""
-    weights = Path(folder, "model.safetensors")
-    keep = ("realness_calibration", "generator.bins", "generator.prior")
-    state = {k: (v.half() if v.dtype == torch.float32 and k not in keep else v) for k, v in load_file(str(weights)).items()}
-    save_file(state, str(weights), metadata={"format": "pt"})
+def checkpoints(output_dir) -> list[Path]:
+    """Complete checkpoints, oldest first (an interrupted save is still named *.tmp)."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save_checkpoint(accelerator, args, step):
+    """save_state into checkpoint-N.tmp, then rename: a crash mid-write leaves only a .tmp."""
+    final = Path(args.output_dir, f"checkpoint-{step}")
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        os.replace(tmp, final)
+        for old in checkpoints(args.output_dir)[: -args.checkpoints_total_limit]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    try:
+        main(parse_args())
+    except SetupError as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except TrainingIncomplete as err:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(1)
