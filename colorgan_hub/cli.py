@@ -1,8 +1,8 @@
 """The `colorgan` command line: colorize files and folders, score photos for realness.
 
-    colorgan colorize old.jpg scans/ "more/*.png" -o colored/ [--model ID_OR_PATH] [--size 256] [--temperature 0.4]
+    colorgan colorize old.jpg scans/ "more/*.png" -o colored/ [--model ID_OR_PATH] [--size 256] [--vividness 0.8]
     colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
-    colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--temperature T] [--json OUT]
+    colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--vividness V] [--temperature T] [--json OUT]
     colorgan demo [--host 127.0.0.1] [--port 7860]
 
 One line per bad file on stderr, the rest carry on. Exit status: 0 all done, 1 some input
@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 from . import DEFAULT_MODEL
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, list_images, load_image, output_path, save_image
 
-TEMPERATURE_HELP = ("classification models: annealed-mean temperature, lower is more vivid and riskier, "
-                    "1 the safest (default: the model's own)")
+VIVIDNESS_HELP = "classification models: 0 (muted, safe) to 1 (bold, risky) colour (default: the model's own, chosen on validation)"
+TEMPERATURE_HELP = "classification models: annealed-mean temperature, 1 the distribution's mean, towards 0 its likeliest colour (default: the model's own)"
 
 
 class UsageError(Exception):
@@ -136,7 +136,8 @@ def cmd_colorize(args) -> int:
         nonlocal failed, written
         if not pending:
             return
-        outputs = model.colorize([img for _, img, _ in pending], size=args.size, batch_size=args.batch_size, temperature=args.temperature)
+        outputs = model.colorize([img for _, img, _ in pending], size=args.size, batch_size=args.batch_size, temperature=args.temperature,
+                                 vividness=args.vividness)
         for (path, _, dest), out in zip(pending, outputs):
             try:
                 save_image(out, dest)
@@ -229,7 +230,8 @@ def cmd_evaluate(args) -> int:
         report(message)
 
     try:
-        result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size, report=bad_image, temperature=args.temperature)
+        result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size, report=bad_image,
+                          temperature=args.temperature, vividness=args.vividness)
     except ValueError as err:  # nothing usable to evaluate
         raise UsageError(str(err)) from None
     result["model"] = args.model or DEFAULT_MODEL
@@ -254,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("-o", "--output-dir", type=Path, default=Path("colorized"), help="folder for the results (default: colorized/)")
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
+    p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_colorize)
@@ -276,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=["256", "full"], default="256", help="256: short side 256 + centre crop, as the papers; full: original size")
     p.add_argument("--size", type=int, default=None, help="working resolution, long side in px (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
+    p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=cmd_evaluate)
@@ -291,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch-size must be at least 1")
     if getattr(args, "temperature", None) is not None and not 0 < args.temperature <= 10:
         parser.error("--temperature must be in (0, 10]")
+    if getattr(args, "vividness", None) is not None and not 0 <= args.vividness <= 1:
+        parser.error("--vividness must be in [0, 1]")
     try:
         return args.func(args)
     except UsageError as err:

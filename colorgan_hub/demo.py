@@ -97,15 +97,17 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
     first = next(iter(models))
     default_size = min(max(load(models[first]).image_size, 128), 768)  # inside the slider's range
     default_temperature = min(max(load(models[first]).temperature, 0.1), 1.0)
+    default_vividness = load(models[first]).vividness
     fullres.warm_up()  # the first request should not wait for numba's compiler
 
-    def colorize(image, resolution, model_name, temperature=None):
+    def colorize(image, resolution, model_name, vividness=None, temperature=None):
         if image is None:
             raise gr.Error("Upload or paste a photo first.")
         model = load(models.get(model_name, models[first]))
         start = time.perf_counter()
         try:
-            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS, temperature=float(temperature) if temperature else None)
+            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS, 
+                                     vividness=None if vividness is None else float(vividness), temperature=float(temperature) if temperature else None)
         except ImageError as err:
             raise gr.Error(err.reason) from None
         p = model.realness(colored, allow_grayscale=True)
@@ -138,8 +140,11 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                 with gr.Column():
                     photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Photo (grayscale or colour)")
                     resolution = gr.Slider(128, 768, value=default_size, step=32, label="Working resolution (long side, px)")
-                    temperature = gr.Slider(0.1, 1.0, value=default_temperature, step=0.02, label="Temperature: lower gives bolder, riskier colours; 1 the safest",
-                                            info="classification models only: the annealed mean of the predicted colour distribution")
+                    vividness = gr.Slider(0.0, 1.0, value=default_vividness, step=0.05, label="Vividness: 0 muted and safe, 1 bold and risky",
+                                          info="how far the colours may stray from the safest guess (classification models)")
+                    with gr.Accordion("Advanced", open=False):
+                        temperature = gr.Slider(0.1, 1.0, value=default_temperature, step=0.02, label="Temperature",
+                                                info="annealing of the predicted colour distribution: 1 its mean, lower towards its likeliest colour")
                     button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                 with gr.Column():
                     slider = gr.ImageSlider(type="pil", format="png", label="Before / after", elem_id="before-after")
@@ -147,7 +152,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                     timing = gr.Markdown()
                     download = gr.File(label="Download PNG")
             gr.Examples(example_files(), inputs=photo)
-            button.click(colorize, [photo, resolution, model_name, temperature], [slider, download, probs, timing],
+            button.click(colorize, [photo, resolution, model_name, vividness, temperature], [slider, download, probs, timing],
                          api_name="colorize", concurrency_limit=CONCURRENCY)
         with gr.Tab("Real or colorized?"):
             with gr.Row():

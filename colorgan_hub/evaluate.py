@@ -114,7 +114,7 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="image", disable=not enabled, file=sys.stderr)
 
 
-def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None) -> dict:
+def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None, vividness=None) -> dict:
     """The whole evaluation on the photos at `paths`; a JSON-ready dict. With `progress`, one bar
     per stage on stderr: colorize, colour metrics (every row), detector (every variant)."""
     truths = load_truths(paths, protocol, report=report)
@@ -124,7 +124,7 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
     with _bar(len(truths), "colorize", progress) as bar:
         for start in range(0, len(truths), batch_size):
             chunk = [img for _, img in truths[start : start + batch_size]]
-            outputs += model.colorize(chunk, size=size, batch_size=batch_size, temperature=temperature)
+            outputs += model.colorize(chunk, size=size, batch_size=batch_size, temperature=temperature, vividness=vividness)
             bar.update(len(chunk))
     truth_arrays = [np.asarray(img) for _, img in truths]
     candidates = {
@@ -137,7 +137,8 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
         rows = {name: colour_metrics(make(), truth_arrays, progress=bar.update) for name, make in candidates.items()}
     result = {"protocol": protocol, "images": len(truths), "size": size or model.image_size, "colour": rows}
     if model.head == "classification":
-        result["temperature"] = temperature or model.temperature
+        result["temperature"] = model.temperature if temperature is None else temperature
+        result["vividness"] = model.vividness if vividness is None else vividness
     if detector:
         with _bar(3 * 2 * len(truths), "detector", progress) as bar:
             result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size, progress=bar.update)
@@ -146,7 +147,7 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
 
 def format_markdown(result: dict) -> str:
     """The evaluation as markdown tables."""
-    temperature = f", temperature {result['temperature']}" if "temperature" in result else ""
+    temperature = f", vividness {result['vividness']}, temperature {result['temperature']}" if "temperature" in result else ""
     families = list(metrics.HUE_FAMILIES)
     lines = [
         f"Protocol {result['protocol']}, {result['images']} images, working size {result['size']}{temperature}.",

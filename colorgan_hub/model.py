@@ -45,11 +45,13 @@ class ColorGAN(
         head: "classification" (a distribution over quantised ab bins, decoded by the annealed
             mean at `temperature`; Zhang et al. 2016) or "regression" (ab directly, pix2pix).
         bin_size: ab grid step of the classification bins, in Lab units.
-        temperature: default annealed-mean temperature of the classification head (lower: more
-            vivid, riskier colour; 1: the distribution's mean).
+        temperature: default annealed-mean temperature of the classification head (1: the
+            distribution's mean; towards 0: its single most likely colour).
         class_rebalancing: the classification loss's rebalancing mix (Zhang et al.'s lambda; 1: none).
-        prior_correction: share (0 to 1) of that rebalancing divided back out when decoding:
-            0 keeps the rebalanced, vivid distribution, 1 the unweighted, safest one.
+        vividness: default vividness of the classification head, 0 to 1: how much of the class
+            rebalancing (which favours rare, saturated colours) is kept when decoding. 1 keeps
+            all of it (bold, riskier colour), 0 divides it back out (the unweighted
+            distribution: safe, muted colour).
         encoder: "unet" (pix2pix U-Net) or "resnet18" / "resnet34" (ResNet-encoder U-Net).
         width, depth: pix2pix U-Net base channels and number of stride-2 levels.
         upsample: "bilinear" (3x3 conv then bilinear x2), "resize" (nearest x2 then 3x3 conv),
@@ -65,9 +67,9 @@ class ColorGAN(
         image_size: int = 128,
         head: str = "classification",
         bin_size: float = 10.0,
-        temperature: float = 0.38,
+        temperature: float = 0.5,
         class_rebalancing: float = 0.5,
-        prior_correction: float = 0.0,
+        vividness: float = 0.6,
         encoder: str = "unet",
         width: int = 32,
         depth: int = 7,
@@ -83,10 +85,10 @@ class ColorGAN(
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 0 <= class_rebalancing <= 1 or not 0 <= prior_correction <= 1:
-            raise ValueError(f"class_rebalancing and prior_correction must be in [0, 1], got {class_rebalancing}, {prior_correction}")
+        if not 0 <= class_rebalancing <= 1 or not 0 <= vividness <= 1:
+            raise ValueError(f"class_rebalancing and vividness must be in [0, 1], got {class_rebalancing}, {vividness}")
         self.image_size, self.head, self.bin_size, self.temperature = image_size, head, bin_size, temperature
-        self.class_rebalancing, self.prior_correction = class_rebalancing, prior_correction
+        self.class_rebalancing, self.vividness = class_rebalancing, vividness
         self.ab_scale = AB_SCALE
         classify = head == "classification"
         bins = ab_bin_centres(bin_size) / AB_SCALE if classify else None
@@ -102,18 +104,20 @@ class ColorGAN(
         # Platt scaling of the mean patch logit: p = sigmoid(scale * logit + bias); fitted in training.
         self.register_buffer("realness_calibration", torch.tensor([1.0, 0.0]))
 
-    def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
-        """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` (classification
-        head only) defaults to the config's."""
+    def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None) -> torch.Tensor:
+        """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
+        (classification head only) default to the config's."""
         if self.head == "regression":
             return self.generator(real_l)
-        return self.decode(self.generator(real_l), temperature)
+        return self.decode(self.generator(real_l), temperature, vividness)
 
-    def decode(self, logits: torch.Tensor, temperature: float | None = None, generator: nn.Module | None = None) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, temperature: float | None = None, vividness: float | None = None, generator: nn.Module | None = None) -> torch.Tensor:
         """Classification logits -> normalised ab with this model's decoding settings (of
         `generator`, default its own: training decodes with its EMA or wrapped copy)."""
         generator = generator or self.generator
-        return generator.decode(logits, temperature or self.temperature, self.prior_correction, self.class_rebalancing)
+        temperature = self.temperature if temperature is None else temperature
+        vividness = self.vividness if vividness is None else vividness
+        return generator.decode(logits, temperature, prior_correction=1.0 - vividness, rebalancing=self.class_rebalancing)
 
     def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         """Calibrated logit (B,) that (L, ab) is a real colour photo; inputs normalised."""
@@ -121,9 +125,11 @@ class ColorGAN(
         scale, bias = self.realness_calibration
         return scale * patch_logits.float().mean(dim=(1, 2, 3)) + bias
 
-    def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, temperature: float | None = None):
+    def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 temperature: float | None = None, vividness: float | None = None):
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
-        return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels, temperature=temperature)
+        return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels,
+                                 temperature=temperature, vividness=vividness)
 
     def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, allow_grayscale: bool = False):
         """Probability that a colour photo was photographed in colour: see `pipeline.realness`."""

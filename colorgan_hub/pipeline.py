@@ -131,15 +131,19 @@ def _batches(shapes: list[tuple[int, int]], batch_size: int):
             yield indices[start : start + batch_size]
 
 
-def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, temperature: float | None = None):
+def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
+             temperature: float | None = None, vividness: float | None = None):
     """Colorize one image (returns a PIL image) or a list (returns a list, run in batches).
 
     Each image may be a path, a PIL image of any mode or a numpy array. The result is RGB (RGBA if
-    the input had alpha) at the input's full size, with the input's L channel. `temperature`
-    (classification head): lower is more vivid, 1 the safest; default the model's config.
+    the input had alpha) at the input's full size, with the input's L channel. Classification
+    head: `vividness` (0 to 1) from muted and safe to bold and risky, `temperature` (> 0) the
+    annealing of the colour distribution; both default to the model's config.
     """
     if temperature is not None and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if vividness is not None and not 0 <= vividness <= 1:
+        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
     images, single = _as_list(images)
     size = size or model.image_size
     device = torch.device(device) if device is not None else pick_device()
@@ -164,7 +168,7 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
                 l_batch.append(np.pad(l_work, pad, mode="symmetric"))
             real_l = normalize_l(torch.from_numpy(np.stack(l_batch)[:, None]).to(device))  # (B, 1, h, w)
             real_l = real_l.contiguous(memory_format=torch.channels_last)
-            fake_ab = model.predict_ab(real_l, temperature).float() * model.ab_scale  # (B, 2, h, w), Lab units
+            fake_ab = model.predict_ab(real_l, temperature, vividness).float() * model.ab_scale  # (B, 2, h, w), Lab units
             fake_ab = fake_ab.permute(0, 2, 3, 1).cpu().numpy()
             for k, i in enumerate(indices):
                 source, alpha, l_work, _ = prepared[i]

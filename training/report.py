@@ -3,10 +3,12 @@
     python training/report.py --run runs/small --val_dir ../shared/data/val \
         [--fullres_dir ../shared/data/val_fullres] [--out runs/small/model]
 
-Measures the final model and the L1-only model (`model-l1/`) with the same evaluation as
-`colorgan evaluate --protocol 256` (and `--protocol full` on --fullres_dir), draws the training
-curves from the TensorBoard logs and a before/after sheet (gray input | L1-only | final | ground
-truth), and writes README.md (from model_card.md) with Hub metadata and a model-index.
+Measures the final model and the model after pre-training only (`model-pretrained/`, decoded with
+the final model's temperature and vividness) with the same evaluation as `colorgan evaluate
+--protocol 256` (and `--protocol full` on --fullres_dir), draws the training curves from the
+TensorBoard logs, a before/after sheet (gray input | pre-training only | final | ground truth) and,
+with --historic_dir, a sheet of real black-and-white photographs, and writes README.md (from
+model_card.md) with Hub metadata and a model-index.
 """
 
 from __future__ import annotations
@@ -23,25 +25,30 @@ from colorgan_hub import ColorGAN
 from colorgan_hub.evaluate import evaluate, format_markdown, gray_baseline, load_truths
 from training.data import list_images
 
-DATA_TERMS = """Real colour photos from `../shared/data/train` (7,593 photos, 256x256): pets and flowers
-(Kaggle cats-vs-dogs and breed photos; TensorFlow flower_photos, CC-BY per Flickr photo), one
-ImageNet sample per class (ImageNet terms: non-commercial research), BSDS500 (Berkeley: research use)
-and Wikipedia photos (Creative Commons, attribution required). Validation: `../shared/data/val`
-(400 photos, every 20th of each source, never trained on) and `val_fullres` (Sun-Hays 80 scenes,
-research use). Because of these terms the model is for **research and demonstration** only.
-Known skew: many pets and flowers, few broad scenes or people."""
+DATA_TERMS = """Real colour photos from `../shared/data/train` (14,521 photos from 12 sources, 160 or 256 px;
+its README lists each source and its terms): street and landscape scenes (Intel scenes, SUN, CamVid,
+BSDS500), faces (UTKFace), clothing, food (Food-101), pets, flowers, one ImageNet sample per class,
+COCO and Wikipedia photos. Photos with a colourfulness under 12 were left out of training.
+Validation: `../shared/data/val` (542 photos, every 20th of each source, never trained on; mostly
+pets and flowers, no faces) and `val_fullres` (Sun-Hays 80 scenes). Several sources allow research
+use only (UTKFace, ImageNet, Food-101, SUN, CamVid: non-commercial), so the model is for
+**research and demonstration** only."""
 
-LIMITATIONS = """- Small, skewed training data (7.6k photos, mostly pets and flowers): scenes, people and
-  objects unlike them come out in warm browns and oranges; colours are plausible at best, never
-  historical truth. Strong hues that the image does not imply (a red tulip, a yellow flower, a
-  magenta blanket) are not recovered.
-- L1 regresses to the conditional median (sepia); the GAN phase and the colourfulness-matching
-  fine-tuning raise colourfulness, largely along that same warm direction.
-- Colour is predicted at the working size (the config's `image_size`) and upsampled: thin
-  coloured details can bleed; lightness is always the photo's own, at full resolution.
+LIMITATIONS = """- Colours are guesses from lightness and context, never historical truth. Skies, water,
+  foliage, grass and skin are the most reliable; objects whose colour the gray image does not imply
+  (clothes, cars, flowers, painted walls) get a plausible colour or stay muted.
+- The classification head keeps several colour hypotheses; where it is unsure the annealed mean
+  mixes them, which can leave patches (blotches) or bleed colour across edges. Higher `vividness`
+  is bolder and riskier, lower is safer and grayer.
+- Colour is predicted at the working size (the config's `image_size`, 128) at half resolution and
+  upsampled: thin coloured details bleed; lightness is always the photo's own, at full resolution.
+- Fidelity (PSNR) stays below the gray and constant-colour baselines on these photos: a wrong
+  confident colour costs more than no colour. See the evaluation table.
 - The realness score was trained against **this model's** colorizations only (with JPEG and resize
-  augmentation): it is not a detector of other colorizers, edits or generated images.
-- Trained and measured on CPU at 128 px crops; no people-specific or fairness evaluation was done."""
+  augmentation): it is not a detector of other colorizers, hand-tinting, edits or generated images,
+  and a toned monochrome print is not something it was trained on.
+- Trained on 2 CPU cores at 128 px crops of a small, skewed data set; no people-specific or
+  fairness evaluation was done (UTKFace faces are in training, none in validation)."""
 
 INTENDED_USE = """Research and demonstration: colorizing old or grayscale photos for a first
 impression, teaching, and studying GAN colorization and colorization detection. Not for claims about
@@ -49,11 +56,11 @@ the true colours of historical scenes, and not for forensic decisions."""
 
 
 PROCEDURE = (
-    "L1 pre-training of the generator, then a short GAN phase (L1 x 100 + vanilla GAN loss, "
-    "spectral-norm PatchGAN, lower learning rate, EMA generator; the generator best under both fidelity "
-    "and colour on validation is kept), then the detector phase (generator frozen; real photos vs its "
-    "colorizations, both randomly JPEG-compressed and resized), then Platt scaling of the realness "
-    "score on held-out training photos. Hyperparameters: see `config.json` and the command."
+    "Pre-training of the classification head (colour-class cross-entropy with class rebalancing), "
+    "then a GAN phase (cross-entropy + L1 on the decoded colours + vanilla GAN loss against a "
+    "spectral-norm PatchGAN, lower learning rate, EMA generator; the generator best on validation is "
+    "kept), then the detector phase (generator frozen; real photos vs its colorizations, both randomly "
+    "JPEG-compressed and resized), then Platt scaling of the realness score on held-out training photos."
 )
 
 
@@ -79,12 +86,18 @@ def curves(runs: list[Path], out: Path) -> bool:
         offset += last
     if not scalars:
         return False
-    panels = [("train/loss_g_l1", "generator L1 loss"), ("train/loss_g_cf", "colourfulness-matching loss"), ("train/loss_d", "discriminator loss (GAN phase)"),
-              ("train/loss_detector", "detector loss"), ("val/psnr_gain", "validation PSNR gain over gray (dB)"),
-              ("val/cf_ratio", "validation colourfulness / truth's")]
+    panels = [("train/loss_g_class", "colour-class cross-entropy"), ("train/loss_g_l1", "generator L1 loss"),
+              ("train/loss_g_decoded_l1", "L1 of the decoded colours (GAN phase)"), ("train/loss_g_cf", "colourfulness-matching loss"),
+              ("train/loss_d", "discriminator loss (GAN phase)"), ("train/loss_detector", "detector loss"),
+              ("val/psnr_gain", "validation PSNR gain over gray (dB)"), ("val/cf_ratio", "validation colourfulness / truth's"),
+              ("val/hue_macro", "validation hue hit rate (macro)")]
     panels = [(tag, title) for tag, title in panels if tag in scalars]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2))
-    for ax, (tag, title) in zip(np.atleast_1d(axes), panels):
+    columns = min(len(panels), 4)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (tag, title) in zip(axes.flat, panels):
         steps = sorted(scalars[tag])
         ax.plot(steps, [scalars[tag][s] for s in steps], lw=1)
         ax.set_title(title, fontsize=9)
@@ -110,9 +123,26 @@ def sheet(models: dict[str, ColorGAN], truths, out: Path, n: int = 6) -> None:
     Image.fromarray(np.concatenate([np.asarray(header), grid], axis=0)).save(out, quality=88)
 
 
+def historic_sheet(models: dict[str, ColorGAN], folder: Path, out: Path, height: int = 220) -> None:
+    """Real black-and-white photographs (no ground truth): rows of input | each model."""
+    rows = []
+    for path in list_images(folder):
+        photo = Image.open(path)
+        photo.load()
+        tiles = [photo.convert("RGB")] + [m.colorize(photo).convert("RGB") for m in models.values()]
+        tiles = [t.resize((round(t.width * height / t.height), height), Image.Resampling.LANCZOS) for t in tiles]
+        rows.append(np.concatenate([np.asarray(t) for t in tiles], axis=1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    header = Image.new("RGB", (width, 24), "white")
+    draw = ImageDraw.Draw(header)
+    draw.text((8, 6), "input (real black-and-white photograph) | " + " | ".join(models), fill="black")
+    Image.fromarray(np.concatenate([np.asarray(header), *rows], axis=0)).save(out, quality=88)
+
+
 def model_index(result: dict, dataset: str) -> list[EvalResult]:
     row, detector = result["colour"]["model"], result.get("detector", {}).get("clean", {})
-    values = {"PSNR": row["psnr"], "SSIM": row["ssim"], "colorfulness": row["cf"], "AuC": row["auc"],
+    values = {"PSNR": row["psnr"], "SSIM": row["ssim"], "colorfulness": row["cf"], "AuC": row["auc"], "hue hit rate macro": row["hue_macro"],
               "detector ROC-AUC": detector.get("auc"), "detector ECE": detector.get("ece")}
     return [EvalResult(task_type="image-to-image", dataset_type="imagefolder", dataset_name=dataset, metric_type=name.lower().replace(" ", "_"),
                        metric_name=name, metric_value=round(float(value), 4)) for name, value in values.items() if value is not None]
@@ -120,13 +150,14 @@ def model_index(result: dict, dataset: str) -> list[EvalResult]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="training output folder (with model/ and model-l1/)")
+    parser.add_argument("--run", type=Path, required=True, help="training output folder (with model/ and model-pretrained/)")
     parser.add_argument("--val_dir", required=True, help="validation photos (protocol 256)")
     parser.add_argument("--fullres_dir", help="full-resolution photos (protocol full)")
     parser.add_argument("--out", type=Path, help="model folder to complete (default: RUN/model)")
     parser.add_argument("--command", help="the exact training command, for the card (default: from the run's logs)")
     parser.add_argument("--title", help="a name for the model, for the card")
-    parser.add_argument("--l1_model", type=Path, help="the L1-only model to compare with (default: RUN/model-l1)")
+    parser.add_argument("--pretrained_only_model", type=Path, help="the model after pre-training only, to compare with (default: RUN/model-pretrained)")
+    parser.add_argument("--historic_dir", type=Path, help="real black-and-white photographs for a second sheet (no ground truth)")
     parser.add_argument("--curves_from", type=Path, nargs="+", help="runs whose logs make the curves, in order (default: RUN)")
     parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
     parser.add_argument("--limit", type=int, help="use only the first N photos of each folder (a quick check)")
@@ -134,16 +165,19 @@ def main(argv=None):
     out = args.out or args.run / "model"
     final = ColorGAN.from_pretrained(out)
     models = {"final": final}
-    l1_model = args.l1_model or args.run / "model-l1"
-    if (l1_model / "config.json").exists():
-        models = {"L1 only": ColorGAN.from_pretrained(l1_model), "final": final}
+    pretrained_only = args.pretrained_only_model or args.run / "model-pretrained"
+    if (pretrained_only / "config.json").exists():
+        before = ColorGAN.from_pretrained(pretrained_only)
+        for name in ("temperature", "vividness"):  # decoded as the final model is: the GAN's effect alone
+            setattr(before, name, getattr(final, name))
+        models = {"pre-training only": before, "final": final}
 
     paths = list_images(args.val_dir, args.limit)
     size = final.image_size  # every model at the final one's working size: a like-for-like table
     results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False) for name, m in models.items()}
     shown = dict(results["final"], colour={"final": results["final"]["colour"]["model"]})
-    if "L1 only" in results:
-        shown["colour"]["L1 only (before the GAN)"] = results["L1 only"]["colour"]["model"]
+    if "pre-training only" in results:
+        shown["colour"]["pre-training only (no GAN)"] = results["pre-training only"]["colour"]["model"]
     shown["colour"].update({k: v for k, v in results["final"]["colour"].items() if k != "model"})
     text = "Protocol 256 on `val`. " + format_markdown(shown)
     if args.fullres_dir:
@@ -152,15 +186,21 @@ def main(argv=None):
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
     has_curves = curves(args.curves_from or [args.run], out / "curves.png")
     sheet(models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.jpg")
+    if args.historic_dir:
+        historic_sheet(models, args.historic_dir, out / "historic.jpg")
 
     meta = json.loads((args.run / "best" / "metrics.json").read_text()) if (args.run / "best" / "metrics.json").exists() else None
     procedure = f"Exact command:\n\n```bash\n{args.command}\n```\n" if args.command else ""
     procedure += "\n" + args.procedure
     if meta:
-        procedure += f"\n\nKept generator: validation step {meta['step']} (PSNR gain {meta['psnr_gain']:.2f} dB, colourfulness ratio {meta['cf_ratio']:.2f})."
+        procedure += (f"\n\nKept generator: validation step {meta['step']} (PSNR gain {meta['psnr_gain']:.2f} dB, colourfulness ratio "
+                      f"{meta['cf_ratio']:.2f}, hue hit rate {meta.get('hue_macro', float('nan')):.3f}).")
     if has_curves:
         procedure += "\n\n![training curves](curves.png)"
-    evaluation = text + "\n\nBefore/after on validation photos:\n\n![gray input, L1-only, final, ground truth](sheet.jpg)"
+    evaluation = text + "\n\nBefore/after on validation photos:\n\n![gray input, pre-training only, final, ground truth](sheet.jpg)"
+    if args.historic_dir:
+        evaluation += ("\n\nReal black-and-white photographs (1915-1946, no ground truth: to look at):"
+                       "\n\n![input, pre-training only, final](historic.jpg)")
 
     card = final.generate_model_card(
         model_title=args.title, training_data=DATA_TERMS, training_procedure=procedure, evaluation=evaluation,
@@ -169,9 +209,9 @@ def main(argv=None):
     card.data.license = "other"  # the weights follow the training photos' terms; the code is MIT
     card.data.license_name = "research-and-demonstration-only"
     card.data.license_link = "LICENSE.md"
-    card.data.datasets = ["local: shared/data (ImageNet samples, BSDS500, TF flowers, Kaggle cats/dogs, Wikipedia photos)"]
+    card.data.datasets = ["local: shared/data (12 sources: scenes, faces, clothing, food, pets, flowers, ImageNet samples, BSDS500, COCO, Wikipedia)"]
     card.data.model_name = args.title or "colorgan-hub"
-    card.data.eval_results = model_index(results["final"], "ColorGAN Hub val (400 photos)")
+    card.data.eval_results = model_index(results["final"], f"ColorGAN Hub val ({results['final']['images']} photos)")
     card.save(out / "README.md")
     (out / "LICENSE.md").write_text(
         "Model weights: research and demonstration use only, following the terms of the training photos "
