@@ -110,11 +110,11 @@ class _Decoded(torch.nn.Module):
 
     def __init__(self, model):
         super().__init__()
-        self.model = model
+        self.generator, self.decode = model.generator, model.decode  # parameters: the generator's only
         self.multiple = model.generator.multiple
 
     def forward(self, l):
-        return self.model.predict_ab(l)
+        return self.decode(self.generator(l))
 
 
 def peer_rows(model) -> list[dict]:

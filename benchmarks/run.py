@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+import bench_evaluate
 import bench_inference
 import bench_training
 
@@ -23,5 +24,7 @@ if __name__ == "__main__":
     inference = bench_inference.main(["--model", args.model] if args.model else [])
     print()
     training = bench_training.main(["--data", args.data])
-    args.json.write_text(json.dumps({"inference": inference, "training": training}, indent=2))
+    print()
+    evaluation = bench_evaluate.main(["--data", str(Path(args.data).parent / "val")] + (["--model", args.model] if args.model else []))
+    args.json.write_text(json.dumps({"inference": inference, "training": training, "evaluate": evaluation}, indent=2))
     print(f"\nwrote {args.json}")

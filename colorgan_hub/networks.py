@@ -228,12 +228,12 @@ class ColorClassifier(nn.Module):
         posterior (safest colours), 0 keeps the rebalanced one (most vivid)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        logits = logits.float()
+        shift = torch.zeros_like(self.prior)
         if prior_correction:
-            log_weights = torch.log(self.rebalancing_weights(rebalancing))
-            logits = logits - prior_correction * log_weights.view(1, -1, 1, 1)
-        probs = torch.softmax(logits / temperature, dim=1)  # annealed: exp(log p / T), renormalised
-        ab = torch.einsum("bkhw,kc->bchw", probs, self.bins)  # (B, 2, h, w)
+            shift = -prior_correction / temperature * torch.log(self.rebalancing_weights(rebalancing))
+        # annealed: softmax((logits - a log w) / T), the scale and the shift in one pass
+        probs = torch.softmax(torch.add(shift.view(1, -1, 1, 1), logits.float(), alpha=1.0 / temperature), dim=1)
+        ab = nn.functional.conv2d(probs, self.bins.t().reshape(2, -1, 1, 1))  # (B, 2, h, w): sum_k p_k * bin_k
         return nn.functional.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)
 
 
