@@ -70,9 +70,9 @@ def colour_metrics(outputs, truths, progress=None) -> dict[str, float]:
         ssim.append(metrics.ssim(o, t)[0])
         cf.append(metrics.colorfulness(o)[0])
         cf_truth.append(metrics.colorfulness(t)[0])
-        auc.append(metrics.ab_auc(o, t)[0])
-        for name, c in metrics.hue_hits(o, t).items():
-            counts[name] += c
+        ab_o, ab_t = metrics.image_ab(o), metrics.image_ab(t)  # once for both ab metrics
+        auc.append(metrics.ab_auc_of(ab_o, ab_t))
+        metrics.hue_hits_of(ab_o, ab_t, counts)
         if progress is not None:
             progress(1)
     hue = metrics.hue_rates(counts)

@@ -77,22 +77,25 @@ def delta_colorfulness(preds, targets) -> float:
     return float(abs(np.mean([colorfulness(p)[0] for p in preds]) - np.mean([colorfulness(t)[0] for t in targets])))
 
 
-def _ab(image: np.ndarray) -> np.ndarray:
-    """8-bit RGB (H, W, 3) -> CIE ab (2, H, W) in Lab units (exact, by lookup table)."""
+def image_ab(image: np.ndarray) -> np.ndarray:
+    """8-bit RGB (H, W, 3) -> CIE ab (2, H, W) in Lab units (exact, by lookup table): what
+    `ab_auc` and `hue_hits` compare; `ab_auc_of` and `hue_hits_of` take it computed once."""
     return rgb_to_model_lab_numpy(image)[1:] * AB_SCALE
 
 
 def ab_auc(pred, target, max_threshold: int = 150) -> np.ndarray:
     """Zhang et al. (2016) AuC of each image: the share of pixels whose ab error (Euclidean, Lab
     units) is within a threshold, averaged over thresholds 0, 1, ..., 150; (N,) array in [0, 1]."""
-    scores = []
-    for p, t in zip(_batch(pred), _batch(target)):
-        error = np.linalg.norm(_ab(p) - _ab(t), axis=0).ravel()
-        # error <= t for an integer t  <=>  ceil(error) <= t: a histogram of ceil(error), accumulated
-        counts = np.bincount(np.minimum(np.ceil(error), max_threshold + 1).astype(np.int64), minlength=max_threshold + 2)
-        within = np.cumsum(counts)[: max_threshold + 1] / error.size  # share <= 0, 1, ..., 150
-        scores.append(within.mean())
-    return np.array(scores)
+    return np.array([ab_auc_of(image_ab(p), image_ab(t), max_threshold) for p, t in zip(_batch(pred), _batch(target))])
+
+
+def ab_auc_of(ab_pred: np.ndarray, ab_target: np.ndarray, max_threshold: int = 150) -> float:
+    """`ab_auc` of one image pair given as ab (2, H, W) in Lab units."""
+    error = np.linalg.norm(ab_pred - ab_target, axis=0).ravel()
+    # error <= t for an integer t  <=>  ceil(error) <= t: a histogram of ceil(error), accumulated
+    counts = np.bincount(np.minimum(np.ceil(error), max_threshold + 1).astype(np.int64), minlength=max_threshold + 2)
+    within = np.cumsum(counts)[: max_threshold + 1] / error.size  # share <= 0, 1, ..., 150
+    return float(within.mean())
 
 
 # Hue families by the truth's hue angle atan2(b, a) in degrees: [start, end), red wraps round 0.
@@ -110,19 +113,23 @@ def hue_hits(pred, target) -> dict[str, np.ndarray]:
     Counts (not rates) so that callers pool them over photos: see `hue_rates`."""
     counts = {name: np.zeros(2, np.int64) for name in HUE_FAMILIES}
     for p, t in zip(_batch(pred), _batch(target)):
-        ab_p, ab_t = _ab(p), _ab(t)  # (2, H, W)
-        chroma_t = np.hypot(ab_t[0], ab_t[1])
-        judged = chroma_t >= HUE_CHROMA_TRUTH
-        if not judged.any():
-            continue
-        hue_t = np.degrees(np.arctan2(ab_t[1][judged], ab_t[0][judged])) % 360
-        hue_p = np.degrees(np.arctan2(ab_p[1][judged], ab_p[0][judged])) % 360
-        difference = np.abs(hue_p - hue_t)
-        hit = (np.hypot(ab_p[0][judged], ab_p[1][judged]) >= HUE_CHROMA_HIT) & (np.minimum(difference, 360 - difference) <= HUE_TOLERANCE)
-        for name, (start, end) in HUE_FAMILIES.items():
-            family = (hue_t >= start) & (hue_t < end) if start < end else (hue_t >= start) | (hue_t < end)
-            counts[name] += (int(hit[family].sum()), int(family.sum()))
+        hue_hits_of(image_ab(p), image_ab(t), counts)
     return counts
+
+
+def hue_hits_of(ab_p: np.ndarray, ab_t: np.ndarray, counts: dict[str, np.ndarray]) -> None:
+    """Add one image pair, given as ab (2, H, W) in Lab units, to `hue_hits` counts."""
+    chroma_t = np.hypot(ab_t[0], ab_t[1])
+    judged = chroma_t >= HUE_CHROMA_TRUTH
+    if not judged.any():
+        return
+    hue_t = np.degrees(np.arctan2(ab_t[1][judged], ab_t[0][judged])) % 360
+    hue_p = np.degrees(np.arctan2(ab_p[1][judged], ab_p[0][judged])) % 360
+    difference = np.abs(hue_p - hue_t)
+    hit = (np.hypot(ab_p[0][judged], ab_p[1][judged]) >= HUE_CHROMA_HIT) & (np.minimum(difference, 360 - difference) <= HUE_TOLERANCE)
+    for name, (start, end) in HUE_FAMILIES.items():
+        family = (hue_t >= start) & (hue_t < end) if start < end else (hue_t >= start) | (hue_t < end)
+        counts[name] += (int(hit[family].sum()), int(family.sum()))
 
 
 def hue_rates(counts: dict[str, np.ndarray]) -> dict[str, float]:
