@@ -106,7 +106,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         model = load(models.get(model_name, models[first]))
         start = time.perf_counter()
         try:
-            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS, 
+            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS,
                                      vividness=None if vividness is None else float(vividness), temperature=float(temperature) if temperature else None)
         except ImageError as err:
             raise gr.Error(err.reason) from None

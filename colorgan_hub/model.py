@@ -174,7 +174,10 @@ def load_model(spec: str) -> ColorGAN:
     """`ColorGAN.from_pretrained(spec)` with one clear error line for what users get wrong: a folder
     that does not exist or is no model, a Hub id that does not exist, no network (then the local
     cache is tried at once instead of after the Hub client's retries). Raises ModelLoadError."""
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # "~someone/..." for a user this machine does not know
+        path = Path(spec)
     if path.is_dir():
         if not (path / "config.json").is_file() or not (path / constants.SAFETENSORS_SINGLE_FILE).is_file():
             raise ModelLoadError(f"cannot load model {spec!r}: the folder has no config.json and model.safetensors (a save_pretrained folder)")
@@ -186,8 +189,6 @@ def load_model(spec: str) -> ColorGAN:
             validate_repo_id(spec)
         except errors.HFValidationError:
             raise ModelLoadError(f"cannot load model {spec!r}: no such folder (and not a Hub id such as user/model)") from None
-        if spec.startswith((".", "~")) or os.sep in spec.strip("/").replace("/", "", 1):
-            raise ModelLoadError(f"cannot load model {spec!r}: no such folder")
         local_only = constants.HF_HUB_OFFLINE or not _hub_reachable()
     try:
         return ColorGAN.from_pretrained(str(path) if path.is_dir() else spec, local_files_only=local_only)
