@@ -42,8 +42,8 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   is bolder and riskier, lower is safer and grayer.
 - Colour is predicted at the working size (the config's `image_size`, 128) at half resolution and
   upsampled: thin coloured details bleed; lightness is always the photo's own, at full resolution.
-- Fidelity (PSNR) stays below the gray and constant-colour baselines on these photos: a wrong
-  confident colour costs more than no colour. See the evaluation table.
+- Fidelity (PSNR) is only a little above the gray baseline on `val` and level with one constant
+  colour there: a wrong confident colour costs more than no colour. See the evaluation table.
 - The realness score was trained against **this model's** colorizations only (with JPEG and resize
   augmentation): it is not a detector of other colorizers, hand-tinting, edits or generated images,
   and a toned monochrome print is not something it was trained on.
