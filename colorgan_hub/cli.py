@@ -1,6 +1,6 @@
 """The `colorgan` command line: colorize files and folders, score photos for realness.
 
-    colorgan colorize old.jpg scans/ "more/*.png" -o colored/ [--model ID_OR_PATH] [--size 256] [--vividness 0.8]
+    colorgan colorize old.jpg scans/ "more/*.png" film.mp4 -o colored/ [--model ID_OR_PATH] [--size 256] [--vividness 0.8]
     colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
     colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--vividness V] [--temperature T] [--json OUT]
     colorgan demo [--host 127.0.0.1] [--port 7860]
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from . import DEFAULT_MODEL
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, list_images, load_image, output_path, save_image
+from .video import STABILITY, VIDEO_SUFFIXES, VideoError, video_output_path
 
 VIVIDNESS_HELP = "classification models: 0 (muted, safe) to 1 (bold, risky) colour (default: the model's own, chosen on validation)"
 TEMPERATURE_HELP = "classification models: annealed-mean temperature, 1 the distribution's mean, towards 0 its likeliest colour (default: the model's own)"
@@ -32,36 +33,56 @@ class UsageError(Exception):
     """Bad arguments or an unloadable model: exit status 2."""
 
 
-class Inputs:
-    """What the command-line inputs expand to: image paths, error lines, notes, skipped files."""
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
 
-    def __init__(self, specs: list[str], recursive: bool = False):
-        self.paths, self.errors, self.notes, self.skipped = [], [], [], 0
+
+class Inputs:
+    """What the command-line inputs expand to: image paths, video paths (by suffix), error
+    lines, notes, skipped files. Without `videos`, video files are errors (score, evaluate)."""
+
+    def __init__(self, specs: list[str], recursive: bool = False, videos: bool = False):
+        self.paths, self.videos, self.errors, self.notes, self.skipped = [], [], [], [], 0
+        self._take_videos = videos
         for spec in specs:
             if glob.has_magic(spec):
                 matches = sorted(glob.glob(spec, recursive=recursive))
                 if not matches:
                     self.errors.append(f"{spec}: no file matches this pattern")
-                self.paths += [Path(m) for m in matches if Path(m).is_file()]
+                self._add_files([Path(m) for m in matches if Path(m).is_file()])
             elif Path(spec).is_dir():
                 self._add_folder(spec, recursive)
             else:
-                self.paths.append(Path(spec))  # a missing or bad file is reported when it is loaded
+                self._add_files([Path(spec)])  # a missing or bad file is reported when it is loaded
         self.paths = list(dict.fromkeys(self.paths))
+        self.videos = list(dict.fromkeys(self.videos))
+
+    def _add_files(self, paths: list[Path]) -> None:
+        for path in paths:
+            if not is_video(path):
+                self.paths.append(path)
+            elif self._take_videos:
+                self.videos.append(path)
+            else:
+                self.errors.append(f"{path}: a video; this command takes photos (colorize takes videos)")
 
     def _add_folder(self, spec: str, recursive: bool) -> None:
         images, others = list_images(spec, recursive=recursive)
+        videos = [p for p in others if is_video(p)] if self._take_videos else []
+        others = [p for p in others if p not in videos]
         self.paths += images
+        self.videos += videos
         self.skipped += len(others)
+        kind = "images or videos" if self._take_videos else "images"
         if others:
-            self.notes.append(f"{spec}: {len(others)} file(s) that are not images skipped (e.g. {others[0].name})")
-        if images:
+            self.notes.append(f"{spec}: {len(others)} file(s) that are not {kind} skipped (e.g. {others[0].name})")
+        if images or videos:
             return
         below = [] if recursive else list_images(spec, recursive=True)[0]
         if below:
             self.errors.append(f"{spec}: no image files at its top level but {len(below)} in subfolders: add --recursive")
         else:
-            self.errors.append(f"{spec}: folder holds no image files")
+            self.errors.append(f"{spec}: folder holds no {kind.replace('images', 'image').replace('videos', 'video')} files")
 
 
 def load_model(spec: str | None):
@@ -94,10 +115,12 @@ def _load_input(path: Path, max_pixels: int):
 
 def _summary(done: str, written: int, inputs: Inputs, failed: int, where: str = "") -> str:
     """The closing line of a command: how many of how many, what failed, what was skipped."""
-    if not inputs.paths:
+    total = len(inputs.paths) + len(inputs.videos)
+    noun = "image(s)" if not inputs.videos else "video(s)" if not inputs.paths else "file(s)"
+    if not total:
         line = f"nothing {done}: no image in the inputs"
     else:
-        line = f"{done} {written} of {len(inputs.paths)} image(s){where}"
+        line = f"{done} {written} of {total} {noun}{where}"
     extras = [f"{failed} failed"] if failed else []
     if inputs.skipped:
         extras.append(f"{inputs.skipped} non-image file(s) skipped")
@@ -121,7 +144,7 @@ def _progress(items, what: str):
 
 
 def cmd_colorize(args) -> int:
-    inputs = Inputs(args.inputs, args.recursive)
+    inputs = Inputs(args.inputs, args.recursive, videos=True)
     _output_folder(args.output_dir)
     for line in inputs.notes:
         report(line, "note")
@@ -168,8 +191,49 @@ def cmd_colorize(args) -> int:
         if len(pending) >= args.batch_size:
             flush()
     flush()
+    for path in inputs.videos:
+        done = _colorize_video(model, path, args, claimed)
+        written += done
+        failed += not done
     print(_summary("colorized", written, inputs, failed, f" into {args.output_dir}"), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _colorize_video(model, path: Path, args, claimed: dict) -> bool:
+    """One video file into the output folder, with a progress bar in frames; False if it failed."""
+    from .video import colorize_video
+
+    dest = video_output_path(path, args.output_dir)
+    if dest in claimed:
+        report(f"{path}: output {dest} would also be written for {claimed[dest]}; skipped")
+        return False
+    if dest.exists() and not args.overwrite:
+        report(f"{path}: {dest} exists (use --overwrite to replace it)")
+        return False
+    claimed[dest] = path
+    bars = []  # made at the first frame: a file that fails to open prints its error line only
+
+    def progress(done, expected):
+        if not bars:
+            bars.append(tqdm(desc=path.name, total=expected, unit="frame", file=sys.stderr, leave=False))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        result = colorize_video(model, path, dest, size=args.size, stability=args.stability, vividness=args.vividness,
+                                temperature=args.temperature, progress=progress, max_pixels=args.max_pixels)
+    except VideoError as err:
+        report(str(err))
+        return False
+    finally:
+        for bar in bars:
+            bar.close()
+    for line in result.notes:
+        report(f"{path}: {line}", "note")
+    audio = f", {result.audio_streams} audio stream(s) copied" if result.audio_streams else ", no audio"
+    cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
+    tqdm.write(f"{dest}: {result.frames} frames {result.width}x{result.height} at {result.frame_rate:g} fps{audio}{cuts}, "
+               f"{result.frames_per_second:.1f} frames/s", file=sys.stderr)
+    return True
 
 
 def cmd_score(args) -> int:
@@ -258,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
+    p.add_argument("--stability", type=float, default=STABILITY,
+                   help=f"videos: share of the previous frame's colour carried along the motion, 0 (independent frames) to below 1 (default: {STABILITY})")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_colorize)
 
@@ -297,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--temperature must be in (0, 10]")
     if getattr(args, "vividness", None) is not None and not 0 <= args.vividness <= 1:
         parser.error("--vividness must be in [0, 1]")
+    if getattr(args, "stability", None) is not None and not 0 <= args.stability < 1:
+        parser.error("--stability must be in [0, 1)")
     try:
         return args.func(args)
     except UsageError as err:

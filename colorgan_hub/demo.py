@@ -3,8 +3,9 @@
     colorgan demo                 # or: python space/app.py
     COLORGAN_MODELS="user/colorgan-large,./runs/x/model" colorgan demo   # more models to pick from
 
-Handlers only call the package's `colorize` and `realness`; models are loaded once and cached.
-Both functions are API endpoints (`/colorize`, `/score`) for `gradio_client`.
+Handlers only call the package's `colorize`, `colorize_video` and `realness`; models are loaded
+once and cached. All are API endpoints (`/colorize`, `/colorize_video`, `/score`) for
+`gradio_client`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from PIL import Image
 from . import DEFAULT_MODEL, fullres
 from .image_io import ImageError, is_grayscale, load_image
 from .model import ColorGAN
+from .video import STABILITY, VideoError
 
 BUNDLED = "bundled default"
-MAX_FILE_SIZE = "25mb"  # uploads above this are refused by Gradio before any decoding
+MAX_FILE_SIZE = "100mb"  # uploads above this are refused by Gradio before any decoding (a minute of HD video fits)
 MAX_PIXELS = 50_000_000  # the package's decompression-bomb guard
 CONCURRENCY = 2  # requests computed at once (2 cores); the rest wait in the queue
+MAX_VIDEO_SECONDS = 60  # the Space colorizes at most the first minute of a clip
+MAX_VIDEO_PIXELS = 1920 * 1080  # and frames up to Full HD
 EXAMPLES = ("astronaut", "chelsea", "coffee", "rocket")  # photos scikit-image already ships
 
 
@@ -121,6 +125,27 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         note = f"{colored.width}x{colored.height} colorized at working size {int(resolution)} in {seconds:.2f} s"
         return (str(gray), str(out)), str(out), _probabilities(p), note
 
+    def colorize_clip(video, resolution, model_name, vividness=None, stability=STABILITY, progress=gr.Progress()):
+        if not video:
+            raise gr.Error("Upload a video first.")
+        model = load(models.get(model_name, models[first]))
+        source = Path(video)
+        out = Path(tempfile.mkdtemp(prefix="colorgan-")) / f"{source.stem}-colorized.mp4"  # MP4 / H.264: plays in browsers
+
+        def report(done, expected):
+            progress((done, expected) if expected else None, desc="colorizing", unit="frames")
+
+        try:
+            result = model.colorize_video(source, out, size=int(resolution), stability=float(stability), max_seconds=MAX_VIDEO_SECONDS,
+                                          max_pixels=MAX_VIDEO_PIXELS, vividness=None if vividness is None else float(vividness), progress=report)
+        except VideoError as err:
+            raise gr.Error(f"{source.name}: {err.reason}", print_exception=False) from None
+        audio = f", {result.audio_streams} audio stream(s) copied" if result.audio_streams else ", no audio"
+        cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
+        note = (f"{result.frames} frames {result.width}x{result.height} at {result.frame_rate:g} fps{audio}{cuts}; "
+                f"{result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)")
+        return str(out), "  \n".join([note, *result.notes])
+
     def score(image, model_name):
         if image is None:
             raise gr.Error("Upload a colour photo first.")
@@ -154,6 +179,23 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             gr.Examples(example_files(), inputs=photo)
             button.click(colorize, [photo, resolution, model_name, vividness, temperature], [slider, download, probs, timing],
                          api_name="colorize", concurrency_limit=CONCURRENCY)
+        with gr.Tab("Video"):
+            gr.Markdown(f"Colorize a black-and-white film clip (mp4, mov, mkv, avi, webm). Colours are carried along the motion so they "
+                        f"do not flicker, and reset at scene cuts; the sound is copied. This demo takes the first {MAX_VIDEO_SECONDS} s "
+                        f"of a clip, frames up to 1920x1080; the `colorgan` command line has no such limits.")
+            with gr.Row():
+                with gr.Column():
+                    clip = gr.Video(sources=["upload"], label="Video", elem_id="video-input")
+                    clip_resolution = gr.Slider(128, 512, value=default_size, step=32, label="Working resolution (long side, px)")
+                    clip_vividness = gr.Slider(0.0, 1.0, value=default_vividness, step=0.05, label="Vividness: 0 muted and safe, 1 bold and risky")
+                    stability = gr.Slider(0.0, 0.95, value=STABILITY, step=0.05, label="Stability: 0 every frame on its own, higher steadier colour",
+                                          info="share of the previous frame's colour carried along the motion")
+                    clip_button = gr.Button("Colorize video", variant="primary", elem_id="colorize-video-button")
+                with gr.Column():
+                    clip_out = gr.Video(label="Colorized", elem_id="video-output")
+                    clip_note = gr.Markdown(elem_id="video-note")
+            clip_button.click(colorize_clip, [clip, clip_resolution, model_name, clip_vividness, stability], [clip_out, clip_note],
+                              api_name="colorize_video", concurrency_limit=1)
         with gr.Tab("Real or colorized?"):
             with gr.Row():
                 colour_photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Colour photo")

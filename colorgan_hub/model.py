@@ -131,6 +131,21 @@ class ColorGAN(
         return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels,
                                  temperature=temperature, vividness=vividness)
 
+    def colorize_video(self, source, destination, **options):
+        """Colorize a video file into `destination` (same size, rate, audio): see
+        `colorgan_hub.video.colorize_video` for the options. Returns a `VideoResult`."""
+        from .video import colorize_video
+
+        return colorize_video(self, source, destination, **options)
+
+    def colorize_frames(self, frames, **options):
+        """Colorize an iterator of frames ((H, W) gray or (H, W, 3) RGB uint8 arrays, or PIL
+        images) in order, with temporal fusion: an iterator of RGB uint8 arrays. Options as
+        `colorgan_hub.video.VideoColorizer` (size, stability, vividness, temperature, ...)."""
+        from .video import VideoColorizer
+
+        return VideoColorizer(self, **options).frames(frames)
+
     def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, allow_grayscale: bool = False):
         """Probability that a colour photo was photographed in colour: see `pipeline.realness`."""
         return pipeline.realness(self, images, size, batch_size, device, max_pixels, allow_grayscale)

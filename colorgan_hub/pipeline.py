@@ -131,6 +131,25 @@ def _batches(shapes: list[tuple[int, int]], batch_size: int):
             yield indices[start : start + batch_size]
 
 
+def padded_shape(shape: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """(h, w) rounded up to the generator's multiple."""
+    return math.ceil(shape[0] / multiple) * multiple, math.ceil(shape[1] / multiple) * multiple
+
+
+def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device, temperature=None, vividness=None) -> np.ndarray:
+    """The network step, inside `_inference`: working-size L arrays ((h, w) float32 in [0, 100],
+    each at most `padded`) -> ab (B, H, W, 2) float32 in Lab units at the padded size (the
+    symmetric padding goes on the bottom and right: crop [:h, :w] back)."""
+    l_batch = []
+    for l_work in l_works:
+        pad = ((0, padded[0] - l_work.shape[0]), (0, padded[1] - l_work.shape[1]))
+        l_batch.append(np.pad(l_work, pad, mode="symmetric"))
+    real_l = normalize_l(torch.from_numpy(np.stack(l_batch)[:, None]).to(device))  # (B, 1, H, W)
+    real_l = real_l.contiguous(memory_format=torch.channels_last)
+    fake_ab = model.predict_ab(real_l, temperature, vividness).float() * model.ab_scale  # (B, 2, H, W), Lab units
+    return fake_ab.permute(0, 2, 3, 1).cpu().numpy()
+
+
 def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
              temperature: float | None = None, vividness: float | None = None):
     """Colorize one image (returns a PIL image) or a list (returns a list, run in batches).
@@ -153,23 +172,13 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     for i, image in enumerate(images):
         img = load_image(image, max_pixels=max_pixels, source=describe(image, i))
         source, alpha, l_work = _lightness(img, size)
-        work = l_work.shape
-        padded = (math.ceil(work[0] / multiple) * multiple, math.ceil(work[1] / multiple) * multiple)
-        prepared.append((source, alpha, l_work, padded))
+        prepared.append((source, alpha, l_work, padded_shape(l_work.shape, multiple)))
         del img
 
     results = [None] * len(images)
     with _inference(model, device):
         for indices in _batches([p[3] for p in prepared], batch_size):
-            l_batch = []
-            for i in indices:
-                _, _, l_work, padded = prepared[i]
-                pad = ((0, padded[0] - l_work.shape[0]), (0, padded[1] - l_work.shape[1]))
-                l_batch.append(np.pad(l_work, pad, mode="symmetric"))
-            real_l = normalize_l(torch.from_numpy(np.stack(l_batch)[:, None]).to(device))  # (B, 1, h, w)
-            real_l = real_l.contiguous(memory_format=torch.channels_last)
-            fake_ab = model.predict_ab(real_l, temperature, vividness).float() * model.ab_scale  # (B, 2, h, w), Lab units
-            fake_ab = fake_ab.permute(0, 2, 3, 1).cpu().numpy()
+            fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness)
             for k, i in enumerate(indices):
                 source, alpha, l_work, _ = prepared[i]
                 h, w = l_work.shape

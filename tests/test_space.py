@@ -165,3 +165,22 @@ def test_browser_upload_shows_slider_and_label(app, photo_files):
         browser.quit()
     assert SCREENSHOT.stat().st_size > 10_000
     print(f"screenshot: {SCREENSHOT}")
+
+
+def test_video_endpoint_colorizes_a_clip_and_names_a_bad_one(client, tmp_path):
+    import av
+
+    from .test_video import H, SHOT, W, two_shots, write_clip
+
+    clip = tmp_path / "film.mkv"
+    write_clip(clip, two_shots())
+    video, note = client.predict(handle_file(str(clip)), 128, "tiny", 0.5, 0.8, api_name="/colorize_video")
+    path = video["video"] if isinstance(video, dict) else video
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.width, stream.height) == ("h264", W, H)
+        assert len(list(container.decode(video=0))) == 2 * SHOT and container.streams.audio
+    assert note.startswith(f"{2 * SHOT} frames {W}x{H} at 25 fps, 1 audio stream(s) copied, 1 scene cut(s);")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with pytest.raises(AppError, match="broken.mp4: not a video FFmpeg can read"):
+        client.predict(handle_file(str(tmp_path / "broken.mp4")), 128, "tiny", 0.5, 0.8, api_name="/colorize_video")
