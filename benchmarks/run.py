@@ -12,6 +12,7 @@ from pathlib import Path
 import bench_evaluate
 import bench_inference
 import bench_training
+import bench_video
 
 HERE = Path(__file__).parent
 
@@ -26,5 +27,7 @@ if __name__ == "__main__":
     training = bench_training.main(["--data", args.data])
     print()
     evaluation = bench_evaluate.main(["--data", str(Path(args.data).parent / "val")] + (["--model", args.model] if args.model else []))
-    args.json.write_text(json.dumps({"inference": inference, "training": training, "evaluate": evaluation}, indent=2))
+    print()
+    video = bench_video.main(["--data", str(Path(args.data).parent)] + (["--model", args.model] if args.model else []))
+    args.json.write_text(json.dumps({"inference": inference, "training": training, "evaluate": evaluation, "video": video}, indent=2))
     print(f"\nwrote {args.json}")

@@ -125,6 +125,26 @@ def rgb_to_model_lab_numpy(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def tone_residual(rgb: np.ndarray, levels: int = 20, share: float = 75.0) -> float:
+    """How far an sRGB image's colour is from being a function of its lightness alone, in Lab units.
+
+    rgb: (H, W, 3) uint8, best a thumbnail (area-averaged: less JPEG noise). Pixels are grouped
+    by L into `levels` bands; within each band, each pixel's distance in ab from the band's
+    median colour; the `share`-th percentile of those distances. A gray or toned print (sepia,
+    cyanotype, selenium, split toning: the tone may change with L but not across the picture)
+    stays near 0 up to compression noise; a colour photo, with different colours at the same
+    lightness, does not. A percentile, not the mean: JPEG's chroma errors sit on a few edge pixels.
+    """
+    lab = rgb_to_model_lab_numpy(rgb).reshape(3, -1)
+    band = np.clip(((lab[0] + 1.0) * 0.5 * levels).astype(np.int64), 0, levels - 1)
+    ab = lab[1:] * AB_SCALE
+    distance = np.empty(ab.shape[1], np.float32)
+    for k in np.unique(band):
+        members = band == k
+        distance[members] = np.hypot(*(ab[:, members] - np.median(ab[:, members], axis=1, keepdims=True)))
+    return float(np.percentile(distance, share))
+
+
 # ----------------------------------------------------------------------------------------------
 # Quantised ab for the classification head (Zhang et al. 2016).
 

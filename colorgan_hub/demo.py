@@ -20,8 +20,9 @@ import gradio as gr
 from PIL import Image
 
 from . import DEFAULT_MODEL, fullres
-from .image_io import ImageError, is_grayscale, load_image
+from .image_io import ImageError, is_grayscale, is_monochrome, load_image
 from .model import ColorGAN
+from .pipeline import MONOCHROME
 from .video import STABILITY, VideoError
 
 BUNDLED = "bundled default"
@@ -151,6 +152,8 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             raise gr.Error("Upload a colour photo first.")
         if is_grayscale(image):
             raise gr.Error("This photo is grayscale: there is no colour to judge. Colorize it in the first tab.")
+        if is_monochrome(image):
+            return MONOCHROME  # an answer, not an error: a toned print was not photographed in colour
         model = load(models.get(model_name, models[first]))
         try:
             return _probabilities(model.realness(image, max_pixels=MAX_PIXELS))

@@ -166,6 +166,22 @@ def is_grayscale(img: Image.Image) -> bool:
     return float((rgb.max(axis=2) - rgb.min(axis=2)).mean()) < GRAY_SPREAD
 
 
+MONOCHROME_RESIDUAL = 1.0  # Lab units of `color.tone_residual` on a 48 px thumbnail: below it, a toned print
+
+
+def is_monochrome(img: Image.Image) -> bool:
+    """True for a gray or toned photograph (sepia, cyanotype, selenium, split toning): colour that
+    is a function of the lightness alone, so there is no colour to judge. The threshold leaves
+    every photo of ../shared/data/val and val_fullres (622 colour photos) judged as colour."""
+    from .color import tone_residual
+
+    if is_grayscale(img):
+        return True
+    thumb = img.convert("RGB")
+    thumb.thumbnail((48, 48), Image.Resampling.BOX)
+    return tone_residual(np.asarray(thumb)) < MONOCHROME_RESIDUAL
+
+
 def list_images(folder, recursive: bool = True) -> tuple[list[Path], list[Path]]:
     """(image files, other files) in `folder` (and its subfolders if `recursive`), each sorted;
     hidden files and folders are left out. Images are known by their suffix (IMAGE_SUFFIXES).

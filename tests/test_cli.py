@@ -130,7 +130,7 @@ def test_folder_with_images_only_below_suggests_recursive(tmp_path, tiny_model_d
     assert run("colorize", tmp_path / "album", "-o", out, "--model", tiny_model_dir) == 1
     err = capsys.readouterr().err
     assert "no image files at its top level but 1 in subfolders: add --recursive" in err
-    assert "1 file(s) that are not images skipped (e.g. notes.txt)" in err
+    assert "1 file(s) that are not images or videos skipped (e.g. notes.txt)" in err
     assert run("colorize", tmp_path / "album", "-o", out, "--recursive", "--model", tiny_model_dir) == 0
     assert (out / "a.png").exists()
     assert capsys.readouterr().err.strip().endswith(f"colorized 1 of 1 image(s) into {out} (1 non-image file(s) skipped)")

@@ -96,3 +96,32 @@ def test_is_grayscale():
 def test_output_path_keeps_name_and_picks_format(tmp_path):
     assert output_path(tmp_path / "a" / "old.JPG", tmp_path) == tmp_path / "old.JPG"
     assert output_path(tmp_path / "scan.tiff", tmp_path) == tmp_path / "scan.png"
+
+
+def _toned(gray: np.ndarray, tone, split=None) -> Image.Image:
+    """A toned print: one colour (or one in the shadows and another in the highlights) on the lightness."""
+    g = gray.astype(np.float32)[..., None] / 255
+    tint = np.array(tone, np.float32) if split is None else (1 - g) * np.array(tone) + g * np.array(split)
+    return Image.fromarray((np.clip(g * (0.7 + 0.3 * tint), 0, 1) * 255).round().astype(np.uint8))
+
+
+def test_is_monochrome_knows_toned_prints_from_colour_photos(photo):
+    from colorgan_hub.image_io import is_monochrome
+
+    gray = np.asarray(photo.convert("L"))
+    assert is_monochrome(photo.convert("L"))
+    assert is_monochrome(_toned(gray, (1.0, 0.75, 0.45)))  # sepia
+    assert is_monochrome(_toned(gray, (0.3, 0.55, 1.0)))  # cyanotype
+    assert is_monochrome(_toned(gray, (0.75, 0.6, 0.9), split=(1.0, 0.9, 0.7)))  # split toning
+    assert not is_monochrome(photo)
+    washed = np.asarray(photo.convert("L").convert("RGB")).astype(np.float32)  # hand tinting: flat washes on regions
+    washed[:, :40] *= (1.0, 0.8, 0.8)
+    washed[:, 60:] *= (0.8, 1.0, 0.85)
+    assert not is_monochrome(Image.fromarray(washed.astype(np.uint8)))
+
+
+def test_realness_refuses_a_toned_print(tiny_model, photo):
+    sepia = _toned(np.asarray(photo.convert("L")), (1.0, 0.75, 0.45))
+    with pytest.raises(ImageError, match="monochrome \\(toned\\) photograph: no colour to judge"):
+        tiny_model.realness(sepia)
+    assert 0 <= tiny_model.realness(sepia, allow_grayscale=True) <= 1

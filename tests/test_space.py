@@ -184,3 +184,14 @@ def test_video_endpoint_colorizes_a_clip_and_names_a_bad_one(client, tmp_path):
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     with pytest.raises(AppError, match="broken.mp4: not a video FFmpeg can read"):
         client.predict(handle_file(str(tmp_path / "broken.mp4")), 128, "tiny", 0.5, 0.8, api_name="/colorize_video")
+
+
+def test_score_endpoint_answers_monochrome_for_a_toned_print(client, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    gray = np.asarray(make_photo(120, 80, seed=3).convert("L"), np.float32)[..., None] / 255
+    sepia = (gray * (0.7 + 0.3 * np.array([1.0, 0.75, 0.45])) * 255).round().astype(np.uint8)
+    Image.fromarray(sepia).save(tmp_path / "sepia.png")
+    label = client.predict(handle_file(str(tmp_path / "sepia.png")), "tiny", api_name="/score")
+    assert label["label"] == "monochrome (toned) photograph: no colour to judge"
