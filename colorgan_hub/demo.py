@@ -161,7 +161,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             raise gr.Error(err.reason) from None
 
     with gr.Blocks(title="ColorGAN Hub", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("# ColorGAN Hub\nAutomatic colorization of grayscale photos with a conditional GAN, at full resolution.")
+        gr.Markdown("# ColorGAN Hub\nAutomatic colorization of grayscale photos and film clips with a conditional GAN, at full resolution.")
         model_name = gr.Dropdown(list(models), value=first, label="Model")
         with gr.Tab("Colorize"):
             with gr.Row():
