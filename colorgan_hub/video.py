@@ -306,8 +306,8 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
             raise VideoError(str(destination), f"cannot write this file ({getattr(err, 'strerror', None) or err})") from None
         width, height = out_video.width, out_video.height
         colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device)
-        expected = video.frames or (round(float(video.duration * video.time_base * video.average_rate))
-                                    if video.duration and video.average_rate else None)
+        seconds = float(video.duration * video.time_base) if video.duration else container.duration / 1e6 if container.duration else None
+        expected = video.frames or (round(seconds * float(video.average_rate)) if seconds and video.average_rate else None)
         limit = None if max_seconds is None else max_seconds
         timestamps = []  # (pts, time_base) of the frames waiting in the colorizer
 

@@ -252,3 +252,13 @@ def test_cli_rejects_stability_of_one_and_score_refuses_videos(clip, capsys):
     assert stop.value.code == 2 and "--stability must be in [0, 1)" in capsys.readouterr().err
     assert cli.main(["score", str(clip)]) == 1
     assert f"error: {clip}: a video; this command takes photos (colorize takes videos)" in capsys.readouterr().err
+
+
+def test_truncated_matroska_is_kept_with_a_note(tiny_model, tmp_path):
+    source = tmp_path / "film.mkv"
+    write_clip(source, two_shots(20), audio=False)
+    data = source.read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[: len(data) // 2])
+    result = colorize_video(tiny_model, tmp_path / "cut.mkv", tmp_path / "out.mkv")
+    assert 0 < result.frames < 40 and (tmp_path / "out.mkv").exists()
+    assert any(note.endswith("of the 40 frames the file declares could be decoded: truncated?") for note in result.notes)
