@@ -35,7 +35,7 @@ from PIL import Image
 from colorgan_hub import DEFAULT_MODEL
 from colorgan_hub.fullres import warm_up
 from colorgan_hub.image_io import list_images
-from colorgan_hub.metrics import hue_hits_of, hue_rates, image_ab
+from colorgan_hub.metrics import HUE_FAMILIES, hue_hits_of, hue_rates, image_ab
 from colorgan_hub.model import load_model
 from colorgan_hub.pipeline import working_shape
 from colorgan_hub.video import STABILITY, VideoColorizer, colorize_video
@@ -115,8 +115,7 @@ def quality(model, clips, frame_size, stabilities) -> dict:
     truth_flicker = [f for shots, motions in clips for shot, m in zip(shots, motions)
                      for f in flicker([working_ab(x, work) for x in shot], m, frame_size, work)]
     for stability in stabilities:
-        counts, flickers, cuts_right, cuts_false, cuts_missed = None, [], 0, 0, 0
-        from colorgan_hub.metrics import HUE_FAMILIES
+        flickers, cuts_right, cuts_false, cuts_missed = [], 0, 0, 0
         counts = {name: np.zeros(2, np.int64) for name in HUE_FAMILIES}
         for shots, motions in clips:
             colorizer = VideoColorizer(model, stability=stability)

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from . import DEFAULT_MODEL
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, list_images, load_image, output_path, save_image
-from .video import STABILITY, VIDEO_SUFFIXES, VideoError, video_output_path
+from .video import STABILITY, VIDEO_SUFFIXES, VideoError, colorize_video, video_output_path
 
 VIVIDNESS_HELP = "classification models: 0 (muted, safe) to 1 (bold, risky) colour (default: the model's own, chosen on validation)"
 TEMPERATURE_HELP = "classification models: annealed-mean temperature, 1 the distribution's mean, towards 0 its likeliest colour (default: the model's own)"
@@ -73,16 +73,16 @@ class Inputs:
         self.paths += images
         self.videos += videos
         self.skipped += len(others)
-        kind = "images or videos" if self._take_videos else "images"
+        kinds = ("images or videos", "image or video") if self._take_videos else ("images", "image")
         if others:
-            self.notes.append(f"{spec}: {len(others)} file(s) that are not {kind} skipped (e.g. {others[0].name})")
+            self.notes.append(f"{spec}: {len(others)} file(s) that are not {kinds[0]} skipped (e.g. {others[0].name})")
         if images or videos:
             return
         below = [] if recursive else list_images(spec, recursive=True)[0]
         if below:
             self.errors.append(f"{spec}: no image files at its top level but {len(below)} in subfolders: add --recursive")
         else:
-            self.errors.append(f"{spec}: folder holds no {kind.replace('images', 'image').replace('videos', 'video')} files")
+            self.errors.append(f"{spec}: folder holds no {kinds[1]} files")
 
 
 def load_model(spec: str | None):
@@ -172,12 +172,9 @@ def cmd_colorize(args) -> int:
 
     for path in _progress(paths, "colorize"):
         dest = output_path(path, args.output_dir)
-        if dest in claimed:
-            report(f"{path}: output {dest} would also be written for {claimed[dest]}; skipped")
-            failed += 1
-            continue
-        if dest.exists() and not args.overwrite:
-            report(f"{path}: {dest} exists (use --overwrite to replace it)")
+        problem = _destination_problem(path, dest, claimed, args.overwrite)
+        if problem:
+            report(problem)
             failed += 1
             continue
         try:
@@ -199,16 +196,21 @@ def cmd_colorize(args) -> int:
     return 1 if failed else 0
 
 
+def _destination_problem(path: Path, dest: Path, claimed: dict, overwrite: bool) -> str | None:
+    """Why `path` must not be written to `dest` (another input claimed it, or it exists), or None."""
+    if dest in claimed:
+        return f"{path}: output {dest} would also be written for {claimed[dest]}; skipped"
+    if dest.exists() and not overwrite:
+        return f"{path}: {dest} exists (use --overwrite to replace it)"
+    return None
+
+
 def _colorize_video(model, path: Path, args, claimed: dict) -> bool:
     """One video file into the output folder, with a progress bar in frames; False if it failed."""
-    from .video import colorize_video
-
     dest = video_output_path(path, args.output_dir)
-    if dest in claimed:
-        report(f"{path}: output {dest} would also be written for {claimed[dest]}; skipped")
-        return False
-    if dest.exists() and not args.overwrite:
-        report(f"{path}: {dest} exists (use --overwrite to replace it)")
+    problem = _destination_problem(path, dest, claimed, args.overwrite)
+    if problem:
+        report(problem)
         return False
     claimed[dest] = path
     bars = []  # made at the first frame: a file that fails to open prints its error line only
@@ -229,10 +231,7 @@ def _colorize_video(model, path: Path, args, claimed: dict) -> bool:
             bar.close()
     for line in result.notes:
         report(f"{path}: {line}", "note")
-    audio = f", {result.audio_streams} audio stream(s) copied" if result.audio_streams else ", no audio"
-    cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
-    tqdm.write(f"{dest}: {result.frames} frames {result.width}x{result.height} at {result.frame_rate:g} fps{audio}{cuts}, "
-               f"{result.frames_per_second:.1f} frames/s", file=sys.stderr)
+    tqdm.write(f"{dest}: {result.summary()}, {result.frames_per_second:.1f} frames/s", file=sys.stderr)
     return True
 
 

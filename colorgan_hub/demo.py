@@ -141,10 +141,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                                           max_pixels=MAX_VIDEO_PIXELS, vividness=None if vividness is None else float(vividness), progress=report)
         except VideoError as err:
             raise gr.Error(f"{source.name}: {err.reason}", print_exception=False) from None
-        audio = f", {result.audio_streams} audio stream(s) copied" if result.audio_streams else ", no audio"
-        cuts = f", {len(result.cuts)} scene cut(s)" if result.cuts else ""
-        note = (f"{result.frames} frames {result.width}x{result.height} at {result.frame_rate:g} fps{audio}{cuts}; "
-                f"{result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)")
+        note = f"{result.summary()}; {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)"
         return str(out), "  \n".join([note, *result.notes])
 
     def score(image, model_name):

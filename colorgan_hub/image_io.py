@@ -93,13 +93,21 @@ def jpeg_roundtrip(image: Image.Image, quality: int) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
-def _open_file(path: Path, source: str, max_pixels: int) -> Image.Image:
+def file_problem(path: Path, what: str = "an image") -> str | None:
+    """Why `path` cannot be opened as a file at all (missing, a folder, empty), or None."""
     if not path.exists():
-        raise ImageError(source, "no such file")
+        return "no such file"
     if path.is_dir():
-        raise ImageError(source, "is a folder, not an image")
+        return f"is a folder, not {what}"
     if path.stat().st_size == 0:
-        raise ImageError(source, "empty file")
+        return "empty file"
+    return None
+
+
+def _open_file(path: Path, source: str, max_pixels: int) -> Image.Image:
+    problem = file_problem(path)
+    if problem:
+        raise ImageError(source, problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from PIL import Image
 
 from .color import rgb_to_l_numpy
 from .fullres import recombine
+from .image_io import file_problem
 from .pipeline import _inference, padded_shape, pick_device, predict_ab, working_shape
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv", ".3gp"}
@@ -140,11 +142,14 @@ class VideoColorizer:
         delay: the generator runs on `batch_size` frames at a time)."""
         batch = []
         for frame in frames:
-            batch.append(_as_gray(frame, self.frames_done + len(batch)))
-            if len(batch) == self.batch_size or batch[0].shape != batch[-1].shape:
-                tail = [batch.pop()] if batch[0].shape != batch[-1].shape else []
+            gray = _as_gray(frame, self.frames_done + len(batch))
+            if batch and gray.shape != batch[0].shape:  # a batch holds one frame size
                 yield from self._colorize(batch)
-                batch = tail
+                batch = []
+            batch.append(gray)
+            if len(batch) == self.batch_size:
+                yield from self._colorize(batch)
+                batch = []
         if batch:
             yield from self._colorize(batch)
 
@@ -190,18 +195,21 @@ class VideoResult:
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
+    def summary(self) -> str:
+        """'120 frames 640x360 at 25 fps, 1 audio stream(s) copied, 1 scene cut(s)' (the CLI's and the demo's line)."""
+        audio = f", {self.audio_streams} audio stream(s) copied" if self.audio_streams else ", no audio"
+        cuts = f", {len(self.cuts)} scene cut(s)" if self.cuts else ""
+        return f"{self.frames} frames {self.width}x{self.height} at {self.frame_rate:g} fps{audio}{cuts}"
+
 
 def _open_input(path: Path, max_pixels: int):
     """(container, video stream, audio streams), or VideoError with the reason."""
     import av
 
     source = str(path)
-    if not path.exists():
-        raise VideoError(source, "no such file")
-    if path.is_dir():
-        raise VideoError(source, "is a folder, not a video")
-    if path.stat().st_size == 0:
-        raise VideoError(source, "empty file")
+    problem = file_problem(path, "a video")
+    if problem:
+        raise VideoError(source, problem)
     try:
         container = av.open(source)
     except av.error.EOFError:
@@ -308,8 +316,7 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
         colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device)
         seconds = float(video.duration * video.time_base) if video.duration else container.duration / 1e6 if container.duration else None
         expected = video.frames or (round(seconds * float(video.average_rate)) if seconds and video.average_rate else None)
-        limit = None if max_seconds is None else max_seconds
-        timestamps = []  # (pts, time_base) of the frames waiting in the colorizer
+        timestamps = deque()  # (pts, time_base) of the frames waiting in the colorizer: a batch at most
 
         def decoded():
             nonlocal frames_seen
@@ -318,13 +325,13 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
                 if packet.stream.type == "audio":
                     if packet.dts is None:
                         continue
-                    if limit is not None and packet.pts is not None and packet.pts * packet.time_base >= limit:
+                    if max_seconds is not None and packet.pts is not None and packet.pts * packet.time_base >= max_seconds:
                         continue
                     packet.stream = audio_out[packet.stream.index]
                     output.mux(packet)
                     continue
                 for frame in packet.decode():
-                    if limit is not None and frame.time is not None and frame.time >= limit:
+                    if max_seconds is not None and frame.time is not None and frame.time >= max_seconds:
                         return
                     timestamps.append((frame.pts, frame.time_base))
                     frames_seen += 1
@@ -334,7 +341,7 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
             for index, rgb in enumerate(colorizer.frames(decoded())):
                 out = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                     format=out_video.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
-                pts, time_base = timestamps[index]
+                pts, time_base = timestamps.popleft()
                 out.pts, out.time_base = (pts, time_base) if pts is not None else (index, 1 / out_video.average_rate)
                 output.mux(out_video.encode(out))
                 if progress is not None:
@@ -344,10 +351,10 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
             raise VideoError(str(source), f"corrupt video data after frame {frames_seen} ({err.strerror or err})") from None
         if colorizer.frames_done == 0:
             raise VideoError(str(source), "holds no video frames that can be decoded")
-        if limit is None and expected and colorizer.frames_done < 0.9 * expected:
+        if max_seconds is None and expected and colorizer.frames_done < 0.9 * expected:
             notes.append(f"only {colorizer.frames_done} of the {expected} frames the file declares could be decoded: truncated?")
-        if limit is not None and expected and colorizer.frames_done < expected:
-            notes.append(f"the first {limit:g} s colorized ({colorizer.frames_done} of {expected} frames)")
+        if max_seconds is not None and expected and colorizer.frames_done < expected:
+            notes.append(f"the first {max_seconds:g} s colorized ({colorizer.frames_done} of {expected} frames)")
         output.close()
         output = None
         os.replace(temporary, destination)
