@@ -2,7 +2,8 @@
 
     colorgan colorize old.jpg scans/ "more/*.png" film.mp4 -o colored/ [--model ID_OR_PATH] [--size 256] [--vividness 0.8]
     colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
-    colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--vividness V] [--temperature T] [--json OUT]
+    colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--vividness V] [--temperature T]
+                      [--detector-generators ID_OR_PATH ...] [--json OUT]
     colorgan demo [--host 127.0.0.1] [--port 7860]
 
 One line per bad file on stderr, the rest carry on. Exit status: 0 all done, 1 some input
@@ -286,6 +287,7 @@ def cmd_evaluate(args) -> int:
     if args.limit:
         paths = paths[: args.limit]
     model = load_model(args.model)
+    generators = [load_model(spec) for spec in args.detector_generators]
     failed = []
 
     def bad_image(message):
@@ -294,7 +296,7 @@ def cmd_evaluate(args) -> int:
 
     try:
         result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size, report=bad_image,
-                          temperature=args.temperature, vividness=args.vividness)
+                          temperature=args.temperature, vividness=args.vividness, generators=generators)
     except ValueError as err:  # nothing usable to evaluate
         raise UsageError(str(err)) from None
     result["model"] = args.model or DEFAULT_MODEL
@@ -346,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
+    p.add_argument("--detector-generators", nargs="+", default=[], metavar="ID_OR_PATH",
+                   help="other generators (checkpoints, the other head) for the detector's 'checkpoints' family; without them that family is left out")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=cmd_evaluate)
     return parser

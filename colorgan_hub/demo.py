@@ -197,6 +197,12 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             clip_button.click(colorize_clip, [clip, clip_resolution, model_name, clip_vividness, stability], [clip_out, clip_note],
                               api_name="colorize_video", concurrency_limit=1)
         with gr.Tab("Real or colorized?"):
+            gr.Markdown(
+                "The probability that a colour photo was **photographed in colour** rather than colorized from black and white. "
+                "The detector was trained against a family of colorizations: this model at many settings, other generators, "
+                "toned prints, hand-tinting and colour transfer; a colorizer unlike all of them may pass, and it does not judge "
+                "edits or generated images. Toned monochrome prints get their own answer."
+            )
             with gr.Row():
                 colour_photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Colour photo")
                 verdict = gr.Label(label="Real or colorized?")

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import metrics
+from . import fakes, metrics
 from .fullres import recombine
 from .image_io import ImageError, center_crop, jpeg_roundtrip, load_image
 
@@ -110,13 +110,67 @@ def detector_metrics(model, reals, fakes, size=None, batch_size=8, progress=None
     return results
 
 
+FAMILY_SEED = 2026
+FAMILY_NAMES = {
+    "own": "own generator (default settings)",
+    "generator": "own generator, random settings and sizes",
+    "checkpoints": "other generators (checkpoints, other head)",
+    "toned": "toned prints (one colour on L)",
+    "hand-tint": "hand-tinting (flat washes)",
+    "transfer": "colour transfer (Welsh et al.)",
+    "mix": "balanced mix of the families",
+}
+
+
+def family_fakes(model, photos, families=fakes.FAMILIES, generators=(), seed=FAMILY_SEED, progress=None) -> dict[str, list[np.ndarray]]:
+    """Each family's fake of every photo (uint8 RGB), through the users' recombination path; the
+    checkpoints family only when `generators` are given. `progress(n)` after each family."""
+    arrays = [np.asarray(p) for p in photos]
+    out = {}
+    for family in families:
+        if family == "checkpoints" and not generators:
+            continue
+        out[family] = fakes.make_fakes(family, arrays, seed=seed, model=model, generators=generators)
+        if progress is not None:
+            progress(len(arrays))
+    return out
+
+
+def family_detector_metrics(model, reals, own, by_family, size=None, batch_size=8, progress=None) -> dict[str, dict[str, float]]:
+    """Detection metrics of real photos against each family's fakes of them ("own": the model's
+    colorizations at its defaults), and against a balanced mix (photo i's fake from family
+    i mod the number of families): ECE and how saturated the probabilities are there."""
+
+    def score(images):
+        probs = model.realness(list(images), size=size, batch_size=max(batch_size, 32), allow_grayscale=True)
+        if progress is not None:
+            progress(len(images))
+        return probs
+
+    real = score(reals)
+    fake = {"own": score(own), **{name: score(images) for name, images in by_family.items()}}
+    rows = {name: metrics.detection_report(real + probs, [1] * len(real) + [0] * len(probs)) for name, probs in fake.items()}
+    if by_family:
+        names = list(by_family)
+        mix = [fake[names[i % len(names)]][i] for i in range(len(real))]
+        rows["mix"] = metrics.detection_report(real + mix, [1] * len(real) + [0] * len(mix))
+        confidence = np.maximum(np.asarray(real + mix), 1 - np.asarray(real + mix))
+        rows["mix"]["median_confidence"] = float(np.median(confidence))
+        rows["mix"]["saturated"] = float(np.mean(confidence > 0.999))
+        rows["mix"]["families"] = names
+    return rows
+
+
 def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="image", disable=not enabled, file=sys.stderr)
 
 
-def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None, vividness=None) -> dict:
+def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None, vividness=None,
+             generators=()) -> dict:
     """The whole evaluation on the photos at `paths`; a JSON-ready dict. With `progress`, one bar
-    per stage on stderr: colorize, colour metrics (every row), detector (every variant)."""
+    per stage on stderr: colorize, colour metrics (every row), detector (every variant), the
+    detector against the colorizer family (`generators`: other generators for its checkpoints
+    family, left out without them)."""
     truths = load_truths(paths, protocol, report=report)
     if not truths:
         raise ValueError("no usable images to evaluate")
@@ -142,6 +196,11 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
     if detector:
         with _bar(3 * 2 * len(truths), "detector", progress) as bar:
             result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size, progress=bar.update)
+        families = [f for f in fakes.FAMILIES if f != "checkpoints" or generators]
+        with _bar((2 * len(families) + 2) * len(truths), "detector families", progress) as bar:
+            by_family = family_fakes(model, [img for _, img in truths], families, generators, progress=bar.update)
+            result["detector_families"] = family_detector_metrics(model, [np.asarray(img) for _, img in truths], [np.asarray(o) for o in outputs],
+                                                                  by_family, size=size, batch_size=batch_size, progress=bar.update)
     return result
 
 
@@ -168,4 +227,12 @@ def format_markdown(result: dict) -> str:
         names = {"clean": "clean", "jpeg75": "JPEG quality 75", "half": "resized to half"}
         for key, row in result["detector"].items():
             lines.append(f"| {names[key]} | {row['auc']:.4f} | {row['ap']:.4f} | {row['accuracy']:.4f} | {row['hter']:.4f} | {row['ece']:.4f} |")
+    if "detector_families" in result:
+        lines += ["", "Detector against the colorizer family (real photos vs each family's colorizations of them):", "",
+                  "| fakes | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]
+        for key, row in result["detector_families"].items():
+            lines.append(f"| {FAMILY_NAMES.get(key, key)} | {row['auc']:.4f} | {row['ap']:.4f} | {row['accuracy']:.4f} | {row['hter']:.4f} | {row['ece']:.4f} |")
+        mix = result["detector_families"].get("mix")
+        if mix:
+            lines += ["", f"On the mix: median confidence {mix['median_confidence']:.3f}, share of answers beyond 0.999 / 0.001: {mix['saturated']:.3f}."]
     return "\n".join(lines)

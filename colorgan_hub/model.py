@@ -119,11 +119,14 @@ class ColorGAN(
         vividness = self.vividness if vividness is None else vividness
         return generator.decode(logits, temperature, prior_correction=1.0 - vividness, rebalancing=self.class_rebalancing)
 
-    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        """Calibrated logit (B,) that (L, ab) is a real colour photo; inputs normalised."""
-        patch_logits = self.discriminator(real_l, ab)  # (B, 1, h, w)
+    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        """Logit (B,) that (L, ab) is a real colour photo, calibrated (or the raw mean patch
+        logit); inputs normalised."""
+        raw = self.discriminator(real_l, ab).float().mean(dim=(1, 2, 3))  # mean of the (B, 1, h, w) patch logits
+        if not calibrated:
+            return raw
         scale, bias = self.realness_calibration
-        return scale * patch_logits.float().mean(dim=(1, 2, 3)) + bias
+        return scale * raw + bias
 
     def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  temperature: float | None = None, vividness: float | None = None):

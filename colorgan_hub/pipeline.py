@@ -198,6 +198,22 @@ def realness(model, images, size: int | None = None, batch_size: int = 8, device
     judge", unless `allow_grayscale`: evaluation and calibration score every colorization, also a
     nearly colourless one.
     """
+    logits = realness_logits(model, images, size, batch_size, device, max_pixels, allow_grayscale)
+    return [_sigmoid(x) for x in logits] if isinstance(logits, list) else _sigmoid(logits)
+
+
+def _sigmoid(x: float) -> float:
+    """1 / (1 + e^-x) without overflow at either end."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def realness_logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    allow_grayscale: bool = False, calibrated: bool = True):
+    """The detector's logit per image, as `realness` computes it: calibrated, or with
+    `calibrated=False` the raw mean patch logit (what the calibration is fitted on)."""
     images, single = _as_list(images)
     size = size or model.image_size
     device = torch.device(device) if device is not None else pick_device()
@@ -219,7 +235,7 @@ def realness(model, images, size: int | None = None, batch_size: int = 8, device
             rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device)
             rgb = rgb.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, h, w) in [0, 1]
             real_l, real_ab = rgb_to_model_lab(rgb)
-            probs = torch.sigmoid(model.realness_logit(real_l, real_ab).float()).cpu().tolist()
-            for i, p in zip(indices, probs):
-                results[i] = p
+            logits = model.realness_logit(real_l, real_ab, calibrated=calibrated).float().cpu().tolist()
+            for i, x in zip(indices, logits):
+                results[i] = x
     return results[0] if single else results

@@ -45,8 +45,12 @@ def test_default_model_beats_gray_and_the_constant_colour(default_model):
 def test_default_detector_prefers_real_photos(default_model):
     real = [Image.fromarray(getattr(skdata, name)()) for name in PHOTOS]
     fake = default_model.colorize([im.convert("L") for im in real])
+    sepia = [Image.fromarray(constant_baseline(im.convert("RGB"), (8.0, 22.0))) for im in real]  # a toned print of each
     p_real, p_fake = default_model.realness(real), default_model.realness(fake, allow_grayscale=True)
-    assert min(p_real) > 0.5 > max(p_fake)  # each photo on the right side of 0.5
+    p_sepia = default_model.realness(sepia, allow_grayscale=True)
+    assert all(r > f and r > t for r, f, t in zip(p_real, p_fake, p_sepia))  # each photo above its colorizations
+    assert np.mean(p_real) > 0.75 > 0.4 > max(np.mean(p_fake), np.mean(p_sepia))  # measured: 0.89, 0.31, 0.14
+    assert all(0.01 < p < 0.99 for p in p_real + p_fake + p_sepia)  # calibrated answers, not 1.0000 / 0.0000
 
 
 def test_cli_uses_the_bundled_model(tmp_path, capsys):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from colorgan_hub import pipeline
 from training.data import DataConfig, channels_last, collate, training_stream
 
 
@@ -49,27 +50,36 @@ def recompute_batchnorm_statistics(module: torch.nn.Module, batches: list[torch.
 
 
 @torch.no_grad()
-def fit_realness_calibration(model, photos, device) -> dict:
-    """Fit p = sigmoid(scale * mean_patch_logit + bias) on photos and the model's colorizations of
-    them, through the same pipeline users call, at the model's working size (Platt scaling).
-    Sets model.realness_calibration; returns the photo count, scale and bias."""
+def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float | None = None) -> dict:
+    """Fit p = sigmoid(scale * mean_patch_logit + bias) (Platt scaling) on real photos and
+    colorizations, scored through the pipeline users call at the model's working size. `fakes`:
+    the colorizations (the detector's family mix); default: the model's own of `photos`.
+
+    Fitted on the raw mean patch logits (not on probabilities, which saturate), against Platt's
+    smoothed targets: (N+ + 1) / (N+ + 2) for real and 1 / (N- + 2) for colorized, or
+    1 - `smoothing` and `smoothing` when given, which keeps a detector that separates its
+    calibration photos perfectly from answering 1.0000. Sets model.realness_calibration; returns
+    the counts, scale and bias."""
     if len(photos) < 8:
         raise ValueError(f"only {len(photos)} photos to fit the realness calibration on (at least 8 needed)")
-    model.realness_calibration.copy_(torch.tensor([1.0, 0.0]))
-    fakes = model.colorize(photos, device=device)
-    raw = model.realness(photos + fakes, device=device, allow_grayscale=True)
-    logits = torch.logit(torch.tensor(raw, dtype=torch.float64).clamp(1e-12, 1 - 1e-12))
-    labels = torch.tensor([1.0] * len(photos) + [0.0] * len(fakes), dtype=torch.float64)
+    if fakes is None:
+        fakes = model.colorize(photos, device=device)
+    raw = pipeline.realness_logits(model, list(photos) + list(fakes), device=device, allow_grayscale=True, calibrated=False)
+    logits = torch.tensor(raw, dtype=torch.float64)
+    n_real, n_fake = len(photos), len(fakes)
+    high, low = ((n_real + 1) / (n_real + 2), 1 / (n_fake + 2)) if smoothing is None else (1 - smoothing, smoothing)
+    targets = torch.tensor([high] * n_real + [low] * n_fake, dtype=torch.float64)
     params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
         with torch.enable_grad():
-            loss = F.binary_cross_entropy_with_logits(params[0] * logits + params[1], labels)
+            loss = F.binary_cross_entropy_with_logits(params[0] * logits + params[1], targets)
             loss.backward()
         return loss
 
     optimizer.step(closure)
     model.realness_calibration.copy_(params.detach().float())
-    return {"calibration_photos": len(photos), "scale": float(params[0]), "bias": float(params[1])}
+    return {"calibration_photos": n_real, "calibration_fakes": n_fake, "scale": float(params[0]), "bias": float(params[1]),
+            "targets": [high, low]}

@@ -44,9 +44,13 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   upsampled: thin coloured details bleed; lightness is always the photo's own, at full resolution.
 - Fidelity (PSNR) is only a little above the gray baseline on `val` and level with one constant
   colour there: a wrong confident colour costs more than no colour. See the evaluation table.
-- The realness score was trained against **this model's** colorizations only (with JPEG and resize
-  augmentation): it is not a detector of other colorizers, hand-tinting, edits or generated images,
-  and a toned monochrome print is not something it was trained on.
+- The realness score answers one question: was this colour photo photographed in colour, or is its
+  colour added to a black-and-white photo? It was trained against a family of colorizations (this
+  model at many settings and working sizes, other generators, toned prints, hand-tinting, colour
+  transfer; see the detector tables): a colorizer unlike all of them (a large diffusion or
+  transformer colorizer, a skilled retoucher) may pass, and it is no detector of edits, composites
+  or wholly generated images. Toned monochrome prints are refused as such (no colour to judge) when
+  `image_io.is_monochrome` recognises them; the rest are scored, and the toned family is in training.
 - Trained on 2 CPU cores at 128 px crops of a small, skewed data set; no people-specific or
   fairness evaluation was done (UTKFace faces are in training, none in validation)."""
 
@@ -60,7 +64,8 @@ PROCEDURE = (
     "then a GAN phase (cross-entropy + L1 on the decoded colours + vanilla GAN loss against a "
     "spectral-norm PatchGAN, lower learning rate, EMA generator; the generator best on validation is "
     "kept), then the detector phase (generator frozen; real photos vs its colorizations, both randomly "
-    "JPEG-compressed and resized), then Platt scaling of the realness score on held-out training photos."
+    "JPEG-compressed and resized), then the detector trained again against the colorizer family "
+    "(`training/detector.py`) and its realness score Platt-scaled on held-out training photos over the family mix."
 )
 
 
@@ -140,10 +145,28 @@ def historic_sheet(models: dict[str, ColorGAN], folder: Path, out: Path, height:
     Image.fromarray(np.concatenate([np.asarray(header), *rows], axis=0)).save(out, quality=88)
 
 
+def study_section(study: dict) -> str:
+    """The leave-one-family-out study of `training/detector.py` for the card."""
+    from training.detector import study_markdown
+
+    families = study["families"]
+    names = "; ".join(f"{f}: {study['family_names'][f]}" for f in families)
+    settings = study["settings"]
+    start = ("from the model's own discriminator (trained against its generator in the GAN and detector phases, so the "
+             "generator family cannot be left out)") if settings.get("init") == "model" else "from scratch"
+    return ("Detector, leave-one-family-out study on `val` (`training/detector.py --study`): a detector trained "
+            f"{start} for {settings['steps']} steps (batch {settings['batch_size']} real + {settings['batch_size']} fake, "
+            f"{settings['train_photos']} training photos) on the whole family, then once without each family; ROC-AUC of real "
+            "photos against each family's colorizations of them, **bold: the family that run never saw**; ECE on the balanced "
+            f"mix. Families: {names}.\n\n" + study_markdown(study["runs"], families))
+
+
 def model_index(result: dict, dataset: str) -> list[EvalResult]:
     row, detector = result["colour"]["model"], result.get("detector", {}).get("clean", {})
+    mix = result.get("detector_families", {}).get("mix", {})
     values = {"PSNR": row["psnr"], "SSIM": row["ssim"], "colorfulness": row["cf"], "AuC": row["auc"], "hue hit rate macro": row["hue_macro"],
-              "detector ROC-AUC": detector.get("auc"), "detector ECE": detector.get("ece")}
+              "detector ROC-AUC": detector.get("auc"), "detector ECE": detector.get("ece"),
+              "detector ROC-AUC family mix": mix.get("auc"), "detector ECE family mix": mix.get("ece")}
     return [EvalResult(task_type="image-to-image", dataset_type="imagefolder", dataset_name=dataset, metric_type=name.lower().replace(" ", "_"),
                        metric_name=name, metric_value=round(float(value), 4)) for name, value in values.items() if value is not None]
 
@@ -161,6 +184,8 @@ def main(argv=None):
     parser.add_argument("--curves_from", type=Path, nargs="+", help="runs whose logs make the curves, in order (default: RUN)")
     parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
     parser.add_argument("--limit", type=int, help="use only the first N photos of each folder (a quick check)")
+    parser.add_argument("--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table")
+    parser.add_argument("--detector_generators", nargs="*", default=[], help="other generators for the evaluation's checkpoints family")
     args = parser.parse_args(argv)
     out = args.out or args.run / "model"
     final = ColorGAN.from_pretrained(out)
@@ -174,15 +199,19 @@ def main(argv=None):
 
     paths = list_images(args.val_dir, args.limit)
     size = final.image_size  # every model at the final one's working size: a like-for-like table
-    results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False) for name, m in models.items()}
+    generators = [ColorGAN.from_pretrained(g) for g in args.detector_generators]
+    results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False, generators=generators)
+               for name, m in models.items()}
     shown = dict(results["final"], colour={"final": results["final"]["colour"]["model"]})
     if "pre-training only" in results:
         shown["colour"]["pre-training only (no GAN)"] = results["pre-training only"]["colour"]["model"]
     shown["colour"].update({k: v for k, v in results["final"]["colour"].items() if k != "model"})
     text = "Protocol 256 on `val`. " + format_markdown(shown)
     if args.fullres_dir:
-        results["fullres"] = evaluate(final, list_images(args.fullres_dir, args.limit), protocol="full", progress=False)
+        results["fullres"] = evaluate(final, list_images(args.fullres_dir, args.limit), protocol="full", progress=False, generators=generators)
         text += "\n\nProtocol full on `val_fullres`:\n\n" + format_markdown(results["fullres"])
+    if args.detector_study:
+        text += "\n\n" + study_section(json.loads(args.detector_study.read_text()))
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
     has_curves = curves(args.curves_from or [args.run], out / "curves.png")
     sheet(models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.jpg")

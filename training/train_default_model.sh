@@ -8,7 +8,7 @@
 # names then: --calibration_samples, colours decoded at vividness 1 for validation); the second
 # launch ran this train.py. The decoding defaults (vividness 0.6, temperature 0.5) were then
 # chosen on validation (see default_model_procedure.md) and the realness calibration fitted again
-# for them. report.py measures the model beside its pre-training-only self and writes the card.
+# for them; then the detector was trained against the colorizer family (step 4). report.py measures the model beside its pre-training-only self and writes the card.
 set -euo pipefail
 data=${1:?path to the shared data folder (with train/, val/, val_fullres/, historic/)}
 out=${2:?output folder}
@@ -43,5 +43,33 @@ json.dump(config, open(path, "w"), indent=2, sort_keys=True)
 PY
 python training/calibrate.py --model "$out/model" --train_data_dir "$data/train" --realness_calibration_photos 256 \
   --out "$out/model" --save_dtype float16
+
+# 4. the detector trained again against the colorizer family (generator frozen): the model at
+#    random settings and sizes, other generators (the two regression-head models bundled before,
+#    from git history, this run's pre-training-only generator and model-l1, a classification-head
+#    generator of the same run's experiments), toned prints, hand-tinting, colour transfer; the
+#    leave-one-family-out study (500 steps a run, from the model's discriminator), then the
+#    full-mix run continued to 1,300 steps for the bundled model, calibrated on the family mix.
+gens="$out/family-generators"
+for commit in 7def17c 4c32290; do
+  mkdir -p "$gens/regression-$commit"
+  for f in config.json model.safetensors; do git show "$commit:colorgan_hub/default_model/$f" > "$gens/regression-$commit/$f"; done
+  python - "$gens/regression-$commit/config.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["head"] = "regression"  # saved before the config named its head
+json.dump(config, open(sys.argv[1], "w"), indent=2, sort_keys=True)
+PY
+done
+family=(--model "$out/model" --train_data_dir "$data/train" --validation_data_dir "$data/val"
+        --generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1"
+        --train_photos 2500 --init model --learning_rate 1e-4)
+python training/detector.py "${family[@]}" --steps 500 --study --study_families checkpoints toned hand-tint transfer --out "$out/detector"
+mkdir -p "$out/detector-shipped/runs/full"
+ln -sfn "$out/detector/render" "$out/detector-shipped/render"
+cp "$out/detector/runs/full/checkpoint.pt" "$out/detector-shipped/runs/full/"  # resumed at step 500
+python training/detector.py "${family[@]}" --steps 1300 --out "$out/detector-shipped"
+cp "$out/detector-shipped/model/model.safetensors" "$out/model/model.safetensors"
 python training/report.py --run "$out" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
+  --detector_study "$out/detector/study.json" --detector_generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" \
   --command "bash training/train_default_model.sh $data $out" --procedure "$(cat training/default_model_procedure.md)"

@@ -1,0 +1,81 @@
+"""training/detector.py: the detector trained against the family, the leave-one-family-out study,
+and a failing run that keeps its checkpoint and resumes."""
+
+import json
+from unittest import mock
+
+import pytest
+import torch
+
+from colorgan_hub import ColorGAN
+
+from .conftest import make_photo
+
+from training import detector
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("detector_data")
+    (root / "train").mkdir()
+    (root / "val").mkdir()
+    for i in range(30):
+        make_photo(80, 72, seed=200 + i).save(root / "train" / f"t{i:02d}.jpg", quality=92)
+    for i in range(6):
+        make_photo(80, 64, seed=300 + i).save(root / "val" / f"v{i}.png")
+    return root
+
+
+def argv(folders, model_dir, out, *extra):
+    return ["--model", model_dir, "--train_data_dir", str(folders / "train"), "--validation_data_dir", str(folders / "val"),
+            "--families", "toned", "hand-tint", "transfer", "--train_photos", "12", "--calibration_photos", "8",
+            "--realness_calibration_fraction", "0.4", "--steps", "3", "--batch_size", "4", "--crop", "48",
+            "--checkpointing_steps", "2", "--save_dtype", "float32", "--out", str(out), *extra]
+
+
+def test_study_trains_the_full_mix_and_each_family_left_out(folders, tiny_model_dir, tmp_path):
+    summary = detector.main(argv(folders, tiny_model_dir, tmp_path / "study", "--study"))
+    names = [run["name"] for run in summary["runs"]]
+    assert names == ["full", "without-toned", "without-hand-tint", "without-transfer"]
+    for run in summary["runs"][1:]:
+        left = run["name"].removeprefix("without-")
+        assert left not in run["trained_on"] and left in run["validation"]  # measured, not trained on
+    assert {"own", "toned", "hand-tint", "transfer", "mix"} <= set(summary["runs"][0]["validation"])
+    table = (tmp_path / "study" / "study.md").read_text()
+    assert "(none: the full mix)" in table and table.count("**") == 2 * 3  # each left-out AUC in bold
+
+    shipped = ColorGAN.from_pretrained(tmp_path / "study" / "model")
+    original = ColorGAN.from_pretrained(tiny_model_dir)
+    full = summary["runs"][0]
+    assert shipped.realness_calibration.tolist() == pytest.approx([full["calibration"]["scale"], full["calibration"]["bias"]], rel=1e-5)
+    assert torch.equal(shipped.generator.body.down[0].weight, original.generator.body.down[0].weight)  # generator untouched
+    trained, before = shipped.discriminator.state_dict(), original.discriminator.state_dict()
+    assert any(not torch.equal(trained[k], before[k]) for k in before)  # the detector is new
+
+    # run again: nothing is trained or rendered anew, the same table comes back
+    with mock.patch.object(detector, "fit_realness_calibration", side_effect=AssertionError("trained again")):
+        again = detector.main(argv(folders, tiny_model_dir, tmp_path / "study", "--study"))
+    assert [r["validation"] for r in again["runs"]] == [r["validation"] for r in summary["runs"]]
+
+
+def test_a_run_that_fails_after_training_keeps_its_checkpoint_and_resumes(folders, tiny_model_dir, tmp_path, caplog):
+    out = tmp_path / "failing"
+    with mock.patch.object(detector, "fit_realness_calibration", side_effect=RuntimeError("simulated failure")):
+        with pytest.raises(RuntimeError, match="simulated failure"):
+            detector.main(argv(folders, tiny_model_dir, out, "--leave_out", "transfer"))
+    state = torch.load(out / "runs" / "without-transfer" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 3 and not (out / "runs" / "without-transfer" / "result.json").exists()
+    with caplog.at_level("INFO", logger="colorgan.detector"):
+        summary = detector.main(argv(folders, tiny_model_dir, out, "--leave_out", "transfer"))
+    assert "resumed at step 3" in caplog.text
+    assert summary["runs"][0]["trained_on"] == ["toned", "hand-tint"] and (out / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--leave_out", "toned", "hand-tint", "transfer"], "leaves no family"),
+    (["--families", "sketch"], "invalid choice"),
+])
+def test_argument_checks(folders, tiny_model_dir, tmp_path, extra, message, capsys):
+    with pytest.raises(SystemExit):
+        detector.parse_args(argv(folders, tiny_model_dir, tmp_path, *extra))
+    assert message in capsys.readouterr().err

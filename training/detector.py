@@ -1,0 +1,282 @@
+"""Train a saved model's realness detector against the colorizer family, and study how it holds
+on families it never saw.
+
+    python training/detector.py --model runs/small/model --train_data_dir ../shared/data/train \
+        --validation_data_dir ../shared/data/val --generators runs/small/model-pretrained old/model \
+        --out runs/detector [--leave_out toned] [--study]
+
+The generator stays as it is; the discriminator (the conditional PatchGAN) is trained from a
+fresh start (or from the model's, `--init model`) on real photos against fakes drawn evenly from
+the families of `colorgan_hub.fakes` (the model's own generator at random settings and working
+sizes, `--generators` for the checkpoints family, toned prints, hand-tinting, colour transfer),
+made once through the users' recombination path. Real photos and fakes get the same random
+resizing and JPEG re-compression, then the working-size resize `realness` makes. The calibration
+(Platt scaling of the raw mean patch logit, smoothed targets) is fitted on the training source's
+hash-held-out photos (the ones train.py holds out) over the same family mix; validation reports
+each family's AUC and the mix's ECE with `colorgan_hub.evaluate.family_detector_metrics`, as
+`colorgan evaluate` does.
+
+`--leave_out FAMILY` trains and calibrates without that family (it is still measured).
+`--study` trains the full mix and then once with each family left out, and writes
+OUT/study.json and OUT/study.md (the left-out family's AUC on validation, in the model card).
+The full-mix model is saved to OUT/model. Each run keeps OUT/runs/NAME/checkpoint.pt
+(every --checkpointing_steps, written then renamed) and OUT/runs/NAME/result.json; a run that
+is started again resumes there and finished runs are not repeated. The rendered photos and fakes
+are kept in OUT/render/ for the same reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+import random
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from colorgan_hub import ColorGAN, fakes
+from colorgan_hub.color import rgb_to_model_lab
+from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, family_fakes, load_truths
+from colorgan_hub.image_io import jpeg_roundtrip
+from colorgan_hub.model import load_model
+from colorgan_hub.pipeline import working_shape
+from training.calibration import fit_realness_calibration
+from training.data import DataConfig, list_images, usable_photos
+from training.losses import discriminator_loss
+from training.saving import halve_weights
+
+logger = logging.getLogger("colorgan.detector")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="the trained model (save_pretrained folder or Hub id) whose detector is trained")
+    parser.add_argument("--train_data_dir", help="the local training folder the model was trained on")
+    parser.add_argument("--dataset_name", help="or the Hub dataset it was trained on")
+    parser.add_argument("--dataset_config_name", help="its configuration")
+    parser.add_argument("--split", default="train", help="its split")
+    parser.add_argument("--image_column", help="its image column")
+    parser.add_argument("--validation_data_dir", required=True, help="folder of validation photos: each family's AUC and the mix's ECE")
+    parser.add_argument("--generators", nargs="*", default=[], help="other generators for the checkpoints family (folders or Hub ids)")
+    parser.add_argument("--families", nargs="+", default=list(fakes.FAMILIES), choices=fakes.FAMILIES, help="the families to use")
+    parser.add_argument("--leave_out", nargs="*", default=[], choices=fakes.FAMILIES, help="families left out of training and calibration")
+    parser.add_argument("--study", action="store_true", help="the full mix, then each family left out in turn")
+    parser.add_argument("--study_families", nargs="+", choices=fakes.FAMILIES,
+                        help="the families the study leaves out in turn (default: all; with --init model, the generator family's "
+                             "row would not be a held-out measurement: the model's discriminator was trained against it)")
+    parser.add_argument("--train_photos", type=int, default=3000, help="training photos (each gets one fake from every family)")
+    parser.add_argument("--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
+                        help="as in training: the share of the source held out (by hash) for the calibration")
+    parser.add_argument("--calibration_photos", type=int, default=300, help="held-out photos for the calibration")
+    parser.add_argument("--validation_photos", type=int, default=None, help="validation photos (default: all)")
+    parser.add_argument("--min_colorfulness", type=float, default=12.0, help="as in training: near-gray photos are left out")
+    parser.add_argument("--steps", type=int, default=1200, help="training steps per run")
+    parser.add_argument("--batch_size", type=int, default=32, help="real photos per step (and as many fakes)")
+    parser.add_argument("--crop", type=int, default=96, help="random crop after the working-size resize (px)")
+    parser.add_argument("--learning_rate", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
+    parser.add_argument("--init", choices=["scratch", "model"], default="scratch",
+                        help="start the discriminator afresh (scratch) or from the model's (it has seen its own generator)")
+    parser.add_argument("--calibration_smoothing", type=float, default=0.02,
+                        help="Platt targets 1 - s and s: a detector that separates its calibration photos perfectly answers about 1 - s, not 1.0000")
+    parser.add_argument("--checkpointing_steps", type=int, default=200, help="save the run's state every N steps")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--save_dtype", choices=["float32", "float16"], default="float16", help="dtype of the saved model.safetensors")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    args = parser.parse_args(argv)
+    if (args.dataset_name is None) == (args.train_data_dir is None):
+        parser.error("give exactly one of --dataset_name and --train_data_dir")
+    if not Path(args.validation_data_dir).is_dir():
+        parser.error(f"--validation_data_dir {args.validation_data_dir}: no such folder")
+    if "checkpoints" in args.families and not args.generators:
+        args.families = [f for f in args.families if f != "checkpoints"]
+        logger.warning("no --generators: the checkpoints family is left out")
+    if set(args.leave_out) >= set(args.families):
+        parser.error("--leave_out leaves no family to train on")
+    args.resolution, args.crop_scale_min, args.min_image_size = 128, 0.25, 64  # for DataConfig (decoding only)
+    return args
+
+
+# ----------------------------------------------------------------------------------------------
+# The photos and their fakes, made once.
+
+
+def _arrays(images) -> list[np.ndarray]:
+    return [np.ascontiguousarray(np.asarray(img.convert("RGB"))) for img in images]
+
+
+def render(args, model, generators) -> dict:
+    """Training, calibration and validation photos with every family's fakes (cached in OUT/render)."""
+    cache = args.out / "render" / "photos.pkl"
+    key = {"train": args.train_photos, "calibration": args.calibration_photos, "validation": args.validation_photos,
+           "families": sorted(args.families), "generators": list(args.generators), "model": str(args.model), "seed": args.seed}
+    if cache.is_file():
+        with open(cache, "rb") as f:
+            data = pickle.load(f)
+        if data["key"] == key:
+            logger.info("rendered photos and fakes from %s", cache)
+            return data
+    config = DataConfig.from_args(args)
+    started = time.time()
+    data = {"key": key}
+    sets = {
+        "train": _arrays(usable_photos(config, args.train_photos, held_out=False)),
+        "calibration": _arrays(usable_photos(config, args.calibration_photos, held_out=True)),
+        "validation": [np.asarray(img) for _, img in load_truths(list_images(args.validation_data_dir, args.validation_photos), "full")],
+    }
+    for name, photos in sets.items():
+        seed = {"train": args.seed + 11, "calibration": args.seed + 23, "validation": FAMILY_SEED}[name]
+        fakes_of = family_fakes(model, photos, args.families, generators, seed=seed)
+        data[name] = {"real": photos, "fakes": fakes_of}
+        if name == "validation":
+            data[name]["own"] = [np.asarray(o) for o in model.colorize(photos)]
+        logger.info("%s: %d photos, fakes of %s (%.0f s so far)", name, len(photos), ", ".join(fakes_of), time.time() - started)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_suffix(".tmp"), "wb") as f:
+        pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(cache.with_suffix(".tmp"), cache)
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# Training one detector.
+
+
+def augment(rgb: np.ndarray, size: int, crop: int, rng: random.Random) -> np.ndarray:
+    """As photos reach the detector: maybe shrunk and re-grown, maybe JPEG re-compressed (alike
+    for real and fake), then the working-size resize `realness` makes, a random crop of `crop`
+    (padded by reflection where the image is smaller) and a random flip."""
+    if rng.random() < 0.3:
+        h, w = rgb.shape[:2]
+        factor = rng.uniform(0.4, 0.9)
+        small = cv2.resize(rgb, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        from PIL import Image
+
+        rgb = np.asarray(jpeg_roundtrip(Image.fromarray(rgb), rng.randint(60, 95)))
+    h, w = working_shape(*rgb.shape[:2], size)
+    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if h < rgb.shape[0] else cv2.INTER_LINEAR)
+    if h < crop or w < crop:
+        rgb = cv2.copyMakeBorder(rgb, 0, max(0, crop - h), 0, max(0, crop - w), cv2.BORDER_REFLECT)
+        h, w = rgb.shape[:2]
+    y, x = rng.randint(0, h - crop), rng.randint(0, w - crop)
+    rgb = rgb[y : y + crop, x : x + crop]
+    return rgb[:, ::-1] if rng.random() < 0.5 else rgb
+
+
+def batch(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+    return rgb_to_model_lab(rgb)
+
+
+def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str], initial: dict) -> dict:
+    """One detector: trained on `families`, calibrated on their mix, measured on every family.
+    `initial`: the discriminator's state at the start (the model's, for `--init model`)."""
+    run_dir = args.out / "runs" / name
+    result_file = run_dir / "result.json"
+    if result_file.is_file():
+        logger.info("%s: finished before, result kept", name)
+        return json.loads(result_file.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    if args.init == "scratch":
+        model.discriminator.load_state_dict(ColorGAN(**model._hub_mixin_config).discriminator.state_dict())
+    else:
+        model.discriminator.load_state_dict(initial)
+    optimizer = torch.optim.Adam(model.discriminator.parameters(), lr=args.learning_rate, betas=(0.5, 0.999))
+    step, rng = 0, random.Random(args.seed)
+    checkpoint = run_dir / "checkpoint.pt"
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        model.discriminator.load_state_dict(state["discriminator"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, rng = state["step"], state["rng"]
+        logger.info("%s: resumed at step %d", name, step)
+    train = data["train"]
+    n = len(train["real"])
+    model.discriminator.train()
+    started, losses = time.time(), []
+    while step < args.steps:
+        reals = [augment(train["real"][rng.randrange(n)], model.image_size, args.crop, rng) for _ in range(args.batch_size)]
+        fakes_ = [augment(train["fakes"][rng.choice(families)][rng.randrange(n)], model.image_size, args.crop, rng) for _ in range(args.batch_size)]
+        l, ab = batch(reals + fakes_)
+        loss = discriminator_loss(*model.discriminator(l, ab).chunk(2), "vanilla")
+        optimizer.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            optimizer.step()
+        step += 1
+        losses.append(loss.item())
+        if step % 50 == 0:
+            logger.info("%s: step %d/%d, loss %.4f, %.2f s/step", name, step, args.steps, np.mean(losses[-50:]), (time.time() - started) / len(losses))
+        if step % args.checkpointing_steps == 0 or step == args.steps:
+            torch.save({"discriminator": model.discriminator.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": rng},
+                       checkpoint.with_suffix(".tmp"))
+            os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
+    model.eval()
+    calibration = data["calibration"]
+    mixed = [calibration["fakes"][families[i % len(families)]][i] for i in range(len(calibration["real"]))]
+    fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing)
+    validation = data["validation"]
+    rows = family_detector_metrics(model, validation["real"], validation["own"], validation["fakes"])
+    result = {"name": name, "trained_on": families, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
+    torch.save(model.discriminator.state_dict(), run_dir / "discriminator.pt")
+    torch.save(model.realness_calibration.clone(), run_dir / "calibration.pt")
+    result_file.write_text(json.dumps(result, indent=2))
+    logger.info("%s: %s", name, ", ".join(f"{k} {v['auc']:.3f}" for k, v in rows.items()))
+    return result
+
+
+def study_markdown(results: list[dict], families: list[str]) -> str:
+    """The leave-one-family-out table: each run's AUC on every family, the left-out one marked."""
+    lines = ["| trained without | " + " | ".join(["own (default)"] + families) + " | mix ECE |",
+             "|---" * (len(families) + 3) + "|"]
+    for result in results:
+        left = set(families) - set(result["trained_on"])
+        rows = result["validation"]
+        cells = []
+        for family in ["own"] + families:
+            value = f"{rows[family]['auc']:.3f}"
+            cells.append(f"**{value}**" if family in left else value)
+        lines.append(f"| {', '.join(sorted(left)) or '(none: the full mix)'} | " + " | ".join(cells) + f" | {rows['mix']['ece']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    model = load_model(args.model)
+    generators = [load_model(spec) for spec in args.generators]
+    initial = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
+    data = render(args, model, generators)
+    families = [f for f in args.families if f not in args.leave_out]
+    runs = [("full" if not args.leave_out else "without-" + "-".join(args.leave_out), families)]
+    if args.study:
+        runs += [(f"without-{f}", [g for g in families if g != f]) for f in families if f in (args.study_families or families)]
+    results = []
+    for name, trained_on in runs:
+        results.append(train_run(name, args, model, data, trained_on, initial))
+        if trained_on is families:  # the model users get: this run's detector and calibration
+            model.discriminator.load_state_dict(torch.load(args.out / "runs" / name / "discriminator.pt"))
+            model.realness_calibration.copy_(torch.load(args.out / "runs" / name / "calibration.pt"))
+            model.save_pretrained(args.out / "model")
+            if args.save_dtype == "float16":
+                halve_weights(args.out / "model")
+    summary = {"families": families, "family_names": {f: FAMILY_NAMES[f] for f in ["own", *families, "mix"]}, "runs": results,
+               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    (args.out / "study.json").write_text(json.dumps(summary, indent=2))
+    (args.out / "study.md").write_text(study_markdown(results, families) + "\n")
+    print(study_markdown(results, families))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
