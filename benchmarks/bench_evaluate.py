@@ -3,7 +3,8 @@
     python benchmarks/bench_evaluate.py [--data ../shared/data/val] [--model ID_OR_PATH]
 
 Times the same `evaluate` call the CLI makes (model, gray, constant-colour and ground-truth rows,
-then the detector clean / JPEG 75 / half size), with each stage's share from its progress bar.
+then the detector clean / JPEG 75 / half size, then the detector against the colorizer family
+without the other-generators family), with each stage's share from its progress bar.
 """
 
 from __future__ import annotations
