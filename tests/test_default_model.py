@@ -49,7 +49,7 @@ def test_default_detector_prefers_real_photos(default_model):
     p_real, p_fake = default_model.realness(real), default_model.realness(fake, allow_grayscale=True)
     p_sepia = default_model.realness(sepia, allow_grayscale=True)
     assert all(r > f and r > t for r, f, t in zip(p_real, p_fake, p_sepia))  # each photo above its colorizations
-    assert np.mean(p_real) > 0.75 > 0.4 > max(np.mean(p_fake), np.mean(p_sepia))  # measured: 0.89, 0.31, 0.14
+    assert np.mean(p_real) > 0.75 > 0.4 > max(np.mean(p_fake), np.mean(p_sepia))  # measured: 0.85, 0.23, 0.13
     assert all(0.01 < p < 0.99 for p in p_real + p_fake + p_sepia)  # calibrated answers, not 1.0000 / 0.0000
 
 

@@ -49,7 +49,7 @@ python training/calibrate.py --model "$out/model" --train_data_dir "$data/train"
 #    from git history, this run's pre-training-only generator and model-l1, a classification-head
 #    generator of the same run's experiments), toned prints, hand-tinting, colour transfer; the
 #    leave-one-family-out study (500 steps a run, from the model's discriminator), then the
-#    full-mix run continued to 1,300 steps for the bundled model, calibrated on the family mix.
+#    full-mix run continued to 2,100 steps for the bundled model, calibrated on the family mix.
 gens="$out/family-generators"
 for commit in 7def17c 4c32290; do
   mkdir -p "$gens/regression-$commit"
@@ -68,7 +68,7 @@ python training/detector.py "${family[@]}" --steps 500 --study --study_families 
 mkdir -p "$out/detector-shipped/runs/full"
 ln -sfn "$out/detector/render" "$out/detector-shipped/render"
 cp "$out/detector/runs/full/checkpoint.pt" "$out/detector-shipped/runs/full/"  # resumed at step 500
-python training/detector.py "${family[@]}" --steps 1300 --out "$out/detector-shipped"
+python training/detector.py "${family[@]}" --steps 2100 --out "$out/detector-shipped"
 cp "$out/detector-shipped/model/model.safetensors" "$out/model/model.safetensors"
 python training/report.py --run "$out" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
   --detector_study "$out/detector/study.json" --detector_generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" \
