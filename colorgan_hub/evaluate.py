@@ -154,7 +154,8 @@ def family_detector_metrics(model, reals, own, by_family, size=None, batch_size=
         names = list(by_family)
         mix = [fake[names[i % len(names)]][i] for i in range(len(real))]
         rows["mix"] = metrics.detection_report(real + mix, [1] * len(real) + [0] * len(mix))
-        confidence = np.maximum(np.asarray(real + mix), 1 - np.asarray(real + mix))
+        both = np.asarray(real + mix)
+        confidence = np.maximum(both, 1 - both)
         rows["mix"]["median_confidence"] = float(np.median(confidence))
         rows["mix"]["saturated"] = float(np.mean(confidence > 0.999))
         rows["mix"]["families"] = names
@@ -198,8 +199,8 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
             result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size, progress=bar.update)
         families = [f for f in fakes.FAMILIES if f != "checkpoints" or generators]
         with _bar((2 * len(families) + 2) * len(truths), "detector families", progress) as bar:
-            by_family = family_fakes(model, [img for _, img in truths], families, generators, progress=bar.update)
-            result["detector_families"] = family_detector_metrics(model, [np.asarray(img) for _, img in truths], [np.asarray(o) for o in outputs],
+            by_family = family_fakes(model, truth_arrays, families, generators, progress=bar.update)
+            result["detector_families"] = family_detector_metrics(model, truth_arrays, [np.asarray(o) for o in outputs],
                                                                   by_family, size=size, batch_size=batch_size, progress=bar.update)
     return result
 

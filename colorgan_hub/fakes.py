@@ -40,12 +40,16 @@ def rng_for(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def _working_l(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """The photo's L (0-100) shrunk to `long_side` (never enlarged)."""
+def _shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """The photo area-averaged down to `long_side` (never enlarged)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, long_side / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    return rgb_to_l_numpy(small)
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+
+
+def _working_l(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """The photo's L (0-100) shrunk to `long_side` (never enlarged)."""
+    return rgb_to_l_numpy(_shrink(rgb, long_side))
 
 
 def _ab(hue_degrees, chroma) -> np.ndarray:
@@ -91,11 +95,7 @@ def transfer(rgb: np.ndarray, reference: np.ndarray, rng: np.random.Generator, l
     reference sample with the nearest lightness and local standard deviation (5x5), after the
     reference's lightness is remapped to the photo's mean and spread (Welsh et al. 2002)."""
     l = _working_l(rgb, long_side)
-    ref_h, ref_w = reference.shape[:2]
-    scale = min(1.0, long_side / max(ref_h, ref_w))
-    if scale < 1:
-        reference = cv2.resize(reference, (max(1, round(ref_w * scale)), max(1, round(ref_h * scale))), interpolation=cv2.INTER_AREA)
-    lab = rgb_to_model_lab_numpy(reference)
+    lab = rgb_to_model_lab_numpy(_shrink(reference, long_side))
     ref_l, ref_ab = (lab[0] + 1.0) * 50.0, lab[1:].transpose(1, 2, 0) * 110.0
     ref_l = (ref_l - ref_l.mean()) * (l.std() / max(ref_l.std(), 1e-3)) + l.mean()
 

@@ -19,18 +19,14 @@ from pathlib import Path
 
 from colorgan_hub import ColorGAN
 from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
-from training.data import DataConfig, usable_photos
+from training.data import DataConfig, add_source_arguments, check_source_arguments, usable_photos
 from training.saving import halve_weights
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="save_pretrained folder or Hub id")
-    parser.add_argument("--train_data_dir", help="the local training folder the model was trained on")
-    parser.add_argument("--dataset_name", help="or the Hub dataset it was trained on")
-    parser.add_argument("--dataset_config_name", help="its configuration")
-    parser.add_argument("--split", default="train", help="its split")
-    parser.add_argument("--image_column", help="its image column")
+    add_source_arguments(parser)
     parser.add_argument("--realness_calibration_fraction", "--calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
                         help="as in training: which photos were held out (old name: --calibration_fraction)")
     parser.add_argument("--realness_calibration_photos", "--calibration_samples", dest="calibration_photos", type=int, default=256,
@@ -45,8 +41,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, required=True, help="folder to save the re-calibrated model in (may be --model's own)")
     parser.add_argument("--save_dtype", choices=["float32", "float16"], default="float32", help="dtype of the saved model.safetensors")
     args = parser.parse_args(argv)
-    if (args.dataset_name is None) == (args.train_data_dir is None):
-        parser.error("give exactly one of --dataset_name and --train_data_dir")
+    check_source_arguments(parser, args)
     data_config = DataConfig.from_args(args)
     source = ColorGAN.from_pretrained(args.model)
     config = {**source._hub_mixin_config, **({"image_size": args.image_size} if args.image_size else {})}

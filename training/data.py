@@ -66,6 +66,22 @@ class DataConfig:
 _IMAGE_COLUMN_GUESSES = ("image", "img", "jpg", "jpeg", "png", "webp")
 
 
+def add_source_arguments(parser) -> None:
+    """The flags naming the photos a saved model was trained on (scripts that work on a trained
+    model: calibrate.py, detector.py); `check_source_arguments` after parsing."""
+    parser.add_argument("--train_data_dir", help="the local training folder the model was trained on")
+    parser.add_argument("--dataset_name", help="or the Hub dataset it was trained on")
+    parser.add_argument("--dataset_config_name", help="its configuration")
+    parser.add_argument("--split", default="train", help="its split")
+    parser.add_argument("--image_column", help="its image column")
+
+
+def check_source_arguments(parser, args) -> None:
+    """Exactly one source: a parser error otherwise."""
+    if (args.dataset_name is None) == (args.train_data_dir is None):
+        parser.error("give exactly one of --dataset_name and --train_data_dir")
+
+
 def load_stream(dataset_name=None, dataset_config_name=None, data_dir=None, split="train", streaming=True):
     """A Hub dataset or a local image folder as a `datasets` dataset (streamed by default)."""
     if data_dir is not None:

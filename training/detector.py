@@ -39,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from colorgan_hub import ColorGAN, fakes
 from colorgan_hub.color import rgb_to_model_lab
@@ -47,7 +48,7 @@ from colorgan_hub.image_io import jpeg_roundtrip
 from colorgan_hub.model import load_model
 from colorgan_hub.pipeline import working_shape
 from training.calibration import fit_realness_calibration
-from training.data import DataConfig, list_images, usable_photos
+from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
 from training.losses import discriminator_loss
 from training.saving import halve_weights
 
@@ -57,11 +58,7 @@ logger = logging.getLogger("colorgan.detector")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the trained model (save_pretrained folder or Hub id) whose detector is trained")
-    parser.add_argument("--train_data_dir", help="the local training folder the model was trained on")
-    parser.add_argument("--dataset_name", help="or the Hub dataset it was trained on")
-    parser.add_argument("--dataset_config_name", help="its configuration")
-    parser.add_argument("--split", default="train", help="its split")
-    parser.add_argument("--image_column", help="its image column")
+    add_source_arguments(parser)
     parser.add_argument("--validation_data_dir", required=True, help="folder of validation photos: each family's AUC and the mix's ECE")
     parser.add_argument("--generators", nargs="*", default=[], help="other generators for the checkpoints family (folders or Hub ids)")
     parser.add_argument("--families", nargs="+", default=list(fakes.FAMILIES), choices=fakes.FAMILIES, help="the families to use")
@@ -89,8 +86,7 @@ def parse_args(argv=None):
     parser.add_argument("--save_dtype", choices=["float32", "float16"], default="float16", help="dtype of the saved model.safetensors")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     args = parser.parse_args(argv)
-    if (args.dataset_name is None) == (args.train_data_dir is None):
-        parser.error("give exactly one of --dataset_name and --train_data_dir")
+    check_source_arguments(parser, args)
     if not Path(args.validation_data_dir).is_dir():
         parser.error(f"--validation_data_dir {args.validation_data_dir}: no such folder")
     if "checkpoints" in args.families and not args.generators:
@@ -157,8 +153,6 @@ def augment(rgb: np.ndarray, size: int, crop: int, rng: random.Random) -> np.nda
         small = cv2.resize(rgb, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
         rgb = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
-        from PIL import Image
-
         rgb = np.asarray(jpeg_roundtrip(Image.fromarray(rgb), rng.randint(60, 95)))
     h, w = working_shape(*rgb.shape[:2], size)
     rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if h < rgb.shape[0] else cv2.INTER_LINEAR)
