@@ -38,13 +38,14 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from colorgan_hub import ColorGAN, metrics
+from colorgan_hub import ColorGAN
 from colorgan_hub.color import model_lab_to_rgb
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
 from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
 from training.data import (DataConfig, batch_to_lab, build_stream, channels_last, collate, count_held_out_files, estimate_colour_prior, list_images,
                            training_stream, usable_photos)
 from training.losses import GAN_LOSSES, ColourClassLoss, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
+from training import selection
 from training.saving import save_model
 
 logger = get_logger(__name__)
@@ -385,14 +386,8 @@ def main(args):
     if accelerator.is_main_process:
         tracked = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in vars(args).items() if v is not None}
         accelerator.init_trackers("colorgan", config=tracked)
-    truths = []
-    if args.validation_data_dir:  # spread over the folder: file names group photos by source
-        paths = list_images(args.validation_data_dir)
-        truths = load_truths(paths[:: max(1, len(paths) // args.max_validation_samples)][: args.max_validation_samples], "256")
-    baseline = {
-        "gray_psnr": float(np.mean([metrics.psnr(gray_baseline(t), np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
-        "truth_cf": float(np.mean([metrics.colorfulness(np.asarray(t))[0] for _, t in truths])) if truths else 0.0,
-    }
+    truths = selection.validation_truths(args.validation_data_dir, args.max_validation_samples) if args.validation_data_dir else []
+    baseline = selection.baseline(truths)
 
     # resume
     if args.resume_from_checkpoint:
@@ -540,10 +535,8 @@ def validate(model, args, truths, baseline, step, accelerator):
     `baseline`: the gray baseline's PSNR and the truth's colourfulness, fixed for the run."""
     outputs = model.colorize([img for _, img in truths], device=accelerator.device)  # the model's working size
     result = colour_metrics([np.asarray(o) for o in outputs], [np.asarray(img) for _, img in truths])
-    result["psnr_gain"] = result["psnr"] - baseline["gray_psnr"]
-    result["cf_ratio"] = result["cf"] / max(baseline["truth_cf"], 1e-6)
     # Best under fidelity, colour and hue: the weakest of the three, each against its target.
-    result["score"] = min(result["psnr_gain"] / args.select_psnr_gain, result["cf_ratio"] / args.select_cf_ratio, result["hue_macro"] / args.select_hue_macro)
+    result = selection.score(result, baseline, selection.Targets(args.select_psnr_gain, args.select_cf_ratio, args.select_hue_macro))
     rows = []
     for (_, truth), out in list(zip(truths, outputs))[: args.num_validation_images]:
         rows.append(np.concatenate([gray_baseline(truth), np.asarray(out), np.asarray(truth)], axis=1))
