@@ -79,3 +79,27 @@ def test_argument_checks(folders, tiny_model_dir, tmp_path, extra, message, caps
     with pytest.raises(SystemExit):
         detector.parse_args(argv(folders, tiny_model_dir, tmp_path, *extra))
     assert message in capsys.readouterr().err
+
+
+def test_a_new_model_renders_only_its_own_fakes_again(folders, tiny_model_dir, tmp_path):
+    args = detector.parse_args(argv(folders, tiny_model_dir, tmp_path / "render", "--families", "generator", "toned"))
+    first = ColorGAN.from_pretrained(tiny_model_dir)
+    made = []
+    real_make = detector.fakes.make_fakes
+
+    def counting(family, *a, **k):
+        made.append(family)
+        return real_make(family, *a, **k)
+
+    with mock.patch.object(detector.fakes, "make_fakes", side_effect=counting):
+        data = detector.render(args, first, [])
+        assert made == ["generator"] * 3 + ["toned"] * 3  # train, calibration, validation
+        made.clear()
+        assert detector.render(args, first, [])["validation"]["fakes"]["toned"][0].tobytes() == data["validation"]["fakes"]["toned"][0].tobytes()
+        assert made == []  # all from the cache
+        torch.manual_seed(5)
+        second = ColorGAN(**first._hub_mixin_config)  # same folder name would not matter: keyed by the weights
+        again = detector.render(args, second, [])
+    assert made == ["generator"] * 3
+    assert any(a.tobytes() != b.tobytes() for a, b in zip(again["validation"]["own"], data["validation"]["own"]))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(again["validation"]["fakes"]["toned"], data["validation"]["fakes"]["toned"]))

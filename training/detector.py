@@ -21,13 +21,15 @@ each family's AUC and the mix's ECE with `colorgan_hub.evaluate.family_detector_
 OUT/study.json and OUT/study.md (the left-out family's AUC on validation, in the model card).
 The full-mix model is saved to OUT/model. Each run keeps OUT/runs/NAME/checkpoint.pt
 (every --checkpointing_steps, written then renamed) and OUT/runs/NAME/result.json; a run that
-is started again resumes there and finished runs are not repeated. The rendered photos and fakes
-are kept in OUT/render/ for the same reason.
+is started again resumes there and finished runs are not repeated. The rendered photos and each
+family's fakes are kept in OUT/render/ for the same reason, keyed by the generator weights they
+came from: a new model renders only its own generator family again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -43,7 +45,7 @@ from PIL import Image
 
 from colorgan_hub import ColorGAN, fakes
 from colorgan_hub.color import rgb_to_model_lab
-from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, family_fakes, load_truths
+from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
 from colorgan_hub.image_io import jpeg_roundtrip
 from colorgan_hub.model import load_model
 from colorgan_hub.pipeline import working_shape
@@ -106,36 +108,67 @@ def _arrays(images) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.asarray(img.convert("RGB"))) for img in images]
 
 
-def render(args, model, generators) -> dict:
-    """Training, calibration and validation photos with every family's fakes (cached in OUT/render)."""
-    cache = args.out / "render" / "photos.pkl"
-    key = {"train": args.train_photos, "calibration": args.calibration_photos, "validation": args.validation_photos,
-           "families": sorted(args.families), "generators": list(args.generators), "model": str(args.model), "seed": args.seed}
-    if cache.is_file():
-        with open(cache, "rb") as f:
+def weights_id(model: ColorGAN) -> str:
+    """A digest of a model's generator weights and decoding config: what its fakes depend on."""
+    digest = hashlib.sha256(json.dumps(model._hub_mixin_config, sort_keys=True, default=str).encode())
+    for name, tensor in model.generator.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _cached(path: Path, key: dict, make):
+    """`make()`'s value, kept in `path` under `key` (written then renamed): made again only when
+    the key changes."""
+    if path.is_file():
+        with open(path, "rb") as f:
             data = pickle.load(f)
         if data["key"] == key:
-            logger.info("rendered photos and fakes from %s", cache)
-            return data
-    config = DataConfig.from_args(args)
+            logger.info("%s from %s", path.stem, path)
+            return data["value"]
+    value = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".tmp"), "wb") as f:
+        pickle.dump({"key": key, "value": value}, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(path.with_suffix(".tmp"), path)
+    return value
+
+
+SET_SEEDS = {"train": 11, "calibration": 23}  # added to --seed; validation draws evaluate's FAMILY_SEED fakes
+
+
+def render(args, model, generators) -> dict:
+    """Training, calibration and validation photos with every family's fakes, cached in
+    OUT/render/: the photos in photos.pkl, each family's fakes in FAMILY.pkl keyed by the
+    weights they depend on, so a new model renders only its own families again."""
     started = time.time()
-    data = {"key": key}
-    sets = {
-        "train": _arrays(usable_photos(config, args.train_photos, held_out=False)),
-        "calibration": _arrays(usable_photos(config, args.calibration_photos, held_out=True)),
-        "validation": [np.asarray(img) for _, img in load_truths(list_images(args.validation_data_dir, args.validation_photos), "full")],
-    }
-    for name, photos in sets.items():
-        seed = {"train": args.seed + 11, "calibration": args.seed + 23, "validation": FAMILY_SEED}[name]
-        fakes_of = family_fakes(model, photos, args.families, generators, seed=seed)
-        data[name] = {"real": photos, "fakes": fakes_of}
-        if name == "validation":
-            data[name]["own"] = [np.asarray(o) for o in model.colorize(photos)]
-        logger.info("%s: %d photos, fakes of %s (%.0f s so far)", name, len(photos), ", ".join(fakes_of), time.time() - started)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache.with_suffix(".tmp"), "wb") as f:
-        pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(cache.with_suffix(".tmp"), cache)
+    photos_key = {"train": args.train_photos, "calibration": args.calibration_photos, "validation": args.validation_photos,
+                  "source": [str(args.train_data_dir or args.dataset_name), str(args.validation_data_dir)], "seed": args.seed}
+
+    def load_photos():
+        config = DataConfig.from_args(args)
+        return {
+            "train": _arrays(usable_photos(config, args.train_photos, held_out=False)),
+            "calibration": _arrays(usable_photos(config, args.calibration_photos, held_out=True)),
+            "validation": [np.asarray(img) for _, img in load_truths(list_images(args.validation_data_dir, args.validation_photos), "full")],
+        }
+
+    photos = _cached(args.out / "render" / "photos.pkl", photos_key, load_photos)
+    data = {name: {"real": real, "fakes": {}} for name, real in photos.items()}
+    model_id = weights_id(model)
+    for family in args.families:
+        if family == "checkpoints" and not generators:
+            continue
+        depends = {"generator": model_id} if family == "generator" else {"checkpoints": [weights_id(g) for g in generators]} if family == "checkpoints" else {}
+        key = {**photos_key, "family": family, **depends}
+        made = _cached(args.out / "render" / f"{family}.pkl", key, lambda family=family: {
+            name: fakes.make_fakes(family, real, seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]), model=model, generators=generators)
+            for name, real in photos.items()})
+        for name in data:
+            data[name]["fakes"][family] = made[name]
+        logger.info("%s fakes ready (%.0f s so far)", family, time.time() - started)
+    data["validation"]["own"] = _cached(args.out / "render" / "own.pkl", {**photos_key, "family": "own", "generator": model_id},
+                                        lambda: [np.asarray(o) for o in model.colorize(photos["validation"])])
     return data
 
 
