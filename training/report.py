@@ -42,8 +42,9 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   is bolder and riskier, lower is safer and grayer.
 - Colour is predicted at the working size (the config's `image_size`, 128) at half resolution and
   upsampled: thin coloured details bleed; lightness is always the photo's own, at full resolution.
-- Fidelity (PSNR) is only a little above the gray baseline on `val` and level with one constant
-  colour there: a wrong confident colour costs more than no colour. See the evaluation table.
+- Fidelity (PSNR) is only a little above the gray baseline on `val` and below one constant
+  colour there: a wrong confident colour costs more than no colour. Lower `vividness` trades
+  colour for fidelity. See the evaluation table.
 - The realness score answers one question: was this colour photo photographed in colour, or is its
   colour added to a black-and-white photo? It was trained against a family of colorizations (this
   model at many settings and working sizes, other generators, toned prints, hand-tinting, colour

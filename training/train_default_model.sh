@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The commands that trained the bundled default model (CPU, 2 cores, about 2 hours), then its card.
+# The commands that trained the bundled default model (CPU, 2 cores, about 5 hours in all), then its card.
 #   bash training/train_default_model.sh ../shared/data OUTPUT_DIR
 #
-# One run in two launches of the same output folder: pre-training (4,000 steps), then GAN (600)
-# and detector (300) steps resumed from the step-4,000 checkpoint with the GAN's flags. The bundled
-# weights' pre-training launch ran at commit 2489f0b (same model and losses as here; its flag
-# names then: --calibration_samples, colours decoded at vividness 1 for validation); the second
-# launch ran this train.py. The decoding defaults (vividness 0.6, temperature 0.5) were then
-# chosen on validation (see default_model_procedure.md) and the realness calibration fitted again
-# for them; then the detector was trained against the colorizer family (step 4). report.py measures the model beside its pre-training-only self and writes the card.
+# Two runs. Steps 1-4 made the model bundled in sessions 3-5 (OUTPUT_DIR/model): pre-training
+# (4,000 steps), then GAN (600) and detector (300) steps resumed from the step-4,000 checkpoint with
+# the GAN's flags (its pre-training launch ran at commit 2489f0b: same model and losses, older flag
+# names, colours validated at vividness 1); decoding defaults (vividness 0.6, temperature 0.5)
+# chosen on validation; the detector trained against the colorizer family. Steps 5-7 make today's
+# bundled model (OUTPUT_DIR/continued/model): the step-4,000 generator pre-trained 4,500 steps
+# more, 300 GAN steps, decoding chosen by training/choose_decoding.py, step 4's detector continued
+# against the family with the new generator. report.py measures it beside its pre-training-only
+# self and writes the card. See default_model_procedure.md.
 set -euo pipefail
 data=${1:?path to the shared data folder (with train/, val/, val_fullres/, historic/)}
 out=${2:?output folder}
@@ -70,6 +72,47 @@ ln -sfn "$out/detector/render" "$out/detector-shipped/render"
 cp "$out/detector/runs/full/checkpoint.pt" "$out/detector-shipped/runs/full/"  # resumed at step 500
 python training/detector.py "${family[@]}" --steps 2100 --out "$out/detector-shipped"
 cp "$out/detector-shipped/model/model.safetensors" "$out/model/model.safetensors"
-python training/report.py --run "$out" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
-  --detector_study "$out/detector/study.json" --detector_generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" \
+
+# 5. continued pre-training (the bundled model since session 6): a second run from step 1's generator
+#    after 4,000 steps ($out/model-pretrained) with a fresh optimiser, 4,500 more cross-entropy steps
+#    (bf16 autocast on the CPU, seed 1), stopped at its step-4,500 checkpoint; then 300 GAN steps
+#    resumed from it with step 2's losses (EMA 0.99, validated every 100 steps, best kept).
+out2="$out/continued"
+launch2=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf16 --dynamo_backend no)
+common2=(--pretrained_model "$out/model-pretrained" --mixed_precision bf16
+         --train_data_dir "$data/train" --validation_data_dir "$data/val" --output_dir "$out2"
+         --resolution 128 --crop_scale_min 0.25 --train_batch_size 32 --min_colorfulness 12
+         --model_config '{"temperature": 0.38, "vividness": 0.75}' --detector_steps 0
+         --learning_rate 2e-4 --gan_learning_rate 5e-5 --discriminator_learning_rate 5e-5
+         --lambda_class 5 --lambda_decoded_l1 30 --gan_loss vanilla --use_ema --select_cf_ratio 0.8
+         --max_validation_samples 100 --checkpoints_total_limit 2 --realness_calibration_photos 256
+         --save_dtype float16 --seed 1 --resume_from_checkpoint latest)
+"${launch2[@]}" training/train.py "${common2[@]}" --pretrain_steps 6000 --gan_steps 400 --ema_decay 0.999 \
+  --validation_steps 1000 --checkpointing_steps 250 &
+pid=$!
+until [ -d "$out2/checkpoint-4500" ]; do sleep 10; done
+kill "$pid"; wait "$pid" || true
+"${launch2[@]}" training/train.py "${common2[@]}" --pretrain_steps 4500 --gan_steps 300 --ema_decay 0.99 \
+  --validation_steps 100 --checkpointing_steps 100
+
+# 6. the decoding defaults chosen on the same 100 validation photos by the same score
+python training/choose_decoding.py --model "$out2/model" --validation_data_dir "$data/val" \
+  --vividness 0.6 0.7 0.8 0.9 1.0 --temperature 0.38 0.5 0.6 --json "$out2/decoding.json" --out "$out2/model"
+
+# 7. the detector: step 4's, continued 800 steps (run to 400, then continued) against the family with this generator (the
+#    generator of step 4's model joins the other generators), calibrated again on the family mix
+python - "$out2/model" "$out/model" <<'PY'
+import sys
+from colorgan_hub import ColorGAN
+model, previous = ColorGAN.from_pretrained(sys.argv[1]), ColorGAN.from_pretrained(sys.argv[2])
+model.discriminator.load_state_dict(previous.discriminator.state_dict())
+model.realness_calibration.copy_(previous.realness_calibration)
+model.save_pretrained(sys.argv[1])
+PY
+python training/detector.py --model "$out2/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" \
+  --train_photos 2500 --init model --learning_rate 1e-4 --steps 800 --checkpointing_steps 100 --out "$out2/detector"
+cp "$out2/detector/model/model.safetensors" "$out2/model/model.safetensors"
+python training/report.py --run "$out2" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
+  --detector_study "$out/detector/study.json" --detector_generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" \
   --command "bash training/train_default_model.sh $data $out" --procedure "$(cat training/default_model_procedure.md)"
