@@ -156,11 +156,12 @@ def render(args, model, generators) -> dict:
     photos = _cached(args.out / "render" / "photos.pkl", photos_key, load_photos)
     data = {name: {"real": real, "fakes": {}} for name, real in photos.items()}
     model_id = weights_id(model)
-    for family in args.families:
-        if family == "checkpoints" and not generators:
-            continue
-        depends = {"generator": model_id} if family == "generator" else {"checkpoints": [weights_id(g) for g in generators]} if family == "checkpoints" else {}
-        key = {**photos_key, "family": family, **depends}
+    for family in args.families:  # parse_args has dropped the checkpoints family when there are no --generators
+        key = {**photos_key, "family": family}
+        if family == "generator":
+            key["generator"] = model_id
+        elif family == "checkpoints":
+            key["checkpoints"] = [weights_id(g) for g in generators]
         made = _cached(args.out / "render" / f"{family}.pkl", key, lambda family=family: {
             name: fakes.make_fakes(family, real, seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]), model=model, generators=generators)
             for name, real in photos.items()})
