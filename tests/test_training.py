@@ -213,11 +213,24 @@ def test_half_precision_save_loads_back(photo_folders, tmp_path):
     assert ColorGAN.from_pretrained(tmp_path / "model").generator.body.down[0].weight.dtype == torch.float32
 
 
+def test_pretrain_learning_rate_warms_up_then_decays_to_the_floor():
+    args = train.parse_args(["--output_dir", "x", "--train_data_dir", "d", "--learning_rate", "1e-3", "--pretrain_steps", "1000",
+                             "--lr_schedule", "cosine", "--lr_warmup_steps", "100", "--min_lr_ratio", "0.1"])
+    curve = [train.pretrain_lr(step, args) for step in range(1000)]
+    assert curve[0] == pytest.approx(1e-5) and curve[99] == pytest.approx(1e-3)  # linear warm-up to the full rate
+    assert all(a >= b for a, b in zip(curve[99:], curve[100:]))  # then never rises
+    assert curve[-1] == pytest.approx(1e-4)  # the last step at --min_lr_ratio
+    assert curve[549] == pytest.approx(0.55e-3, rel=1e-2)  # half-way: half-way between full and floor
+    args.lr_schedule = "constant"
+    assert {train.pretrain_lr(step, args) for step in range(100, 1000)} == {1e-3}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--output_dir", "x"], "exactly one of"),
     (["--output_dir", "x", "--train_data_dir", "d", "--push_to_hub"], "--hub_model_id"),
     (["--output_dir", "x", "--train_data_dir", "d", "--calibration_fraction", "0"], "--realness_calibration_fraction > 0"),
     (["--output_dir", "x", "--train_data_dir", "d", "--resume_from_checkpoint", "nowhere"], "no such checkpoint folder"),
+    (["--output_dir", "x", "--train_data_dir", "d", "--min_lr_ratio", "1.5"], "--min_lr_ratio in [0, 1]"),
 ])
 def test_argument_checks(argv, message, capsys):
     with pytest.raises(SystemExit):

@@ -90,6 +90,10 @@ def parse_args(argv=None):
     g.add_argument("--detector_steps", type=int, default=500, help="steps of detector training with the generator frozen")
     g.add_argument("--train_batch_size", type=int, default=16, help="batch size per process")
     g.add_argument("--learning_rate", type=float, default=2e-4, help="generator learning rate in pre-training")
+    g.add_argument("--lr_schedule", choices=["constant", "cosine"], default="constant",
+                   help="pre-training learning rate over its steps: constant, or cosine decay to --min_lr_ratio x --learning_rate")
+    g.add_argument("--lr_warmup_steps", type=int, default=0, help="pre-training steps of linear warm-up from 0 (e.g. a fresh optimiser on --pretrained_model)")
+    g.add_argument("--min_lr_ratio", type=float, default=0.0, help="--lr_schedule cosine: the last pre-training step's share of --learning_rate")
     g.add_argument("--gan_learning_rate", type=float, help="generator learning rate in the GAN phase (default: --learning_rate)")
     g.add_argument("--discriminator_learning_rate", type=float, help="discriminator learning rate in the GAN phase (default: --gan_learning_rate)")
     g.add_argument("--detector_learning_rate", type=float, help="discriminator learning rate in the detector phase (default: --learning_rate)")
@@ -140,6 +144,8 @@ def parse_args(argv=None):
         parser.error("--push_to_hub needs --hub_model_id")
     if min(args.pretrain_steps, args.gan_steps, args.detector_steps) < 0 or args.pretrain_steps + args.gan_steps + args.detector_steps == 0:
         parser.error("phase step counts (--pretrain_steps, --gan_steps, --detector_steps) must be >= 0 and not all 0")
+    if args.lr_warmup_steps < 0 or not 0 <= args.min_lr_ratio <= 1:
+        parser.error("--lr_warmup_steps must be >= 0 and --min_lr_ratio in [0, 1]")
     if not 0 <= args.calibration_fraction < 1:
         parser.error("--realness_calibration_fraction must be in [0, 1)")
     if args.detector_steps and args.calibration_fraction == 0 and not args.validation_data_dir:
@@ -315,6 +321,20 @@ def detector_step(run: Run, real_l, real_ab, batch, rng) -> dict:
 PHASE_STEPS = {"pretrain": pretrain_step, "gan": gan_step, "detector": detector_step}
 
 
+def pretrain_lr(step: int, args) -> float:
+    """The generator's learning rate at pre-training step `step` (0-based): linear warm-up, then
+    constant or cosine decay to --min_lr_ratio. A function of the step alone, so a resumed run
+    continues the same curve without a scheduler state in its checkpoint."""
+    if step < args.lr_warmup_steps:
+        return args.learning_rate * (step + 1) / args.lr_warmup_steps
+    if args.lr_schedule == "constant":
+        return args.learning_rate
+    span = max(1, args.pretrain_steps - args.lr_warmup_steps - 1)
+    progress = min(1.0, (step - args.lr_warmup_steps) / span)
+    ratio = args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return args.learning_rate * ratio
+
+
 def phase_of(step: int, args) -> str:
     if step < args.pretrain_steps:
         return "pretrain"
@@ -426,6 +446,9 @@ def main(args):
                 restore_best(run)  # the generator is frozen from here on
                 recompute_statistics()
 
+        if phase == "pretrain":
+            for group in optimizer_g.param_groups:
+                group["lr"] = pretrain_lr(state.step, args)
         batch = next(data)
         for reason, n in batch["drops"].items():
             drops[reason] = drops.get(reason, 0) + n
@@ -455,6 +478,7 @@ def main(args):
         if state.step % args.logging_steps == 0 or state.step == total_steps:
             values = {k: float(v.detach()) for k, v in logs.items()}
             progress.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in values.items()})
+            values["lr_g"] = optimizer_g.param_groups[0]["lr"]
             accelerator.log({**{f"train/{k}": v for k, v in values.items()}, **{f"data/dropped_{k}": v for k, v in drops.items()},
                              "train/nonfinite_steps": state.nonfinite, "train/epoch": state.epoch}, step=state.step)
         if truths and phase != "detector" and (state.step % args.validation_steps == 0 or state.step == args.pretrain_steps + args.gan_steps):
