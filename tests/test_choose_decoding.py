@@ -23,6 +23,16 @@ def test_score_is_the_weakest_ratio_against_its_target():
     assert cast["score"] < 0  # colourful but below gray: never chosen over a faithful output
 
 
+def test_validation_photos_are_spread_over_every_source(tmp_path):
+    for source in ("bsds", "catsdogs", "wiki"):  # sorted by name, so sources come in blocks
+        for i in range(5):
+            make_photo(40, 32, seed=i).save(tmp_path / f"{source}_{i}.png")
+    names = [name for name, _ in selection.validation_truths(tmp_path, 8)]
+    assert len(names) == 8 and len(set(names)) == 8
+    assert sorted({name.split("/")[-1].split("_")[0] for name in names}) == ["bsds", "catsdogs", "wiki"]  # the last block too
+    assert len(selection.validation_truths(tmp_path, 100)) == 15  # more asked than there are: all of them
+
+
 def test_chooses_the_best_pair_and_saves_it_with_the_weights_untouched(tmp_path, capsys):
     val = tmp_path / "val"
     val.mkdir()

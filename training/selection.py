@@ -26,9 +26,12 @@ class Targets:
 
 
 def validation_truths(folder, count: int) -> list[tuple[str, Image.Image]]:
-    """`count` photos spread over `folder` (file names group photos by source), at protocol 256."""
+    """`count` photos spread evenly over the whole of `folder` (file names group photos by source,
+    so every source gets its share), at protocol 256."""
     paths = list_images(folder)
-    return load_truths(paths[:: max(1, len(paths) // count)][:count], "256")
+    if count < len(paths):
+        paths = [paths[i * len(paths) // count] for i in range(count)]
+    return load_truths(paths, "256")
 
 
 def baseline(truths) -> dict[str, float]:
