@@ -113,6 +113,36 @@ python training/detector.py --model "$out2/model" --train_data_dir "$data/train"
   --generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" \
   --train_photos 2500 --init model --learning_rate 1e-4 --steps 800 --checkpointing_steps 100 --out "$out2/detector"
 cp "$out2/detector/model/model.safetensors" "$out2/model/model.safetensors"
-python training/report.py --run "$out2" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
-  --detector_study "$out/detector/study.json" --detector_generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" \
+
+# 8. pre-training continued again (the bundled model since session 7): a third run from step 5's
+#    step-4,500 generator ($out2/model-pretrained), 4,500 more cross-entropy steps with a 100-step
+#    warm-up and cosine decay of the learning rate to 5% (13,000 pre-training steps in all), seed 2;
+#    then 300 GAN steps with step 6's losses (EMA 0.999, validated at the end, best kept)
+out3="$out/continued-2"
+#    (flags given after common2's override them: argparse keeps the last)
+"${launch2[@]}" training/train.py "${common2[@]}" --pretrained_model "$out2/model-pretrained" --output_dir "$out3" --seed 2 \
+  --pretrain_steps 4500 --gan_steps 300 --ema_decay 0.999 --lr_schedule cosine --lr_warmup_steps 100 --min_lr_ratio 0.05 \
+  --validation_steps 1500 --checkpointing_steps 250
+
+# 9. the decoding defaults chosen on 200 validation photos spread over the whole folder
+python training/choose_decoding.py --model "$out3/model" --validation_data_dir "$data/val" --max_validation_samples 200 \
+  --vividness 0.3 0.4 0.5 0.6 0.7 --temperature 0.38 0.5 --json "$out3/decoding.json" --out "$out3/model"
+
+# 10. the detector: step 7's, continued 800 steps against the family with this generator (step 7's
+#     model joins the other generators), calibrated again on the family mix
+python - "$out3/model" "$out2/model" <<'PY'
+import sys
+from colorgan_hub import ColorGAN
+model, previous = ColorGAN.from_pretrained(sys.argv[1]), ColorGAN.from_pretrained(sys.argv[2])
+model.discriminator.load_state_dict(previous.discriminator.state_dict())
+model.realness_calibration.copy_(previous.realness_calibration)
+model.save_pretrained(sys.argv[1])
+PY
+python training/detector.py --model "$out3/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" "$out2/model" \
+  --train_photos 2500 --init model --learning_rate 1e-4 --steps 800 --checkpointing_steps 100 --out "$out3/detector"
+cp "$out3/detector/model/model.safetensors" "$out3/model/model.safetensors"
+python training/report.py --run "$out3" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
+  --curves_from "$out" "$out2" "$out3" --detector_study "$out/detector/study.json" \
+  --detector_generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" "$out2/model" \
   --command "bash training/train_default_model.sh $data $out" --procedure "$(cat training/default_model_procedure.md)"
