@@ -49,14 +49,14 @@ def main(argv=None) -> dict:
             per = counts.setdefault(source_of(name), {f: np.zeros(2, np.int64) for f in metrics.HUE_FAMILIES})
             for family, c in metrics.hue_hits(np.asarray(out), np.asarray(truth)).items():
                 per[family] += c
+    pooled = metrics.hue_rates({f: sum(per[f] for per in counts.values()) for f in metrics.HUE_FAMILIES})
+    by_source = {src: metrics.hue_rates(per) for src, per in counts.items()}
     result = {}
     for family in metrics.HUE_FAMILIES:
         total = sum(int(per[family][1]) for per in counts.values())
-        rows = {src: {"share": int(per[family][1]) / max(total, 1), "rate": int(per[family][0]) / int(per[family][1])}
-                for src, per in counts.items() if per[family][1]}
-        hits = sum(int(per[family][0]) for per in counts.values())
-        result[family] = {"pixels": total, "rate": hits / max(total, 1), "sources": dict(sorted(rows.items(), key=lambda kv: -kv[1]["share"]))}
-        print(f"{family}: rate {result[family]['rate']:.3f} over {total} chromatic pixels")
+        rows = {src: {"share": int(per[family][1]) / total, "rate": by_source[src][family]} for src, per in counts.items() if per[family][1]}
+        result[family] = {"pixels": total, "rate": pooled[family], "sources": dict(sorted(rows.items(), key=lambda kv: -kv[1]["share"]))}
+        print(f"{family}: rate {pooled[family]:.3f} over {total} chromatic pixels")
         for src, row in result[family]["sources"].items():
             print(f"  {src:12s} {row['share']:6.1%} of the pixels, hit rate {row['rate']:.3f}")
     if args.json:

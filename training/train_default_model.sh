@@ -101,7 +101,11 @@ python training/choose_decoding.py --model "$out2/model" --validation_data_dir "
 
 # 7. the detector: step 4's, continued 800 steps (run to 400, then continued) against the family with this generator (the
 #    generator of step 4's model joins the other generators), calibrated again on the family mix
-python - "$out2/model" "$out/model" <<'PY'
+continue_detector() {  # RUN PREVIOUS_MODEL GENERATOR...: PREVIOUS_MODEL's detector and calibration carried into
+                      # RUN/model, continued 800 steps in RUN/detector against the family, weights copied back
+  local run="$1" previous="$2"
+  shift 2
+  python - "$run/model" "$previous" <<'PY'
 import sys
 from colorgan_hub import ColorGAN
 model, previous = ColorGAN.from_pretrained(sys.argv[1]), ColorGAN.from_pretrained(sys.argv[2])
@@ -109,10 +113,12 @@ model.discriminator.load_state_dict(previous.discriminator.state_dict())
 model.realness_calibration.copy_(previous.realness_calibration)
 model.save_pretrained(sys.argv[1])
 PY
-python training/detector.py --model "$out2/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
-  --generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" \
-  --train_photos 2500 --init model --learning_rate 1e-4 --steps 800 --checkpointing_steps 100 --out "$out2/detector"
-cp "$out2/detector/model/model.safetensors" "$out2/model/model.safetensors"
+  python training/detector.py --model "$run/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+    --generators "$@" --train_photos 2500 --init model --learning_rate 1e-4 --steps 800 --checkpointing_steps 100 --out "$run/detector"
+  cp "$run/detector/model/model.safetensors" "$run/model/model.safetensors"
+}
+earlier=("$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model")  # the other generators of steps 7 and 10
+continue_detector "$out2" "$out/model" "${earlier[@]}"
 
 # 8. pre-training continued again (the bundled model since session 7): a third run from step 5's
 #    step-4,500 generator ($out2/model-pretrained), 4,500 more cross-entropy steps with a 100-step
@@ -130,19 +136,8 @@ python training/choose_decoding.py --model "$out3/model" --validation_data_dir "
 
 # 10. the detector: step 7's, continued 800 steps against the family with this generator (step 7's
 #     model joins the other generators), calibrated again on the family mix
-python - "$out3/model" "$out2/model" <<'PY'
-import sys
-from colorgan_hub import ColorGAN
-model, previous = ColorGAN.from_pretrained(sys.argv[1]), ColorGAN.from_pretrained(sys.argv[2])
-model.discriminator.load_state_dict(previous.discriminator.state_dict())
-model.realness_calibration.copy_(previous.realness_calibration)
-model.save_pretrained(sys.argv[1])
-PY
-python training/detector.py --model "$out3/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
-  --generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" "$out2/model" \
-  --train_photos 2500 --init model --learning_rate 1e-4 --steps 800 --checkpointing_steps 100 --out "$out3/detector"
-cp "$out3/detector/model/model.safetensors" "$out3/model/model.safetensors"
+continue_detector "$out3" "$out2/model" "${earlier[@]}" "$out2/model"
 python training/report.py --run "$out3" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
   --curves_from "$out" "$out2" "$out3" --detector_study "$out/detector/study.json" \
-  --detector_generators "$gens/regression-7def17c" "$gens/regression-4c32290" "$out/model-pretrained" "$out/model-l1" "$out/model" "$out2/model" \
+  --detector_generators "${earlier[@]}" "$out2/model" \
   --command "bash training/train_default_model.sh $data $out" --procedure "$(cat training/default_model_procedure.md)"
