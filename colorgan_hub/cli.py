@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import DEFAULT_MODEL
-from .image_io import DEFAULT_MAX_PIXELS, ImageError, list_images, load_image, output_path, save_image
+from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, list_images, load_image, output_path, save_image
 from .video import STABILITY, VIDEO_SUFFIXES, VideoError, colorize_video, video_output_path
 
 VIVIDNESS_HELP = "classification models: 0 (muted, safe) to 1 (bold, risky) colour (default: the model's own, chosen on validation)"
@@ -247,6 +247,11 @@ def cmd_score(args) -> int:
     for path in _progress(inputs.paths, "score"):
         try:
             p = model.realness(_load_input(path, args.max_pixels), size=args.size)
+        except NoColourError as err:  # an answer, not a failure: a black-and-white or toned print
+            scores.append({"file": str(path), "realness": None, "monochrome": err.reason})
+            if not args.json:
+                tqdm.write(f"monochrome\t{path}", file=sys.stdout)
+            continue
         except ImageError as err:
             report(str(err))
             failed += 1
@@ -328,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_colorize)
 
-    p = sub.add_parser("score", help="probability that colour photos were photographed in colour")
+    p = sub.add_parser("score", help="probability that colour photos were photographed in colour (monochrome: a black-and-white or toned print)")
     common(p)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     p.set_defaults(func=cmd_score)

@@ -33,6 +33,11 @@ class ImageError(ValueError):
         self.reason = reason
 
 
+class NoColourError(ImageError):
+    """A grayscale photo or a toned monochrome print given to the realness score: not a broken
+    file but an answer (it was not photographed in colour, and there is no colour to judge)."""
+
+
 def describe(image, index: int | None = None) -> str:
     """A name for an input in error messages: its path, its file name, or its position."""
     if isinstance(image, (str, os.PathLike)):

@@ -22,7 +22,7 @@ from PIL import Image
 
 from .color import normalize_l, rgb_to_l_numpy, rgb_to_model_lab
 from .fullres import recombine
-from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
+from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
 
 MONOCHROME = "monochrome (toned) photograph: no colour to judge"
 
@@ -194,7 +194,7 @@ def realness(model, images, size: int | None = None, batch_size: int = 8, device
 
     One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images and toned
     monochrome prints (sepia, cyanotype, selenium: colour that depends on the lightness alone,
-    `image_io.is_monochrome`) raise ImageError, "monochrome (toned) photograph: no colour to
+    `image_io.is_monochrome`) raise NoColourError (an ImageError), "monochrome (toned) photograph: no colour to
     judge", unless `allow_grayscale`: evaluation and calibration score every colorization, also a
     nearly colourless one.
     """
@@ -223,9 +223,9 @@ def realness_logits(model, images, size: int | None = None, batch_size: int = 8,
         source = describe(image, i)
         img = load_image(image, max_pixels=max_pixels, source=source)
         if not allow_grayscale and is_grayscale(img):
-            raise ImageError(source, "is grayscale: there is no colour to judge (colorize it first)")
+            raise NoColourError(source, "is grayscale: there is no colour to judge (colorize it first)")
         if not allow_grayscale and is_monochrome(img):
-            raise ImageError(source, MONOCHROME)
+            raise NoColourError(source, MONOCHROME)
         rgb, _ = to_rgb_alpha(img)
         prepared.append(_resize(rgb, working_shape(*rgb.shape[:2], size)))
 

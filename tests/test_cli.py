@@ -78,11 +78,26 @@ def test_score_lines_and_json(photos, tiny_model_dir, capsys):
     assert run("score", colour, "--model", tiny_model_dir) == 0
     p, name = capsys.readouterr().out.strip().split("\t")
     assert 0 <= float(p) <= 1 and name == str(colour)
-    code = run("score", colour, photos / "scans" / "old.jpg", "--model", tiny_model_dir, "--json")
+    broken = photos / "scans" / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    code = run("score", colour, broken, "--model", tiny_model_dir, "--json")
     captured = capsys.readouterr()
-    assert code == 1  # old.jpg is grayscale
+    assert code == 1  # a file that cannot be read fails; the others are still scored
     assert [r["file"] for r in json.loads(captured.out)] == [str(colour)]
-    assert "grayscale" in captured.err
+    assert str(broken) in captured.err
+
+
+def test_score_answers_monochrome_for_black_and_white_and_toned_prints(photos, tiny_model_dir, capsys):
+    gray = photos / "scans" / "old.jpg"
+    lightness = np.asarray(Image.open(gray).convert("L"), dtype=np.float32)[..., None] / 255.0
+    sepia = photos / "sepia.png"
+    Image.fromarray((255 * lightness * np.array([1.0, 0.78, 0.5])).astype(np.uint8)).save(sepia)
+    assert run("score", gray, sepia, "--model", tiny_model_dir) == 0  # an answer, not a failure
+    lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    assert lines == [["monochrome", str(gray)], ["monochrome", str(sepia)]]
+    assert run("score", sepia, "--model", tiny_model_dir, "--json") == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {"file": str(sepia), "realness": None, "monochrome": "monochrome (toned) photograph: no colour to judge"}]
 
 
 @pytest.mark.parametrize(
