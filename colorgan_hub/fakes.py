@@ -125,10 +125,13 @@ def generator_settings(model, rng: np.random.Generator) -> dict:
     return settings
 
 
-def colorize_family(models, photos: list[np.ndarray], seed: int, start: int = 0, random_settings: bool = True, group: int = 8) -> list[np.ndarray]:
+def colorize_family(models, photos: list[np.ndarray], seed: int, start: int = 0, random_settings: bool = True, group: int = 8,
+                    default_share: float = 0.0) -> list[np.ndarray]:
     """Colorizations of `photos` (uint8 RGB arrays) by `models`, through `model.colorize` as users
     run it: photo i goes to models[(start + i) % len(models)], at settings drawn once per group of
-    `group` photos (so they run batched), or the model's own with `random_settings=False`."""
+    `group` photos (so they run batched), or the model's own with `random_settings=False`; with
+    `default_share`, that share of the groups (drawn at random) gets the model's own settings
+    too (what most users' colorizations are made with)."""
     models = list(models)
     out: list[np.ndarray | None] = [None] * len(photos)
     for first in range(0, len(photos), group * len(models)):
@@ -136,24 +139,28 @@ def colorize_family(models, photos: list[np.ndarray], seed: int, start: int = 0,
             indices = [i for i in range(first, min(first + group * len(models), len(photos))) if (start + i) % len(models) == k]
             if not indices:
                 continue
-            settings = generator_settings(model, rng_for(seed, start + indices[0])) if random_settings else {}
+            rng = rng_for(seed, start + indices[0])
+            own = not random_settings or (default_share > 0 and rng.random() < default_share)
+            settings = {} if own else generator_settings(model, rng)
             results = model.colorize([photos[i] for i in indices], batch_size=group, **settings)
             for i, img in zip(indices, results):
                 out[i] = np.asarray(img)
     return out
 
 
-def make_fakes(family: str, photos: list[np.ndarray], seed: int = 0, start: int = 0, model=None, generators=(), references=None) -> list[np.ndarray]:
+def make_fakes(family: str, photos: list[np.ndarray], seed: int = 0, start: int = 0, model=None, generators=(), references=None,
+               default_share: float = 0.0) -> list[np.ndarray]:
     """The `family`'s fake of each photo (uint8 RGB arrays in, the same sizes out).
 
     `model`: the generator family's model; `generators`: the checkpoints family's models;
     `references`: the transfer family's colour sources (default: the other photos, photo i
     takes photo i + 1 + a seeded offset). `start`: the photos' index in a larger set, so a set
-    made in pieces draws what it would in one go."""
+    made in pieces draws what it would in one go. `default_share`: the generator family's share
+    of photos colorized at the model's own settings (`colorize_family`); evaluation keeps 0."""
     if family == "generator":
         if model is None:
             raise ValueError("the generator family needs the model")
-        return colorize_family([model], photos, seed, start)
+        return colorize_family([model], photos, seed, start, default_share=default_share)
     if family == "checkpoints":
         if not generators:
             raise ValueError("the checkpoints family needs other generators (models)")

@@ -37,6 +37,19 @@ def test_every_family_keeps_the_photos_lightness_and_size_and_repeats_its_draws(
         assert any(not np.array_equal(a, b) for a, b in zip(made, different))
 
 
+def test_generator_family_can_weight_the_models_own_settings(tiny_model):
+    reals = photos(16)
+    own = [np.asarray(img) for img in tiny_model.colorize(reals)]
+    assert all(np.array_equal(a, b) for a, b in zip(fakes.make_fakes("generator", reals, seed=3, model=tiny_model, default_share=1.0), own))
+    random_draw = fakes.make_fakes("generator", reals, seed=3, model=tiny_model)
+    assert any(not np.array_equal(a, b) for a, b in zip(random_draw, own))  # random settings by default
+    # settings are drawn per group of 8 photos: about half the groups at the model's own
+    eight, own8 = reals[:8], own[:8]
+    at_own = [all(np.array_equal(a, b) for a, b in zip(fakes.make_fakes("generator", eight, seed=s, model=tiny_model, default_share=0.5), own8))
+              for s in range(12)]
+    assert 2 <= sum(at_own) <= 10
+
+
 def test_toned_print_has_one_hue():
     gray = np.repeat(np.asarray(make_photo(seed=5).convert("L"))[..., None], 3, axis=2)
     for index in range(6):

@@ -69,6 +69,9 @@ def parse_args(argv=None):
     parser.add_argument("--study_families", nargs="+", choices=fakes.FAMILIES,
                         help="the families the study leaves out in turn (default: all; with --init model, the generator family's "
                              "row would not be a held-out measurement: the model's discriminator was trained against it)")
+    parser.add_argument("--own_default_share", type=float, default=0.0,
+                        help="share of the generator family's training and calibration fakes made at the model's own settings "
+                             "(the colorizations users make most); validation keeps the random draw")
     parser.add_argument("--train_photos", type=int, default=3000, help="training photos (each gets one fake from every family)")
     parser.add_argument("--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
                         help="as in training: the share of the source held out (by hash) for the calibration")
@@ -96,6 +99,8 @@ def parse_args(argv=None):
         logger.warning("no --generators: the checkpoints family is left out")
     if set(args.leave_out) >= set(args.families):
         parser.error("--leave_out leaves no family to train on")
+    if not 0 <= args.own_default_share <= 1:
+        parser.error(f"--own_default_share must be in [0, 1], got {args.own_default_share}")
     args.resolution, args.crop_scale_min, args.min_image_size = 128, 0.25, 64  # for DataConfig (decoding only)
     return args
 
@@ -160,10 +165,13 @@ def render(args, model, generators) -> dict:
         key = {**photos_key, "family": family}
         if family == "generator":
             key["generator"] = model_id
+            if args.own_default_share:
+                key["own_default_share"] = args.own_default_share
         elif family == "checkpoints":
             key["checkpoints"] = [weights_id(g) for g in generators]
         made = _cached(args.out / "render" / f"{family}.pkl", key, lambda family=family: {
-            name: fakes.make_fakes(family, real, seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]), model=model, generators=generators)
+            name: fakes.make_fakes(family, real, seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]), model=model, generators=generators,
+                                   default_share=0.0 if name == "validation" else args.own_default_share)
             for name, real in photos.items()})
         for name in data:
             data[name]["fakes"][family] = made[name]
