@@ -42,9 +42,10 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   is bolder and riskier, lower is safer and grayer.
 - Colour is predicted at the working size (the config's `image_size`, 128) at half resolution and
   upsampled: thin coloured details bleed; lightness is always the photo's own, at full resolution.
-- Fidelity (PSNR) is only a little above the gray baseline on `val` and below one constant
-  colour there: a wrong confident colour costs more than no colour. Lower `vividness` trades
-  colour for fidelity. See the evaluation table.
+- Fidelity (PSNR) is only a little above the gray baseline and the constant colour on `val`, and
+  the colours are muted (colourfulness well under the photos'): a wrong confident colour costs
+  more than no colour, so the default decoding is cautious. Higher `vividness` trades fidelity
+  for colour. See the evaluation table.
 - The realness score answers one question: was this colour photo photographed in colour, or is its
   colour added to a black-and-white photo? It was trained against a family of colorizations (this
   model at many settings and working sizes, other generators, toned prints, hand-tinting, colour
