@@ -154,7 +154,7 @@ def study_section(study: dict) -> str:
     families = study["families"]
     names = "; ".join(f"{f}: {study['family_names'][f]}" for f in families)
     settings = study["settings"]
-    start = ("from the model's own discriminator (trained against its generator in the GAN and detector phases, so the "
+    start = ("from the model's own discriminator (trained against its generator in training, so the "
              "generator family cannot be left out)") if settings.get("init") == "model" else "from scratch"
     return ("Detector, leave-one-family-out study on `val` (`training/detector.py --study`): a detector trained "
             f"{start} for {settings['steps']} steps (batch {settings['batch_size']} real + {settings['batch_size']} fake, "

@@ -129,6 +129,7 @@ out3="$out/continued-2"
 "${launch2[@]}" training/train.py "${common2[@]}" --pretrained_model "$out2/model-pretrained" --output_dir "$out3" --seed 2 \
   --pretrain_steps 4500 --gan_steps 300 --ema_decay 0.999 --lr_schedule cosine --lr_warmup_steps 100 --min_lr_ratio 0.05 \
   --validation_steps 1500 --checkpointing_steps 250
+cp -r "$out3/model" "$out3/model-gan-only"  # its GAN-phase discriminator, before step 10 replaces it (step 11's study starts there)
 
 # 9. the decoding defaults chosen on 200 validation photos spread over the whole folder
 python training/choose_decoding.py --model "$out3/model" --validation_data_dir "$data/val" --max_validation_samples 200 \
@@ -137,7 +138,21 @@ python training/choose_decoding.py --model "$out3/model" --validation_data_dir "
 # 10. the detector: step 7's, continued 800 steps against the family with this generator (step 7's
 #     model joins the other generators), calibrated again on the family mix
 continue_detector "$out3" "$out2/model" "${earlier[@]}" "$out2/model"
+
+# 11. the leave-one-family-out study with this generator (measurement only): detectors from the discriminator
+#     of step 10's GAN phase ($out3/model-gan-only), with this model's generator and decoding
+python - "$out3/model" "$out3/model-gan-only" "$out3/study-base" <<'PY'
+import sys
+from colorgan_hub import ColorGAN
+model, gan_only = ColorGAN.from_pretrained(sys.argv[1]), ColorGAN.from_pretrained(sys.argv[2])
+model.discriminator.load_state_dict(gan_only.discriminator.state_dict())
+model.realness_calibration.copy_(gan_only.realness_calibration)
+model.save_pretrained(sys.argv[3])
+PY
+python training/detector.py --model "$out3/study-base" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --generators "${earlier[@]}" "$out2/model" --study --study_families checkpoints toned hand-tint transfer --train_photos 2500 --init model \
+  --learning_rate 1e-4 --steps 500 --checkpointing_steps 100 --out "$out3/study"
 python training/report.py --run "$out3" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
-  --curves_from "$out" "$out2" "$out3" --detector_study "$out/detector/study.json" \
+  --curves_from "$out" "$out2" "$out3" --detector_study "$out3/study/study.json" \
   --detector_generators "${earlier[@]}" "$out2/model" \
   --command "bash training/train_default_model.sh $data $out" --procedure "$(cat training/default_model_procedure.md)"
