@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from colorgan_hub import DEFAULT_MODEL
-from colorgan_hub.fullres import recombine
+from colorgan_hub.evaluate import constant_baseline
 from colorgan_hub.image_io import NoColourError
 from colorgan_hub.model import load_model
 from training.selection import validation_truths
@@ -55,8 +55,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     model = load_model(args.model)
     photos = [img for _, img in validation_truths(args.data, args.count)]
-    arrays = [np.asarray(p.convert("RGB")) for p in photos]
-    sepia = [recombine(a, np.broadcast_to(np.array(SEPIA_AB, np.float32), (8, 8, 2))) for a in arrays]
+    sepia = [constant_baseline(p.convert("RGB"), SEPIA_AB) for p in photos]
     gray = [p.convert("L") for p in photos]
     cases = {
         "real photos": photos,

@@ -101,18 +101,21 @@ python training/choose_decoding.py --model "$out2/model" --validation_data_dir "
 
 # 7. the detector: step 4's, continued 800 steps (run to 400, then continued) against the family with this generator (the
 #    generator of step 4's model joins the other generators), calibrated again on the family mix
-continue_detector() {  # RUN PREVIOUS_MODEL GENERATOR...: PREVIOUS_MODEL's detector and calibration carried into
-                      # RUN/model, continued 800 steps in RUN/detector against the family, weights copied back
-  local run="$1" previous="$2"
-  shift 2
-  python - "$run/model" "$previous" <<'PY'
+carry_detector() {  # MODEL FROM [OUT]: MODEL with FROM's discriminator and realness calibration, saved to OUT (default MODEL)
+  python - "$1" "$2" "${3:-$1}" <<'PY'
 import sys
 from colorgan_hub import ColorGAN
 model, previous = ColorGAN.from_pretrained(sys.argv[1]), ColorGAN.from_pretrained(sys.argv[2])
 model.discriminator.load_state_dict(previous.discriminator.state_dict())
 model.realness_calibration.copy_(previous.realness_calibration)
-model.save_pretrained(sys.argv[1])
+model.save_pretrained(sys.argv[3])
 PY
+}
+continue_detector() {  # RUN PREVIOUS_MODEL GENERATOR...: PREVIOUS_MODEL's detector and calibration carried into
+                      # RUN/model, continued 800 steps in RUN/detector against the family, weights copied back
+  local run="$1" previous="$2"
+  shift 2
+  carry_detector "$run/model" "$previous"
   python training/detector.py --model "$run/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
     --generators "$@" --train_photos 2500 --init model --learning_rate 1e-4 --steps 800 --checkpointing_steps 100 --out "$run/detector"
   cp "$run/detector/model/model.safetensors" "$run/model/model.safetensors"
@@ -140,15 +143,8 @@ python training/choose_decoding.py --model "$out3/model" --validation_data_dir "
 continue_detector "$out3" "$out2/model" "${earlier[@]}" "$out2/model"
 
 # 11. the leave-one-family-out study with this generator (measurement only): detectors from the discriminator
-#     of step 10's GAN phase ($out3/model-gan-only), with this model's generator and decoding
-python - "$out3/model" "$out3/model-gan-only" "$out3/study-base" <<'PY'
-import sys
-from colorgan_hub import ColorGAN
-model, gan_only = ColorGAN.from_pretrained(sys.argv[1]), ColorGAN.from_pretrained(sys.argv[2])
-model.discriminator.load_state_dict(gan_only.discriminator.state_dict())
-model.realness_calibration.copy_(gan_only.realness_calibration)
-model.save_pretrained(sys.argv[3])
-PY
+#     of step 8's GAN phase ($out3/model-gan-only), with this model's generator and decoding
+carry_detector "$out3/model" "$out3/model-gan-only" "$out3/study-base"
 python training/detector.py --model "$out3/study-base" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
   --generators "${earlier[@]}" "$out2/model" --study --study_families checkpoints toned hand-tint transfer --train_photos 2500 --init model \
   --learning_rate 1e-4 --steps 500 --checkpointing_steps 100 --out "$out3/study"
