@@ -22,7 +22,7 @@ from PIL import Image
 from . import DEFAULT_MODEL, fullres
 from .image_io import ImageError, is_grayscale, is_monochrome, load_image
 from .model import ColorGAN
-from .pipeline import MONOCHROME
+from .pipeline import GRAYSCALE, MONOCHROME
 from .video import STABILITY, VideoError
 
 BUNDLED = "bundled default"
@@ -147,10 +147,10 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
     def score(image, model_name):
         if image is None:
             raise gr.Error("Upload a colour photo first.")
-        if is_grayscale(image):
-            raise gr.Error("This photo is grayscale: there is no colour to judge. Colorize it in the first tab.")
+        if is_grayscale(image):  # answers, not errors: neither was photographed in colour
+            return GRAYSCALE
         if is_monochrome(image):
-            return MONOCHROME  # an answer, not an error: a toned print was not photographed in colour
+            return MONOCHROME
         model = load(models.get(model_name, models[first]))
         try:
             return _probabilities(model.realness(image, max_pixels=MAX_PIXELS))

@@ -25,6 +25,7 @@ from .fullres import recombine
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
 
 MONOCHROME = "monochrome (toned) photograph: no colour to judge"
+GRAYSCALE = "black-and-white (grayscale) photograph: no colour to judge (colorize it first)"
 
 
 def pick_device() -> torch.device:
@@ -194,12 +195,17 @@ def realness(model, images, size: int | None = None, batch_size: int = 8, device
 
     One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images and toned
     monochrome prints (sepia, cyanotype, selenium: colour that depends on the lightness alone,
-    `image_io.is_monochrome`) raise NoColourError (an ImageError), "monochrome (toned) photograph: no colour to
-    judge", unless `allow_grayscale`: evaluation and calibration score every colorization, also a
-    nearly colourless one.
+    `image_io.is_monochrome`) have no colour to judge: one such image raises NoColourError (an
+    ImageError; its reason is GRAYSCALE or MONOCHROME), and in a list it gets None in place of a
+    probability, so that the other photos are still scored (`colorgan score --json` writes the
+    same null). With `allow_grayscale` every image is scored: evaluation and calibration score
+    every colorization, also a nearly colourless one. A file that cannot be read raises ImageError
+    naming it, also in a list.
     """
     logits = realness_logits(model, images, size, batch_size, device, max_pixels, allow_grayscale)
-    return [_sigmoid(x) for x in logits] if isinstance(logits, list) else _sigmoid(logits)
+    if isinstance(logits, list):
+        return [None if x is None else _sigmoid(x) for x in logits]
+    return _sigmoid(logits)
 
 
 def _sigmoid(x: float) -> float:
@@ -212,26 +218,30 @@ def _sigmoid(x: float) -> float:
 
 def realness_logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                     allow_grayscale: bool = False, calibrated: bool = True):
-    """The detector's logit per image, as `realness` computes it: calibrated, or with
-    `calibrated=False` the raw mean patch logit (what the calibration is fitted on)."""
+    """The detector's logit per image, as `realness` computes it (None for a photo with no colour
+    to judge in a list): calibrated, or with `calibrated=False` the raw mean patch logit (what the
+    calibration is fitted on)."""
     images, single = _as_list(images)
     size = size or model.image_size
     device = torch.device(device) if device is not None else pick_device()
 
-    prepared = []
+    prepared, results = [], [None] * len(images)
     for i, image in enumerate(images):
         source = describe(image, i)
         img = load_image(image, max_pixels=max_pixels, source=source)
-        if not allow_grayscale and is_grayscale(img):
-            raise NoColourError(source, "is grayscale: there is no colour to judge (colorize it first)")
-        if not allow_grayscale and is_monochrome(img):
-            raise NoColourError(source, MONOCHROME)
+        reason = None if allow_grayscale else GRAYSCALE if is_grayscale(img) else MONOCHROME if is_monochrome(img) else None
+        if reason is not None:
+            if single:
+                raise NoColourError(source, reason)
+            prepared.append(None)  # an answer (None), not a failure: the rest of the list is still scored
+            continue
         rgb, _ = to_rgb_alpha(img)
         prepared.append(_resize(rgb, working_shape(*rgb.shape[:2], size)))
 
-    results = [0.0] * len(images)
+    scored = [i for i, p in enumerate(prepared) if p is not None]
     with _inference(model, device):
-        for indices in _batches([p.shape[:2] for p in prepared], batch_size):
+        for batch in _batches([prepared[i].shape[:2] for i in scored], batch_size):
+            indices = [scored[k] for k in batch]
             rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device)
             rgb = rgb.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, h, w) in [0, 1]
             real_l, real_ab = rgb_to_model_lab(rgb)

@@ -156,6 +156,18 @@ def test_realness_refuses_grayscale(tiny_model, photo, gray):
         tiny_model.realness(img)
 
 
+def test_realness_of_a_list_answers_none_for_photos_with_no_colour(tiny_model, photo, tmp_path):
+    lightness = np.asarray(photo.convert("L"), dtype=np.float32)[..., None] / 255.0
+    sepia = Image.fromarray((255 * lightness * (0.7 + 0.3 * np.array([1.0, 0.75, 0.45]))).round().astype(np.uint8))
+    scores = tiny_model.realness([photo, photo.convert("L"), sepia, photo])
+    assert scores[1] is None and scores[2] is None  # no colour to judge; the colour photos are still scored
+    assert scores[0] == pytest.approx(scores[3]) == pytest.approx(tiny_model.realness(photo))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(ImageError, match="broken.png"):  # an unreadable file is a failure, named
+        tiny_model.realness([photo, broken])
+
+
 def test_realness_follows_calibration(tiny_model, photo):
     base = tiny_model.realness(photo)
     saved = tiny_model.realness_calibration.clone()

@@ -68,11 +68,11 @@ def test_colorize_endpoint(client, photo_files):
     assert "120x80 colorized at working size 128 in" in note
 
 
-def test_score_endpoint_and_grayscale_message(client, photo_files):
+def test_score_endpoint_and_grayscale_answer(client, photo_files):
     label = client.predict(handle_file(str(photo_files / "colour.png")), "tiny", api_name="/score")
     assert 0 <= label["confidences"][0]["confidence"] <= 1
-    with pytest.raises(AppError, match="grayscale"):
-        client.predict(handle_file(str(photo_files / "gray.png")), "tiny", api_name="/score")
+    label = client.predict(handle_file(str(photo_files / "gray.png")), "tiny", api_name="/score")
+    assert label["label"] == "black-and-white (grayscale) photograph: no colour to judge (colorize it first)"
 
 
 @pytest.fixture(scope="module")
