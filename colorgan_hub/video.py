@@ -235,6 +235,22 @@ def _open_input(path: Path, max_pixels: int):
         raise
 
 
+def _quarter_turns(path: Path) -> int:
+    """Quarter turns counter-clockwise (0-3) that bring the video upright: a phone's portrait
+    clip is stored sideways with a display matrix that players apply. Read from the first frame
+    (PyAV's `VideoFrame.rotation`); 0 when there is none or the frame cannot be decoded (the
+    decoding proper then reports the problem)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                return round(frame.rotation / 90) % 4
+    except (av.error.FFmpegError, ValueError, TypeError):
+        pass
+    return 0
+
+
 def _gray_frame(frame, width: int, height: int) -> np.ndarray:
     """A decoded frame -> (height, width) uint8 full-range gray (luma), scaled if the stream
     changed size. Limited-range YUV (the usual, also when untagged) is expanded to 0-255."""
@@ -247,12 +263,15 @@ def _gray_frame(frame, width: int, height: int) -> np.ndarray:
     return gray.to_ndarray()
 
 
-def _add_video_stream(output, video, suffix: str, crf: int):
-    """The output's video stream: H.264 (VP9 for WebM) at the input's size, rate and time base,
-    tagged BT.709 limited range (what the RGB -> YUV conversion below writes)."""
+def _add_video_stream(output, video, suffix: str, crf: int, sideways: bool = False):
+    """The output's video stream: H.264 (VP9 for WebM) at the input's size (upright: sides
+    swapped when the input is stored `sideways`), rate and time base, tagged BT.709 limited
+    range (what the RGB -> YUV conversion below writes)."""
     from av.video.reformatter import ColorRange, Colorspace
 
     width, height = video.codec_context.width, video.codec_context.height
+    if sideways:
+        width, height = height, width
     rate = video.average_rate or video.guessed_rate or 25
     if suffix == ".webm":
         stream = output.add_stream("libvpx-vp9", rate=rate)
@@ -291,6 +310,9 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
     streams copied untouched. `max_seconds` stops after that much of the clip (audio too).
     `progress(frames_done, frames_expected or None)` is called after each frame.
 
+    A clip stored sideways with a display rotation (phones' portrait clips) is colorized and
+    written upright, as players show it.
+
     Raises VideoError (file and reason) for a file that cannot be read or holds no usable video;
     nothing is then left under `destination`.
     """
@@ -301,18 +323,23 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
         raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
     started = time.perf_counter()
     container, video, audio_in = _open_input(source, max_pixels)
+    turns = _quarter_turns(source)
     temporary = destination.with_name(f".{destination.stem}.partial{destination.suffix}")
     output, notes, frames_seen = None, [], 0
     try:
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
             output = av.open(str(temporary), "w")
-            out_video = _add_video_stream(output, video, destination.suffix.lower(), crf)
+            out_video = _add_video_stream(output, video, destination.suffix.lower(), crf, sideways=turns % 2 == 1)
             audio_out = _audio_streams(output, audio_in, notes)
             output.start_encoding()
         except (OSError, av.error.FFmpegError, ValueError) as err:
             raise VideoError(str(destination), f"cannot write this file ({getattr(err, 'strerror', None) or err})") from None
         width, height = out_video.width, out_video.height
+        coded = video.codec_context.width, video.codec_context.height
+        if turns:
+            notes.append(f"turned upright: the file is stored rotated by {turns * 90} degrees and plays rotated (a phone's portrait clip); "
+                         "the colorized video is written upright")
         colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device)
         seconds = float(video.duration * video.time_base) if video.duration else container.duration / 1e6 if container.duration else None
         expected = video.frames or (round(seconds * float(video.average_rate)) if seconds and video.average_rate else None)
@@ -335,7 +362,8 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
                         return
                     timestamps.append((frame.pts, frame.time_base))
                     frames_seen += 1
-                    yield _gray_frame(frame, width, height)
+                    gray = _gray_frame(frame, *coded)
+                    yield np.ascontiguousarray(np.rot90(gray, turns)) if turns else gray
 
         try:
             for index, rgb in enumerate(colorizer.frames(decoded())):
