@@ -201,7 +201,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                 "The probability that a colour photo was **photographed in colour** rather than colorized from black and white. "
                 "The detector was trained against a family of colorizations: this model at many settings, other generators, "
                 "toned prints, hand-tinting and colour transfer; a colorizer unlike all of them may pass, and it does not judge "
-                "edits or generated images. Toned monochrome prints get their own answer."
+                "edits or generated images. Black-and-white and toned monochrome prints get their own answer."
             )
             with gr.Row():
                 colour_photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Colour photo")
