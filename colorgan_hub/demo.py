@@ -20,9 +20,8 @@ import gradio as gr
 from PIL import Image
 
 from . import DEFAULT_MODEL, fullres
-from .image_io import ImageError, is_grayscale, is_monochrome, load_image
+from .image_io import ImageError, NoColourError, load_image
 from .model import ColorGAN
-from .pipeline import GRAYSCALE, MONOCHROME
 from .video import STABILITY, VideoError
 
 BUNDLED = "bundled default"
@@ -147,13 +146,11 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
     def score(image, model_name):
         if image is None:
             raise gr.Error("Upload a colour photo first.")
-        if is_grayscale(image):  # answers, not errors: neither was photographed in colour
-            return GRAYSCALE
-        if is_monochrome(image):
-            return MONOCHROME
         model = load(models.get(model_name, models[first]))
         try:
             return _probabilities(model.realness(image, max_pixels=MAX_PIXELS))
+        except NoColourError as err:  # an answer, not an error: a black-and-white or toned print
+            return err.reason
         except ImageError as err:
             raise gr.Error(err.reason) from None
 
