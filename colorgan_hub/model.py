@@ -129,10 +129,10 @@ class ColorGAN(
         return scale * raw + bias
 
     def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 temperature: float | None = None, vividness: float | None = None):
+                 temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False):
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
         return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels,
-                                 temperature=temperature, vividness=vividness)
+                                 temperature=temperature, vividness=vividness, return_exceptions=return_exceptions)
 
     def colorize_video(self, source, destination, **options):
         """Colorize a video file into `destination` (same size, rate, audio): see
@@ -149,9 +149,10 @@ class ColorGAN(
 
         return VideoColorizer(self, **options).frames(frames)
 
-    def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, allow_grayscale: bool = False):
+    def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 allow_grayscale: bool = False, return_exceptions: bool = False):
         """Probability that a colour photo was photographed in colour: see `pipeline.realness`."""
-        return pipeline.realness(self, images, size, batch_size, device, max_pixels, allow_grayscale)
+        return pipeline.realness(self, images, size, batch_size, device, max_pixels, allow_grayscale, return_exceptions)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}

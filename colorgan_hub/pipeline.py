@@ -154,43 +154,59 @@ def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device
 
 
 def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-             temperature: float | None = None, vividness: float | None = None):
+             temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False):
     """Colorize one image (returns a PIL image) or a list (returns a list, run in batches).
 
-    Each image may be a path, a PIL image of any mode or a numpy array. The result is RGB (RGBA if
+    Each image may be a path, a PIL image or numpy array of any mode. The result is RGB (RGBA if
     the input had alpha) at the input's full size, with the input's L channel. Classification
     head: `vividness` (0 to 1) from muted and safe to bold and risky, `temperature` (> 0) the
     annealing of the colour distribution; both default to the model's config.
+
+    A list is read `batch_size` photos at a time, so memory holds one batch of full-size photos
+    however long the list. An image that cannot be read raises ImageError naming it; with
+    `return_exceptions=True` (as in `asyncio.gather`) its place in the returned list holds that
+    ImageError instead, and every other photo is still colorized.
     """
     if temperature is not None and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if vividness is not None and not 0 <= vividness <= 1:
         raise ValueError(f"vividness must be in [0, 1], got {vividness}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     images, single = _as_list(images)
     size = size or model.image_size
     device = torch.device(device) if device is not None else pick_device()
     multiple = model.generator.multiple
 
-    prepared = []
-    for i, image in enumerate(images):
-        img = load_image(image, max_pixels=max_pixels, source=describe(image, i))
-        source, alpha, l_work = _lightness(img, size)
-        prepared.append((source, alpha, l_work, padded_shape(l_work.shape, multiple)))
-        del img
-
     results = [None] * len(images)
     with _inference(model, device):
-        for indices in _batches([p[3] for p in prepared], batch_size):
-            fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness)
-            for k, i in enumerate(indices):
-                source, alpha, l_work, _ = prepared[i]
-                h, w = l_work.shape
-                results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
-                prepared[i] = None  # free the full-size input as soon as it is done
+        for start in range(0, len(images), batch_size):
+            prepared = {}
+            for i in range(start, min(start + batch_size, len(images))):
+                try:
+                    img = load_image(images[i], max_pixels=max_pixels, source=describe(images[i], i))
+                except ImageError as error:
+                    if single or not return_exceptions:
+                        raise
+                    results[i] = error
+                    continue
+                source, alpha, l_work = _lightness(img, size)
+                prepared[i] = (source, alpha, l_work, padded_shape(l_work.shape, multiple))
+                del img
+            order = list(prepared)
+            for group in _batches([prepared[i][3] for i in order], batch_size):
+                indices = [order[k] for k in group]
+                fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness)
+                for k, i in enumerate(indices):
+                    source, alpha, l_work, _ = prepared.pop(i)
+                    h, w = l_work.shape
+                    results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
+                    del source  # free the full-size input as soon as it is done
     return results[0] if single else results
 
 
-def realness(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS, allow_grayscale: bool = False):
+def realness(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
+              allow_grayscale: bool = False, return_exceptions: bool = False):
     """Calibrated probability that each colour image was photographed in colour (not colorized).
 
     One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images and toned
@@ -200,11 +216,12 @@ def realness(model, images, size: int | None = None, batch_size: int = 8, device
     probability, so that the other photos are still scored (`colorgan score --json` writes the
     same null). With `allow_grayscale` every image is scored: evaluation and calibration score
     every colorization, also a nearly colourless one. A file that cannot be read raises ImageError
-    naming it, also in a list.
+    naming it, also in a list; with `return_exceptions=True` a list holds that ImageError in its
+    place and the other photos are still scored.
     """
-    logits = realness_logits(model, images, size, batch_size, device, max_pixels, allow_grayscale)
+    logits = realness_logits(model, images, size, batch_size, device, max_pixels, allow_grayscale, return_exceptions=return_exceptions)
     if isinstance(logits, list):
-        return [None if x is None else _sigmoid(x) for x in logits]
+        return [x if x is None or isinstance(x, ImageError) else _sigmoid(x) for x in logits]
     return _sigmoid(logits)
 
 
@@ -217,10 +234,11 @@ def _sigmoid(x: float) -> float:
 
 
 def realness_logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    allow_grayscale: bool = False, calibrated: bool = True):
+                    allow_grayscale: bool = False, calibrated: bool = True, return_exceptions: bool = False):
     """The detector's logit per image, as `realness` computes it (None for a photo with no colour
-    to judge in a list): calibrated, or with `calibrated=False` the raw mean patch logit (what the
-    calibration is fitted on)."""
+    to judge in a list, the ImageError for an unreadable one with `return_exceptions`):
+    calibrated, or with `calibrated=False` the raw mean patch logit (what the calibration is
+    fitted on)."""
     images, single = _as_list(images)
     size = size or model.image_size
     device = torch.device(device) if device is not None else pick_device()
@@ -228,7 +246,14 @@ def realness_logits(model, images, size: int | None = None, batch_size: int = 8,
     prepared, results = [], [None] * len(images)
     for i, image in enumerate(images):
         source = describe(image, i)
-        img = load_image(image, max_pixels=max_pixels, source=source)
+        try:
+            img = load_image(image, max_pixels=max_pixels, source=source)
+        except ImageError as error:
+            if single or not return_exceptions:
+                raise
+            results[i] = error
+            prepared.append(None)
+            continue
         reason = None if allow_grayscale else GRAYSCALE if is_grayscale(img) else MONOCHROME if is_monochrome(img) else None
         if reason is not None:
             if single:

@@ -132,6 +132,40 @@ def test_bad_input_in_a_list_names_it(tiny_model, photo):
         tiny_model.colorize([photo, np.zeros((4, 4), np.uint8)])
 
 
+def test_bad_input_in_a_list_can_be_returned_in_its_place(tiny_model, photo, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not a jpeg")
+    others = [photo, make_photo(30, 50, seed=2), make_photo(48, 32, seed=5)]
+    out = tiny_model.colorize([others[0], broken, others[1], tmp_path / "missing.png", others[2]], batch_size=2, return_exceptions=True)
+    assert isinstance(out[1], ImageError) and "broken.jpg" in str(out[1])
+    assert isinstance(out[3], ImageError) and "missing.png" in str(out[3]) and "no such file" in str(out[3])
+    for img, got in zip(others, [out[0], out[2], out[4]]):  # every other photo is colorized, as on its own
+        assert np.abs(np.asarray(got, np.int16) - np.asarray(tiny_model.colorize(img), np.int16)).max() <= 1
+
+
+def test_a_long_list_is_read_one_batch_at_a_time(tiny_model, monkeypatch):
+    from colorgan_hub import pipeline
+
+    loaded, load = [], pipeline.load_image
+    done = []
+
+    def tracking_load(image, **kwargs):
+        loaded.append(kwargs["source"])
+        assert len(loaded) - len(done) <= 2  # never more than batch_size decoded photos waiting
+        return load(image, **kwargs)
+
+    recombine = pipeline.recombine
+
+    def tracking_recombine(*args):
+        done.append(1)
+        return recombine(*args)
+
+    monkeypatch.setattr(pipeline, "load_image", tracking_load)
+    monkeypatch.setattr(pipeline, "recombine", tracking_recombine)
+    out = tiny_model.colorize([make_photo(40, 24, seed=s) for s in range(7)], batch_size=2)
+    assert len(out) == len(loaded) == len(done) == 7
+
+
 def test_model_returns_to_train_mode_after_validation_call(tiny_model, photo):
     tiny_model.train()
     try:
@@ -166,6 +200,9 @@ def test_realness_of_a_list_answers_none_for_photos_with_no_colour(tiny_model, p
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     with pytest.raises(ImageError, match="broken.png"):  # an unreadable file is a failure, named
         tiny_model.realness([photo, broken])
+    scores = tiny_model.realness([photo, broken, sepia], return_exceptions=True)
+    assert scores[0] == pytest.approx(tiny_model.realness(photo)) and scores[2] is None
+    assert isinstance(scores[1], ImageError) and "broken.png" in str(scores[1])
 
 
 def test_realness_follows_calibration(tiny_model, photo):
