@@ -20,6 +20,7 @@ from torch import nn
 
 from . import pipeline
 from .color import AB_SCALE, ab_bin_centres
+from .cues import CUE_NAMES
 from .image_io import DEFAULT_MAX_PIXELS
 from .networks import ColorClassifier, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
 
@@ -103,6 +104,9 @@ class ColorGAN(
         init_weights(self.discriminator)
         # Platt scaling of the mean patch logit: p = sigmoid(scale * logit + bias); fitted in training.
         self.register_buffer("realness_calibration", torch.tensor([1.0, 0.0]))
+        # A linear read-out of the colour-structure cues (`cues.colour_cues`) added to that logit:
+        # rows mean, scale and weight of each cue, fitted with the calibration (weight 0: no cues).
+        self.register_buffer("realness_cues", default_cue_readout())
 
     def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
@@ -119,14 +123,28 @@ class ColorGAN(
         vividness = self.vividness if vividness is None else vividness
         return generator.decode(logits, temperature, prior_correction=1.0 - vividness, rebalancing=self.class_rebalancing)
 
-    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True, cues: torch.Tensor | None = None) -> torch.Tensor:
         """Logit (B,) that (L, ab) is a real colour photo, calibrated (or the raw mean patch
-        logit); inputs normalised."""
+        logit); inputs normalised. `cues` (B, len(CUE_NAMES)), the photos' `colour_cues`, add
+        their fitted read-out to the calibrated logit."""
         raw = self.discriminator(real_l, ab).float().mean(dim=(1, 2, 3))  # mean of the (B, 1, h, w) patch logits
         if not calibrated:
             return raw
         scale, bias = self.realness_calibration
-        return scale * raw + bias
+        logit = scale * raw + bias
+        if cues is not None:
+            logit = logit + self.cue_logit(cues.to(logit.device))
+        return logit
+
+    def cue_logit(self, cues: torch.Tensor) -> torch.Tensor:
+        """The cues' part of the realness logit (B,)."""
+        mean, scale, weight = self.realness_cues.float()
+        return ((cues.float() - mean) / scale) @ weight
+
+    @property
+    def uses_cues(self) -> bool:
+        """Whether the realness score reads the colour-structure cues (a fitted read-out)."""
+        return bool(self.realness_cues[2].abs().sum() > 0)
 
     def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False):
@@ -171,8 +189,16 @@ class ColorGAN(
         state = load_file(weights, device=str(map_location))
         expected = model.state_dict()
         state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
+        state.setdefault("realness_cues", default_cue_readout())  # saved before the cues: none read
         model.load_state_dict(state, strict=strict)
         return model.eval()
+
+
+def default_cue_readout() -> torch.Tensor:
+    """(3, len(CUE_NAMES)): mean 0, scale 1, weight 0 for every cue (the cues change nothing)."""
+    readout = torch.zeros(3, len(CUE_NAMES))
+    readout[1] = 1.0
+    return readout
 
 
 class ModelLoadError(ValueError):

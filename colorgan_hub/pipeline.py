@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 
 from .color import normalize_l, rgb_to_l_numpy, rgb_to_model_lab
+from .cues import colour_cues
 from .fullres import recombine
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
 
@@ -233,6 +234,21 @@ def _sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+def _working_rgb(img: Image.Image, size: int) -> np.ndarray:
+    """A loaded photo as the detector sees it: uint8 RGB, long side `size` (area-averaged)."""
+    rgb, _ = to_rgb_alpha(img)
+    return _resize(rgb, working_shape(*rgb.shape[:2], size))
+
+
+def realness_cues(model, images, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """(N, len(CUE_NAMES)) float32: the colour-structure cues of each photo as `realness` computes
+    them (at the working size), what the cue read-out is fitted on."""
+    size = size or model.image_size
+    images, _ = _as_list(images)
+    return np.stack([colour_cues(_working_rgb(load_image(image, max_pixels=max_pixels, source=describe(image, i)), size))
+                     for i, image in enumerate(images)])
+
+
 def realness_logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                     allow_grayscale: bool = False, calibrated: bool = True, return_exceptions: bool = False):
     """The detector's logit per image, as `realness` computes it (None for a photo with no colour
@@ -260,17 +276,18 @@ def realness_logits(model, images, size: int | None = None, batch_size: int = 8,
                 raise NoColourError(source, reason)
             prepared.append(None)  # an answer (None), not a failure: the rest of the list is still scored
             continue
-        rgb, _ = to_rgb_alpha(img)
-        prepared.append(_resize(rgb, working_shape(*rgb.shape[:2], size)))
+        prepared.append(_working_rgb(img, size))
 
     scored = [i for i, p in enumerate(prepared) if p is not None]
+    read_cues = calibrated and model.uses_cues
     with _inference(model, device):
         for batch in _batches([prepared[i].shape[:2] for i in scored], batch_size):
             indices = [scored[k] for k in batch]
             rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device)
             rgb = rgb.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, h, w) in [0, 1]
             real_l, real_ab = rgb_to_model_lab(rgb)
-            logits = model.realness_logit(real_l, real_ab, calibrated=calibrated).float().cpu().tolist()
+            cues = torch.from_numpy(np.stack([colour_cues(prepared[i]) for i in indices])) if read_cues else None
+            logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues).float().cpu().tolist()
             for i, x in zip(indices, logits):
                 results[i] = x
     return results[0] if single else results

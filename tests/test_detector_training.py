@@ -103,3 +103,24 @@ def test_a_new_model_renders_only_its_own_fakes_again(folders, tiny_model_dir, t
     assert made == ["generator"] * 3
     assert any(a.tobytes() != b.tobytes() for a, b in zip(again["validation"]["own"], data["validation"]["own"]))
     assert all(a.tobytes() == b.tobytes() for a, b in zip(again["validation"]["fakes"]["toned"], data["validation"]["fakes"]["toned"]))
+
+
+def test_steps_0_with_cues_calibrates_the_models_own_detector_again(folders, tiny_model_dir, tmp_path):
+    out = tmp_path / "recalibrated"
+    args = argv(folders, tiny_model_dir, out, "--init", "model", "--cues", "--save_dtype", "float16")
+    args[args.index("--steps") + 1] = "0"
+    summary = detector.main(args)
+    fit = summary["runs"][0]["calibration"]
+    assert set(fit["cue_weights"]) and any(w != 0 for w in fit["cue_weights"].values())
+    shipped, original = ColorGAN.from_pretrained(out / "model"), ColorGAN.from_pretrained(tiny_model_dir)
+    assert shipped.uses_cues and not original.uses_cues
+    assert shipped.realness_cues[2].tolist() == pytest.approx(list(fit["cue_weights"].values()), rel=1e-6)  # float32 in the fp16 file
+    trained, before = shipped.discriminator.state_dict(), original.discriminator.state_dict()
+    assert all(torch.allclose(trained[k].float(), before[k].float(), atol=1e-3) for k in before)  # not trained: calibrated only
+
+
+def test_steps_0_needs_the_models_detector(folders, tiny_model_dir, tmp_path):
+    args = argv(folders, tiny_model_dir, tmp_path)
+    args[args.index("--steps") + 1] = "0"
+    with pytest.raises(SystemExit):
+        detector.parse_args(args)

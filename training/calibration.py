@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from colorgan_hub import pipeline
+from colorgan_hub.cues import CUE_NAMES
+from colorgan_hub.model import default_cue_readout
 from training.data import DataConfig, channels_last, collate, training_stream
 
 
@@ -50,7 +52,8 @@ def recompute_batchnorm_statistics(module: torch.nn.Module, batches: list[torch.
 
 
 @torch.no_grad()
-def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float | None = None) -> dict:
+def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float | None = None, cues: bool = False,
+                             cue_penalty: float = 0.01) -> dict:
     """Fit p = sigmoid(scale * mean_patch_logit + bias) (Platt scaling) on real photos and
     colorizations, scored through the pipeline users call at the model's working size. `fakes`:
     the colorizations (the detector's family mix); default: the model's own of `photos`.
@@ -58,28 +61,47 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
     Fitted on the raw mean patch logits (not on probabilities, which saturate), against Platt's
     smoothed targets: (N+ + 1) / (N+ + 2) for real and 1 / (N- + 2) for colorized, or
     1 - `smoothing` and `smoothing` when given, which keeps a detector that separates its
-    calibration photos perfectly from answering 1.0000. Sets model.realness_calibration; returns
-    the counts, scale and bias."""
+    calibration photos perfectly from answering 1.0000. With `cues`, a linear read-out of the
+    colour-structure cues (`colorgan_hub.cues`, standardised on these photos) is fitted jointly,
+    its weights under an L2 penalty of `cue_penalty`; without, the read-out is reset to none.
+    Sets model.realness_calibration and model.realness_cues; returns the counts, scale, bias
+    and the cue weights."""
     if len(photos) < 8:
         raise ValueError(f"only {len(photos)} photos to fit the realness calibration on (at least 8 needed)")
     if fakes is None:
         fakes = model.colorize(photos, device=device)
-    raw = pipeline.realness_logits(model, list(photos) + list(fakes), device=device, allow_grayscale=True, calibrated=False)
+    images = list(photos) + list(fakes)
+    raw = pipeline.realness_logits(model, images, device=device, allow_grayscale=True, calibrated=False)
     logits = torch.tensor(raw, dtype=torch.float64)
     n_real, n_fake = len(photos), len(fakes)
     high, low = ((n_real + 1) / (n_real + 2), 1 / (n_fake + 2)) if smoothing is None else (1 - smoothing, smoothing)
     targets = torch.tensor([high] * n_real + [low] * n_fake, dtype=torch.float64)
-    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+    readout = default_cue_readout().double()
+    if cues:
+        values = torch.from_numpy(pipeline.realness_cues(model, images)).double()
+        readout[0], readout[1] = values.mean(0), values.std(0).clamp_min(1e-6)
+        standard = (values - readout[0]) / readout[1]
+    params = torch.zeros(2 + (readout.shape[1] if cues else 0), dtype=torch.float64)
+    params[0] = 1.0
+    params.requires_grad_(True)
+    optimizer = torch.optim.LBFGS([params], max_iter=500, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
         with torch.enable_grad():
-            loss = F.binary_cross_entropy_with_logits(params[0] * logits + params[1], targets)
+            logit = params[0] * logits + params[1]
+            penalty = 0.0
+            if cues:
+                logit = logit + standard @ params[2:]
+                penalty = cue_penalty * (params[2:] ** 2).sum()
+            loss = F.binary_cross_entropy_with_logits(logit, targets) + penalty
             loss.backward()
         return loss
 
     optimizer.step(closure)
-    model.realness_calibration.copy_(params.detach().float())
+    model.realness_calibration.copy_(params[:2].detach().float())
+    if cues:
+        readout[2] = params[2:].detach()
+    model.realness_cues.copy_(readout.float())
     return {"calibration_photos": n_real, "calibration_fakes": n_fake, "scale": float(params[0]), "bias": float(params[1]),
-            "targets": [high, low]}
+            "targets": [high, low], "cue_weights": dict(zip(CUE_NAMES, readout[2].tolist())) if cues else None}

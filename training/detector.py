@@ -47,7 +47,7 @@ from colorgan_hub import ColorGAN, fakes
 from colorgan_hub.color import rgb_to_model_lab
 from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
 from colorgan_hub.image_io import jpeg_roundtrip
-from colorgan_hub.model import load_model
+from colorgan_hub.model import default_cue_readout, load_model
 from colorgan_hub.pipeline import working_shape
 from training.calibration import fit_realness_calibration
 from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
@@ -86,6 +86,9 @@ def parse_args(argv=None):
                         help="start the discriminator afresh (scratch) or from the model's (it has seen its own generator)")
     parser.add_argument("--calibration_smoothing", type=float, default=0.02,
                         help="Platt targets 1 - s and s: a detector that separates its calibration photos perfectly answers about 1 - s, not 1.0000")
+    parser.add_argument("--cues", action="store_true",
+                        help="fit a read-out of the colour-structure cues (colorgan_hub.cues) with the calibration; with --init model "
+                             "--steps 0 a model's detector is only calibrated again, with its cues")
     parser.add_argument("--checkpointing_steps", type=int, default=200, help="save the run's state every N steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--save_dtype", choices=["float32", "float16"], default="float16", help="dtype of the saved model.safetensors")
@@ -97,6 +100,10 @@ def parse_args(argv=None):
     if "checkpoints" in args.families and not args.generators:
         args.families = [f for f in args.families if f != "checkpoints"]
         logger.warning("no --generators: the checkpoints family is left out")
+    if args.steps < 0:
+        parser.error(f"--steps must be >= 0, got {args.steps}")
+    if args.steps == 0 and args.init != "model":
+        parser.error("--steps 0 calibrates the model's own detector again: it needs --init model")
     if set(args.leave_out) >= set(args.families):
         parser.error("--leave_out leaves no family to train on")
     if not 0 <= args.own_default_share <= 1:
@@ -258,12 +265,13 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     model.eval()
     calibration = data["calibration"]
     mixed = [calibration["fakes"][families[i % len(families)]][i] for i in range(len(calibration["real"]))]
-    fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing)
+    fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing, cues=args.cues)
     validation = data["validation"]
     rows = family_detector_metrics(model, validation["real"], validation["own"], validation["fakes"])
     result = {"name": name, "trained_on": families, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
     torch.save(model.discriminator.state_dict(), run_dir / "discriminator.pt")
     torch.save(model.realness_calibration.clone(), run_dir / "calibration.pt")
+    torch.save(model.realness_cues.clone(), run_dir / "cues.pt")
     result_file.write_text(json.dumps(result, indent=2))
     logger.info("%s: %s", name, ", ".join(f"{k} {v['auc']:.3f}" for k, v in rows.items()))
     return result
@@ -303,6 +311,8 @@ def main(argv=None):
         if trained_on is families:  # the model users get: this run's detector and calibration
             model.discriminator.load_state_dict(torch.load(args.out / "runs" / name / "discriminator.pt"))
             model.realness_calibration.copy_(torch.load(args.out / "runs" / name / "calibration.pt"))
+            cues = args.out / "runs" / name / "cues.pt"  # runs finished before the cues read none
+            model.realness_cues.copy_(torch.load(cues) if cues.is_file() else default_cue_readout())
             model.save_pretrained(args.out / "model")
             if args.save_dtype == "float16":
                 halve_weights(args.out / "model")

@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-# Kept float32 in a float16 file: the calibration numbers show in every probability, the colour
+# Kept float32 in a float16 file: the calibration numbers (and the cue read-out) show in every probability, the colour
 # bins in every colour, and a prior's small shares would underflow.
-FLOAT32_KEYS = ("realness_calibration", "generator.bins", "generator.prior")
+FLOAT32_KEYS = ("realness_calibration", "realness_cues", "generator.bins", "generator.prior")
 
 
 def save_model(model, folder: Path, card: dict[str, str] | None = None, save_dtype: str = "float32") -> Path:
