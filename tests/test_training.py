@@ -343,3 +343,17 @@ def test_failed_calibration_keeps_the_trained_model_and_says_how_to_finish(photo
     model = ColorGAN.from_pretrained(tmp_path / "model")  # the trained model is on disk, loadable
     assert model.realness_calibration.tolist() == [1.0, 0.0]  # not calibrated
     assert model.colorize(make_photo(40, 32).convert("L")).size == (40, 32)
+
+
+def test_gan_phase_ends_with_its_own_best_not_a_pretraining_one(photo_folders, tmp_path, monkeypatch):
+    # Scores fall with every validation, so the pre-training validation (step 3) scores best of all;
+    # it is still no candidate: the GAN phase ends with its own best (step 6).
+    validate = train.validate
+
+    def falling_scores(model, args, truths, baseline, step, accelerator):
+        return {**validate(model, args, truths, baseline, step, accelerator), "score": -float(step)}
+
+    monkeypatch.setattr(train, "validate", falling_scores)
+    train.main(train_args(photo_folders, tmp_path, "--detector_steps", "0", "--validation_steps", "3"))
+    best = json.loads((tmp_path / "best" / "metrics.json").read_text())
+    assert best["step"] == 6

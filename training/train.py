@@ -129,7 +129,8 @@ def parse_args(argv=None):
     g.add_argument("--select_psnr_gain", type=float, default=0.5, help="PSNR gain over gray (dB) that counts as full marks when picking the best generator")
     g.add_argument("--select_cf_ratio", type=float, default=0.6, help="colourfulness ratio to the truth that counts as full marks")
     g.add_argument("--select_hue_macro", type=float, default=0.4, help="hue hit rate (macro over hue families) that counts as full marks")
-    g.add_argument("--keep_best", action=argparse.BooleanOptionalAction, default=True, help="end the GAN phase with the best validated generator")
+    g.add_argument("--keep_best", action=argparse.BooleanOptionalAction, default=True,
+                   help="end the GAN phase with its best validated generator (pre-training's validations are not candidates)")
     g.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all, none")
     g.add_argument("--logging_steps", type=int, default=10, help="log losses every N steps")
     g.add_argument("--save_dtype", choices=["float32", "float16"], default="float32", help="dtype of the final model.safetensors")
@@ -442,6 +443,10 @@ def main(args):
             if phase != "pretrain" and args.pretrain_steps and accelerator.is_main_process and not (output_dir / "model-pretrained" / "config.json").exists():
                 recompute_statistics()  # the pre-trained-only model, to compare with after the GAN
                 with_users_generator(run, lambda: save_model(model, output_dir / "model-pretrained", model_card(args, model.head, "after pre-training only"), args.save_dtype))
+            if phase == "gan" and state.step == args.pretrain_steps:  # the GAN phase starts: no best yet
+                state.best_score = -math.inf  # (a run begun before this rule may have kept a pre-training one)
+                if accelerator.is_main_process:
+                    shutil.rmtree(output_dir / "best", ignore_errors=True)
             if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
                 restore_best(run)  # the generator is frozen from here on
                 recompute_statistics()
@@ -486,7 +491,9 @@ def main(args):
                 recompute_statistics()
                 result = with_users_generator(run, lambda: validate(model, args, truths, baseline, state.step, accelerator))
                 logger.info(f"step {state.step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
-                if result["score"] > state.best_score:
+                # the best is chosen among the GAN phase's generators only: a pre-training step's
+                # generator scored at the training decoding is not what the GAN phase is meant to end with
+                if phase == "gan" and result["score"] > state.best_score:
                     state.best_score = result["score"]
                     save_best(run, result, state.step)
             state.best_score = broadcast_float(accelerator, state.best_score)
