@@ -53,6 +53,9 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   transformer colorizer, a skilled retoucher) may pass, and it is no detector of edits, composites
   or wholly generated images. Toned monochrome prints are refused as such (no colour to judge) when
   `image_io.is_monochrome` recognises them; the rest are scored, and the toned family is in training.
+  The score is the discriminator's logit plus a linear read-out of ten colour-structure cues
+  (`colorgan_hub/cues.py`), calibrated together; left out of training, hand-tinting and colour
+  transfer are still not recognised (the leave-one-family-out table).
 - Trained on 2 CPU cores at 128 px crops of a small, skewed data set; no people-specific or
   fairness evaluation was done (UTKFace faces are in training, none in validation)."""
 

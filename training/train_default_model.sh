@@ -148,7 +148,26 @@ carry_detector "$out3/model" "$out3/model-gan-only" "$out3/study-base"
 python training/detector.py --model "$out3/study-base" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
   --generators "${earlier[@]}" "$out2/model" --study --study_families checkpoints toned hand-tint transfer --train_photos 2500 --init model \
   --learning_rate 1e-4 --steps 500 --checkpointing_steps 100 --out "$out3/study"
+
+# 12. step 10's detector calibrated again with the colour-structure cue read-out (no training; the same
+#     held-out photos, family mix and rendered fakes), the weights copied back
+cues_run() {  # OUT DETECTOR_ARGS...: the run's rendered photos and fakes and its runs' checkpoints reused, --cues added
+  local from="$1" to="$2"
+  shift 2
+  mkdir -p "$to/render"
+  ln -f "$from"/render/*.pkl "$to/render/"
+  for run in "$from"/runs/*; do mkdir -p "$to/runs/$(basename "$run")"; cp "$run/checkpoint.pt" "$to/runs/$(basename "$run")/"; done
+  python training/detector.py "$@" --cues --out "$to"
+}
+cues_run "$out3/detector" "$out3/detector-cues" --model "$out3/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --generators "${earlier[@]}" "$out2/model" --train_photos 2500 --init model --learning_rate 1e-4 --steps 0
+cp "$out3/detector-cues/model/model.safetensors" "$out3/model/model.safetensors"
+
+# 13. step 11's study calibrated again with the cues (each run resumes at its step-500 checkpoint: calibration only)
+cues_run "$out3/study" "$out3/study-cues" --model "$out3/study-base" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --generators "${earlier[@]}" "$out2/model" --study --study_families checkpoints toned hand-tint transfer --train_photos 2500 --init model \
+  --learning_rate 1e-4 --steps 500 --checkpointing_steps 100
 python training/report.py --run "$out3" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
-  --curves_from "$out" "$out2" "$out3" --detector_study "$out3/study/study.json" \
+  --curves_from "$out" "$out2" "$out3" --detector_study "$out3/study-cues/study.json" \
   --detector_generators "${earlier[@]}" "$out2/model" \
   --command "bash training/train_default_model.sh $data $out" --procedure "$(cat training/default_model_procedure.md)"
