@@ -24,6 +24,7 @@ import os
 import random
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -171,9 +172,9 @@ def check_setup(args, model) -> bool:
     output_dir = Path(args.output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        probe = output_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe of its own per process: every process of a launch checks the same folder at once
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-test-"):
+            pass
     except OSError as err:
         raise SetupError(f"--output_dir {output_dir}: cannot write there ({err.strerror or err})") from None
     for flag, folder in (("--train_data_dir", args.train_data_dir), ("--validation_data_dir", args.validation_data_dir)):
