@@ -151,7 +151,7 @@ python training/detector.py --model "$out3/study-base" --train_data_dir "$data/t
 
 # 12. step 10's detector calibrated again with the colour-structure cue read-out (no training; the same
 #     held-out photos, family mix and rendered fakes), the weights copied back
-cues_run() {  # OUT DETECTOR_ARGS...: the run's rendered photos and fakes and its runs' checkpoints reused, --cues added
+cues_run() {  # FROM TO DETECTOR_ARGS...: detector.py with --cues, out to TO, reusing FROM's rendered photos and fakes and its runs' checkpoints
   local from="$1" to="$2"
   shift 2
   mkdir -p "$to/render"
