@@ -194,14 +194,15 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
     if model.head == "classification":
         result["temperature"] = model.temperature if temperature is None else temperature
         result["vividness"] = model.vividness if vividness is None else vividness
-    if detector:
+    if detector:  # the detector looks at its own working size (model.realness_size), whatever --size colorized at
+        result["detector_size"] = model.realness_size
         with _bar(3 * 2 * len(truths), "detector", progress) as bar:
-            result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, size=size, batch_size=batch_size, progress=bar.update)
+            result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, batch_size=batch_size, progress=bar.update)
         families = [f for f in fakes.FAMILIES if f != "checkpoints" or generators]
         with _bar((2 * len(families) + 2) * len(truths), "detector families", progress) as bar:
             by_family = family_fakes(model, truth_arrays, families, generators, progress=bar.update)
             result["detector_families"] = family_detector_metrics(model, truth_arrays, [np.asarray(o) for o in outputs],
-                                                                  by_family, size=size, batch_size=batch_size, progress=bar.update)
+                                                                  by_family, batch_size=batch_size, progress=bar.update)
     return result
 
 
@@ -223,7 +224,7 @@ def format_markdown(result: dict) -> str:
     for name, row in result["colour"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row['hue_' + f]:.3f}" for f in families) + " |")
     if "detector" in result:
-        lines += ["", "Detector (real photos vs this model's colorizations of them):", "",
+        lines += ["", f"Detector (real photos vs this model's colorizations of them; it looks at long side {result.get('detector_size', result['size'])} px):", "",
                   "| | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]
         names = {"clean": "clean", "jpeg75": "JPEG quality 75", "half": "resized to half"}
         for key, row in result["detector"].items():

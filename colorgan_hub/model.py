@@ -42,7 +42,10 @@ class ColorGAN(
     """Automatic colorization GAN: L -> ab generator, conditional PatchGAN, calibrated realness.
 
     Args:
-        image_size: working resolution (long side, px) of `colorize` and `realness`.
+        image_size: working resolution (long side, px) of `colorize` (and of `realness` when
+            `realness_size` is not set).
+        realness_size: working resolution (long side, px) at which `realness` looks at a photo,
+            the size its calibration was fitted at; None: `image_size`.
         head: "classification" (a distribution over quantised ab bins, decoded by the annealed
             mean at `temperature`; Zhang et al. 2016) or "regression" (ab directly, pix2pix).
         bin_size: ab grid step of the classification bins, in Lab units.
@@ -80,6 +83,7 @@ class ColorGAN(
         d_layers: int = 3,
         d_norm: str = "instance",
         spectral_norm: bool = True,
+        realness_size: int | None = None,
     ):
         super().__init__()
         if head not in HEADS:
@@ -88,7 +92,10 @@ class ColorGAN(
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0 <= class_rebalancing <= 1 or not 0 <= vividness <= 1:
             raise ValueError(f"class_rebalancing and vividness must be in [0, 1], got {class_rebalancing}, {vividness}")
+        if realness_size is not None and realness_size < 16:
+            raise ValueError(f"realness_size must be at least 16 px, got {realness_size}")
         self.image_size, self.head, self.bin_size, self.temperature = image_size, head, bin_size, temperature
+        self.realness_size = realness_size or image_size
         self.class_rebalancing, self.vividness = class_rebalancing, vividness
         self.ab_scale = AB_SCALE
         classify = head == "classification"

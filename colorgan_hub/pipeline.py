@@ -218,7 +218,8 @@ def realness(model, images, size: int | None = None, batch_size: int = 8, device
     same null). With `allow_grayscale` every image is scored: evaluation and calibration score
     every colorization, also a nearly colourless one. A file that cannot be read raises ImageError
     naming it, also in a list; with `return_exceptions=True` a list holds that ImageError in its
-    place and the other photos are still scored.
+    place and the other photos are still scored. The detector sees each photo at long side `size`
+    (default `model.realness_size`, the size its calibration was fitted at).
     """
     logits = realness_logits(model, images, size, batch_size, device, max_pixels, allow_grayscale, return_exceptions=return_exceptions)
     if isinstance(logits, list):
@@ -242,8 +243,8 @@ def _working_rgb(img: Image.Image, size: int) -> np.ndarray:
 
 def realness_cues(model, images, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(N, len(CUE_NAMES)) float32: the colour-structure cues of each photo as `realness` computes
-    them (at the working size), what the cue read-out is fitted on."""
-    size = size or model.image_size
+    them (at the detector's working size, `model.realness_size`), what the cue read-out is fitted on."""
+    size = size or model.realness_size
     images, _ = _as_list(images)
     return np.stack([colour_cues(_working_rgb(load_image(image, max_pixels=max_pixels, source=describe(image, i)), size))
                      for i, image in enumerate(images)])
@@ -254,9 +255,10 @@ def realness_logits(model, images, size: int | None = None, batch_size: int = 8,
     """The detector's logit per image, as `realness` computes it (None for a photo with no colour
     to judge in a list, the ImageError for an unreadable one with `return_exceptions`):
     calibrated, or with `calibrated=False` the raw mean patch logit (what the calibration is
-    fitted on)."""
+    fitted on). The photo is seen at `size` (long side; default `model.realness_size`, the size
+    the calibration was fitted at)."""
     images, single = _as_list(images)
-    size = size or model.image_size
+    size = size or model.realness_size
     device = torch.device(device) if device is not None else pick_device()
 
     prepared, results = [], [None] * len(images)

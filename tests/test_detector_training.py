@@ -124,3 +124,26 @@ def test_steps_0_needs_the_models_detector(folders, tiny_model_dir, tmp_path):
     args[args.index("--steps") + 1] = "0"
     with pytest.raises(SystemExit):
         detector.parse_args(args)
+
+
+def test_realness_size_trains_calibrates_and_saves_the_detector_at_it(folders, tiny_model_dir, tmp_path):
+    out = tmp_path / "sized"
+    detector.main(argv(folders, tiny_model_dir, out, "--families", "toned"))
+    with pytest.raises(SystemExit, match="made at realness size 64, not 80"):  # a finished run is not reused at another size
+        detector.main(argv(folders, tiny_model_dir, out, "--families", "toned", "--realness_size", "80"))
+    summary = detector.main(argv(folders, tiny_model_dir, tmp_path / "sized-80", "--families", "toned", "--realness_size", "80"))
+    sized = ColorGAN.from_pretrained(tmp_path / "sized-80" / "model")
+    assert sized.realness_size == 80 and sized.image_size == 64
+    assert summary["runs"][0]["realness_size"] == 80
+
+    photo = make_photo(120, 90, seed=5)
+    assert sized.realness(photo) == pytest.approx(sized.realness(photo, size=80))
+    assert sized.realness(photo) != pytest.approx(sized.realness(photo, size=64))
+    model = ColorGAN.from_pretrained(tiny_model_dir)  # the fakes (cached by this digest) do not depend on the detector's size
+    assert detector.weights_id(sized) == detector.weights_id(detector.with_config(model, realness_size=80)) == detector.weights_id(model)
+
+
+def test_realness_size_smaller_than_the_crop_is_refused(folders, tiny_model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        detector.parse_args(argv(folders, tiny_model_dir, tmp_path, "--realness_size", "32"))
+    assert "smaller than --crop 48" in capsys.readouterr().err

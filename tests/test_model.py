@@ -3,6 +3,7 @@
 import inspect
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -145,3 +146,19 @@ def test_missing_model_offline_raises_a_clear_error():
 
     with pytest.raises(ModelLoadError, match="not in the local cache"):  # HF_HUB_OFFLINE=1 (conftest)
         load_model("nobody/no-such-colorgan-model")
+
+
+def test_realness_size_is_config_and_only_moves_the_detector(tmp_path, photo):
+    torch.manual_seed(0)
+    plain = ColorGAN(**TINY).eval()
+    sized = ColorGAN(**TINY, realness_size=96).eval()
+    sized.load_state_dict(plain.state_dict())
+    assert plain.realness_size == plain.image_size == 64  # unset: the detector looks at the colorizer's size
+    sized.save_pretrained(tmp_path / "sized")
+    loaded = ColorGAN.from_pretrained(tmp_path / "sized")
+    assert loaded.realness_size == 96 and json.loads((tmp_path / "sized" / "config.json").read_text())["realness_size"] == 96
+    assert np.array_equal(np.asarray(loaded.colorize(photo)), np.asarray(plain.colorize(photo)))  # colorizing is unchanged
+    assert loaded.realness(photo) == pytest.approx(plain.realness(photo, size=96))
+    assert loaded.realness(photo) != pytest.approx(plain.realness(photo))
+    with pytest.raises(ValueError, match="realness_size"):
+        ColorGAN(**TINY, realness_size=8)

@@ -19,9 +19,11 @@ each family's AUC and the mix's ECE with `colorgan_hub.evaluate.family_detector_
 `--leave_out FAMILY` trains and calibrates without that family (it is still measured).
 `--study` trains the full mix and then once with each family left out, and writes
 OUT/study.json and OUT/study.md (the left-out family's AUC on validation, in the model card).
-The full-mix model is saved to OUT/model. Each run keeps OUT/runs/NAME/checkpoint.pt
-(every --checkpointing_steps, written then renamed) and OUT/runs/NAME/result.json; a run that
-is started again resumes there and finished runs are not repeated. The rendered photos and each
+The full-mix model is saved to OUT/model. `--realness_size N` trains, calibrates and measures the
+detector at working size N (long side) and saves N in the model's config (`realness_size`). Each
+run keeps OUT/runs/NAME/checkpoint.pt (every --checkpointing_steps, written then renamed) and
+OUT/runs/NAME/result.json; a run that is started again resumes there and finished runs are not
+repeated (one made at another working size is refused). The rendered photos and each
 family's fakes are kept in OUT/render/ for the same reason, keyed by the generator weights they
 came from: a new model renders only its own generator family again.
 """
@@ -81,6 +83,9 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=1200, help="training steps per run")
     parser.add_argument("--batch_size", type=int, default=32, help="real photos per step (and as many fakes)")
     parser.add_argument("--crop", type=int, default=96, help="random crop after the working-size resize (px)")
+    parser.add_argument("--realness_size", type=int, default=None,
+                        help="the detector's working size (long side, px): trained, calibrated and saved at it (default: the model's "
+                             "realness_size, which is its image_size unless set)")
     parser.add_argument("--learning_rate", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
     parser.add_argument("--init", choices=["scratch", "model"], default="scratch",
                         help="start the discriminator afresh (scratch) or from the model's (it has seen its own generator)")
@@ -106,6 +111,8 @@ def parse_args(argv=None):
         parser.error("--steps 0 calibrates the model's own detector again: it needs --init model")
     if set(args.leave_out) >= set(args.families):
         parser.error("--leave_out leaves no family to train on")
+    if args.realness_size is not None and args.realness_size < args.crop:
+        parser.error(f"--realness_size {args.realness_size} is smaller than --crop {args.crop}")
     if not 0 <= args.own_default_share <= 1:
         parser.error(f"--own_default_share must be in [0, 1], got {args.own_default_share}")
     args.resolution, args.crop_scale_min, args.min_image_size = 128, 0.25, 64  # for DataConfig (decoding only)
@@ -121,12 +128,21 @@ def _arrays(images) -> list[np.ndarray]:
 
 
 def weights_id(model: ColorGAN) -> str:
-    """A digest of a model's generator weights and decoding config: what its fakes depend on."""
-    digest = hashlib.sha256(json.dumps(model._hub_mixin_config, sort_keys=True, default=str).encode())
+    """A digest of a model's generator weights and decoding config: what its fakes depend on (not
+    the detector's working size)."""
+    config = {k: v for k, v in model._hub_mixin_config.items() if k != "realness_size"}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in model.generator.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def with_config(model: ColorGAN, **changes) -> ColorGAN:
+    """The same weights under a config with `changes` (constructor kwargs are the whole config)."""
+    changed = ColorGAN(**{**model._hub_mixin_config, **changes})
+    changed.load_state_dict(model.state_dict())
+    return changed.eval()
 
 
 def _cached(path: Path, key: dict, make):
@@ -218,14 +234,22 @@ def batch(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return rgb_to_model_lab(rgb)
 
 
+def _check_size(path: Path, made_at: int, wanted: int) -> None:
+    """A run kept on disk was trained and calibrated at one working size: refuse to reuse it at another."""
+    if made_at != wanted:
+        raise SystemExit(f"{path}: made at realness size {made_at}, not {wanted}: give a new --out (or the same --realness_size)")
+
+
 def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str], initial: dict) -> dict:
     """One detector: trained on `families`, calibrated on their mix, measured on every family.
     `initial`: the discriminator's state at the start (the model's, for `--init model`)."""
     run_dir = args.out / "runs" / name
     result_file = run_dir / "result.json"
     if result_file.is_file():
+        result = json.loads(result_file.read_text())
+        _check_size(result_file, result.get("realness_size", model.image_size), model.realness_size)
         logger.info("%s: finished before, result kept", name)
-        return json.loads(result_file.read_text())
+        return result
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     if args.init == "scratch":
@@ -246,8 +270,8 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     model.discriminator.train()
     started, losses = time.time(), []
     while step < args.steps:
-        reals = [augment(train["real"][rng.randrange(n)], model.image_size, args.crop, rng) for _ in range(args.batch_size)]
-        fakes_ = [augment(train["fakes"][rng.choice(families)][rng.randrange(n)], model.image_size, args.crop, rng) for _ in range(args.batch_size)]
+        reals = [augment(train["real"][rng.randrange(n)], model.realness_size, args.crop, rng) for _ in range(args.batch_size)]
+        fakes_ = [augment(train["fakes"][rng.choice(families)][rng.randrange(n)], model.realness_size, args.crop, rng) for _ in range(args.batch_size)]
         l, ab = batch(reals + fakes_)
         loss = discriminator_loss(*model.discriminator(l, ab).chunk(2), "vanilla")
         optimizer.zero_grad(set_to_none=True)
@@ -268,7 +292,7 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing, cues=args.cues)
     validation = data["validation"]
     rows = family_detector_metrics(model, validation["real"], validation["own"], validation["fakes"])
-    result = {"name": name, "trained_on": families, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
+    result = {"name": name, "trained_on": families, "realness_size": model.realness_size, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
     torch.save(model.discriminator.state_dict(), run_dir / "discriminator.pt")
     torch.save(model.realness_calibration.clone(), run_dir / "calibration.pt")
     torch.save(model.realness_cues.clone(), run_dir / "cues.pt")
@@ -298,6 +322,8 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     model = load_model(args.model)
+    if args.realness_size is not None and args.realness_size != model.realness_size:  # a config value: saved with the model
+        model = with_config(model, realness_size=args.realness_size)
     generators = [load_model(spec) for spec in args.generators]
     initial = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
     data = render(args, model, generators)

@@ -167,6 +167,12 @@ cp "$out3/detector-cues/model/model.safetensors" "$out3/model/model.safetensors"
 cues_run "$out3/study" "$out3/study-cues" --model "$out3/study-base" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
   --generators "${earlier[@]}" "$out2/model" --study --study_families checkpoints toned hand-tint transfer --train_photos 2500 --init model \
   --learning_rate 1e-4 --steps 500 --checkpointing_steps 100
+
+# 14. the detector's working size: step 12's model calibrated again, cues and all, at long side 160 (no training;
+#     160 chosen among 128/160/192/256 on the calibration photos alone: default_model_procedure.md, step 16)
+cues_run "$out3/detector-cues" "$out3/detector-160" --model "$out3/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --generators "${earlier[@]}" "$out2/model" --train_photos 2500 --init model --learning_rate 1e-4 --steps 0 --realness_size 160
+cp "$out3/detector-160/model/model.safetensors" "$out3/detector-160/model/config.json" "$out3/model/"
 python training/report.py --run "$out3" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
   --curves_from "$out" "$out2" "$out3" --detector_study "$out3/study-cues/study.json" \
   --detector_generators "${earlier[@]}" "$out2/model" \
