@@ -173,7 +173,12 @@ cues_run "$out3/study" "$out3/study-cues" --model "$out3/study-base" --train_dat
 cues_run "$out3/detector-cues" "$out3/detector-160" --model "$out3/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
   --generators "${earlier[@]}" "$out2/model" --train_photos 2500 --init model --learning_rate 1e-4 --steps 0 --realness_size 160
 cp "$out3/detector-160/model/model.safetensors" "$out3/detector-160/model/config.json" "$out3/model/"
+
+# 15. step 13's study calibrated again at the same size (measurement only; each run from its step-500 checkpoint)
+cues_run "$out3/study-cues" "$out3/study-160" --model "$out3/study-base" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --generators "${earlier[@]}" "$out2/model" --study --study_families checkpoints toned hand-tint transfer --train_photos 2500 --init model \
+  --learning_rate 1e-4 --steps 500 --checkpointing_steps 100 --realness_size 160
 python training/report.py --run "$out3" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
-  --curves_from "$out" "$out2" "$out3" --detector_study "$out3/study-cues/study.json" \
+  --curves_from "$out" "$out2" "$out3" --detector_study "$out3/study-160/study.json" \
   --detector_generators "${earlier[@]}" "$out2/model" \
   --command "bash training/train_default_model.sh $data $out" --procedure "$(cat training/default_model_procedure.md)"
