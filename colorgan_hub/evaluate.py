@@ -92,7 +92,7 @@ def _half(img: Image.Image) -> Image.Image:
     return img.resize((max(8, img.width // 2), max(8, img.height // 2)), Image.Resampling.BICUBIC)
 
 
-def detector_metrics(model, reals, fakes, size=None, batch_size=8, progress=None) -> dict[str, dict[str, float]]:
+def detector_metrics(model, reals, fakes, batch_size=8, progress=None) -> dict[str, dict[str, float]]:
     """Detection metrics (real = 1, colorized = 0): clean, JPEG quality 75, resized to half.
     `progress(n)` is told after each batch of n images."""
     variants = {"clean": lambda im: im, "jpeg75": lambda im: jpeg_roundtrip(im, 75), "half": _half}
@@ -103,7 +103,7 @@ def detector_metrics(model, reals, fakes, size=None, batch_size=8, progress=None
         probs = []
         for start in range(0, len(images), 4 * batch_size):
             chunk = [change(im) for im in images[start : start + 4 * batch_size]]
-            probs += model.realness(chunk, size=size, batch_size=max(batch_size, 32), allow_grayscale=True)
+            probs += model.realness(chunk, batch_size=max(batch_size, 32), allow_grayscale=True)
             if progress is not None:
                 progress(len(chunk))
         results[name] = metrics.detection_report(probs, labels)
@@ -136,13 +136,13 @@ def family_fakes(model, photos, families=fakes.FAMILIES, generators=(), seed=FAM
     return out
 
 
-def family_detector_metrics(model, reals, own, by_family, size=None, batch_size=8, progress=None) -> dict[str, dict[str, float]]:
+def family_detector_metrics(model, reals, own, by_family, batch_size=8, progress=None) -> dict[str, dict[str, float]]:
     """Detection metrics of real photos against each family's fakes of them ("own": the model's
     colorizations at its defaults), and against a balanced mix (photo i's fake from family
     i mod the number of families): ECE and how saturated the probabilities are there."""
 
     def score(images):
-        probs = model.realness(list(images), size=size, batch_size=max(batch_size, 32), allow_grayscale=True)
+        probs = model.realness(list(images), batch_size=max(batch_size, 32), allow_grayscale=True)
         if progress is not None:
             progress(len(images))
         return probs

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from colorgan_hub import ColorGAN
-from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
+from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics, with_config
 from training.data import DataConfig, add_source_arguments, check_source_arguments, usable_photos
 from training.saving import halve_weights
 
@@ -44,9 +44,7 @@ def main(argv=None):
     check_source_arguments(parser, args)
     data_config = DataConfig.from_args(args)
     source = ColorGAN.from_pretrained(args.model)
-    config = {**source._hub_mixin_config, **({"image_size": args.image_size} if args.image_size else {})}
-    model = ColorGAN(**config)
-    model.load_state_dict(source.state_dict())
+    model = with_config(source, **({"image_size": args.image_size} if args.image_size else {}))
     if args.batchnorm_statistics_batches:
         recompute_batchnorm_statistics(model.generator, batchnorm_batches(data_config, args.train_batch_size, args.batchnorm_statistics_batches))
     model.eval()

@@ -51,6 +51,14 @@ def recompute_batchnorm_statistics(module: torch.nn.Module, batches: list[torch.
     module.train(was_training)
 
 
+def with_config(model, **changes):
+    """The same weights under a config with `changes`, e.g. a new working size to calibrate at (a
+    ColorGAN's constructor kwargs are its whole config)."""
+    changed = type(model)(**{**model._hub_mixin_config, **changes})
+    changed.load_state_dict(model.state_dict())
+    return changed.eval()
+
+
 @torch.no_grad()
 def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float | None = None, cues: bool = False,
                              cue_penalty: float = 0.01) -> dict:

@@ -51,7 +51,7 @@ from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_met
 from colorgan_hub.image_io import jpeg_roundtrip
 from colorgan_hub.model import default_cue_readout, load_model
 from colorgan_hub.pipeline import working_shape
-from training.calibration import fit_realness_calibration
+from training.calibration import fit_realness_calibration, with_config
 from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
 from training.losses import discriminator_loss
 from training.saving import halve_weights
@@ -136,13 +136,6 @@ def weights_id(model: ColorGAN) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def with_config(model: ColorGAN, **changes) -> ColorGAN:
-    """The same weights under a config with `changes` (constructor kwargs are the whole config)."""
-    changed = ColorGAN(**{**model._hub_mixin_config, **changes})
-    changed.load_state_dict(model.state_dict())
-    return changed.eval()
 
 
 def _cached(path: Path, key: dict, make):
@@ -234,12 +227,6 @@ def batch(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return rgb_to_model_lab(rgb)
 
 
-def _check_size(path: Path, made_at: int, wanted: int) -> None:
-    """A run kept on disk was trained and calibrated at one working size: refuse to reuse it at another."""
-    if made_at != wanted:
-        raise SystemExit(f"{path}: made at realness size {made_at}, not {wanted}: give a new --out (or the same --realness_size)")
-
-
 def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str], initial: dict) -> dict:
     """One detector: trained on `families`, calibrated on their mix, measured on every family.
     `initial`: the discriminator's state at the start (the model's, for `--init model`)."""
@@ -247,7 +234,9 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     result_file = run_dir / "result.json"
     if result_file.is_file():
         result = json.loads(result_file.read_text())
-        _check_size(result_file, result.get("realness_size", model.image_size), model.realness_size)
+        made_at = result.get("realness_size", model.image_size)  # trained and calibrated at this size: not reused at another
+        if made_at != model.realness_size:
+            raise SystemExit(f"{result_file}: made at realness size {made_at}, not {model.realness_size}: give a new --out (or the same --realness_size)")
         logger.info("%s: finished before, result kept", name)
         return result
     run_dir.mkdir(parents=True, exist_ok=True)
