@@ -26,6 +26,7 @@ import numpy as np
 
 from .color import rgb_to_l_numpy, rgb_to_model_lab_numpy
 from .fullres import recombine
+from .metrics import image_ab
 
 FAMILIES = ("generator", "checkpoints", "toned", "hand-tint", "transfer")
 
@@ -114,6 +115,58 @@ def transfer(rgb: np.ndarray, reference: np.ndarray, rng: np.random.Generator, l
     distance = ((target[:, None, :] - features[None]) ** 2).sum(-1)  # equal weights, as Welsh et al.
     ab = colours[np.argmin(distance, axis=1)].reshape(*l.shape, 2).astype(np.float32)
     return recombine(rgb, ab)
+
+
+CORRUPTIONS = ("coarse", "shifted", "recoloured", "noisy")
+
+
+def corrupted(rgb: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...] | None = None) -> np.ndarray:
+    """A pseudo-fake made from the photo's own colour (uint8 RGB in, the same size out): its a, b
+    at a working size of 96-256 px, then `kinds` of CORRUPTIONS (default: each with chance 0.4, at
+    least one), applied in the order listed below, recombined with its lightness as every fake is.
+    Training material only, not a family: what colorizations share is
+    colour that is not the scene's own, and here the colour is the scene's own made wrong, so a
+    detector learns the wrongness rather than one colorizer's look (as self-blended images do for
+    face forgeries, Shiohara & Yamasaki 2022):
+
+    * ``recoloured``: inside a soft random region, the colour turned by 40-180 degrees of hue and
+      its chroma scaled 0.5-1.5x (colour that does not belong to what is there);
+    * ``shifted``: the colour displaced by a smooth random field of 1-6 px (colour edges that miss
+      the lightness edges);
+    * ``noisy``: colour noise at the working size (blurred 0.3-1.5 px, standard deviation 2-8),
+      colour that flickers where the scene's does not;
+    * ``coarse``: the colour at a 2-8x lower resolution, upsampled (colour computed small)."""
+    small = _shrink(rgb, int(rng.choice((96, 128, 160, 192, 256))))
+    ab = image_ab(small).transpose(1, 2, 0)
+    h, w = ab.shape[:2]
+    if kinds is None:
+        chosen = [k for k in CORRUPTIONS if rng.random() < 0.4] or [CORRUPTIONS[int(rng.integers(0, len(CORRUPTIONS)))]]
+    elif set(kinds) - set(CORRUPTIONS) or not kinds:
+        raise ValueError(f"unknown corruption in {kinds!r}; they are {', '.join(CORRUPTIONS)}")
+    else:
+        chosen = list(kinds)
+
+    def field(cells: int) -> np.ndarray:
+        return cv2.resize(rng.normal(size=(cells, cells)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+
+    if "recoloured" in chosen:
+        turn = np.deg2rad(rng.uniform(40, 180) * rng.choice((-1, 1)))
+        rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]], np.float32)
+        other = ab @ rotation.T * rng.uniform(0.5, 1.5)
+        mask = (field(int(rng.integers(2, 6))) > rng.uniform(-0.5, 0.8)).astype(np.float32)
+        mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(0.5, 3.0))[..., None]
+        ab = mask * other + (1.0 - mask) * ab
+    if "shifted" in chosen:
+        amount = rng.uniform(1.0, 6.0) * max(h, w) / 128
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        ab = cv2.remap(ab, xs + amount * field(4), ys + amount * field(4), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    if "noisy" in chosen:
+        noise = cv2.GaussianBlur(rng.normal(size=(h, w, 2)).astype(np.float32), (0, 0), rng.uniform(0.3, 1.5))
+        ab = ab + noise * (rng.uniform(2.0, 8.0) / max(float(noise.std()), 1e-6))
+    if "coarse" in chosen:
+        factor = rng.uniform(2.0, 8.0)
+        ab = cv2.resize(ab, (max(1, round(w / factor)), max(1, round(h / factor))), interpolation=cv2.INTER_AREA)
+    return recombine(rgb, np.ascontiguousarray(ab, dtype=np.float32))
 
 
 def generator_settings(model, rng: np.random.Generator) -> dict:

@@ -147,3 +147,21 @@ def test_realness_size_smaller_than_the_crop_is_refused(folders, tiny_model_dir,
     with pytest.raises(SystemExit):
         detector.parse_args(argv(folders, tiny_model_dir, tmp_path, "--realness_size", "32"))
     assert "smaller than --crop 48" in capsys.readouterr().err
+
+
+def test_pseudo_fakes_join_training_only_and_are_recorded(folders, tiny_model_dir, tmp_path, capsys):
+    made = []
+    real_corrupted = detector.fakes.corrupted
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return real_corrupted(*args, **kwargs)
+
+    with mock.patch.object(detector.fakes, "corrupted", side_effect=counting):
+        summary = detector.main(argv(folders, tiny_model_dir, tmp_path / "pseudo", "--pseudo_share", "0.5"))
+    run = summary["runs"][0]
+    assert made and run["pseudo_share"] == 0.5  # pseudo-fakes were drawn, 3 steps x 4 fakes at most
+    assert len(made) <= 12 and set(run["validation"]) == {"own", "toned", "hand-tint", "transfer", "mix"}  # not a measured family
+    with pytest.raises(SystemExit):
+        detector.main(argv(folders, tiny_model_dir, tmp_path / "bad", "--pseudo_share", "1"))
+    assert "--pseudo_share must be in [0, 1)" in capsys.readouterr().err

@@ -81,6 +81,28 @@ def test_transfer_takes_its_colours_from_the_reference():
     assert np.mean((hue > 240) & (hue < 330)) > 0.8  # blue-violet, the reference's hues
 
 
+@pytest.mark.parametrize("kinds", [None, *((k,) for k in fakes.CORRUPTIONS)])
+def test_pseudo_fakes_keep_the_lightness_and_change_the_photos_own_colour(kinds):
+    real = np.asarray(make_photo(120, 90, seed=9))
+    made = fakes.corrupted(real, fakes.rng_for(1, 2), kinds)
+    assert made.shape == real.shape and made.dtype == np.uint8
+    assert np.abs(rgb_to_l_numpy(made) - rgb_to_l_numpy(real)).mean() < 1.0
+    assert np.array_equal(made, fakes.corrupted(real, fakes.rng_for(1, 2), kinds))  # repeatable
+    assert np.abs(lab_ab(made) - lab_ab(real)).mean() > 0.5  # the colour is not the photo's any more
+
+
+def test_coarse_pseudo_fakes_lose_the_colours_fine_detail_and_unknown_kinds_are_refused():
+    real = np.asarray(make_photo(128, 128, seed=10))
+
+    def fine(rgb):
+        ab = metrics.image_ab(rgb)
+        return np.abs(ab[:, 1:, :] - ab[:, :-1, :]).mean()
+
+    assert fine(fakes.corrupted(real, fakes.rng_for(0, 0), ("coarse",))) < 0.8 * fine(real)
+    with pytest.raises(ValueError, match="unknown corruption.*coarse"):
+        fakes.corrupted(real, fakes.rng_for(0, 0), ("sketchy",))
+
+
 def test_unknown_family_and_missing_models_are_clear_errors(tiny_model):
     with pytest.raises(ValueError, match="unknown family 'sketch'.*toned"):
         fakes.make_fakes("sketch", photos())

@@ -9,7 +9,9 @@ The generator stays as it is; the discriminator (the conditional PatchGAN) is tr
 fresh start (or from the model's, `--init model`) on real photos against fakes drawn evenly from
 the families of `colorgan_hub.fakes` (the model's own generator at random settings and working
 sizes, `--generators` for the checkpoints family, toned prints, hand-tinting, colour transfer),
-made once through the users' recombination path. Real photos and fakes get the same random
+made once through the users' recombination path (and, with `--pseudo_share`, that share of
+pseudo-fakes: real training photos with generic colour corruptions, `fakes.corrupted`, made as
+they are drawn; training material only, never calibrated on or measured). Real photos and fakes get the same random
 resizing and JPEG re-compression, then the working-size resize `realness` makes. The calibration
 (Platt scaling of the raw mean patch logit, smoothed targets) is fitted on the training source's
 hash-held-out photos (the ones train.py holds out) over the same family mix; validation reports
@@ -74,6 +76,10 @@ def parse_args(argv=None):
     parser.add_argument("--own_default_share", type=float, default=0.0,
                         help="share of the generator family's training and calibration fakes made at the model's own settings "
                              "(the colorizations users make most); validation keeps the random draw")
+    parser.add_argument("--pseudo_share", type=float, default=0.0,
+                        help="share of the training fakes made from real training photos by generic colour corruptions "
+                             "(colorgan_hub.fakes.corrupted: colour recoloured in a region, displaced, noisy or computed small); not a family: "
+                             "never left out, never calibrated on or measured")
     parser.add_argument("--train_photos", type=int, default=3000, help="training photos (each gets one fake from every family)")
     parser.add_argument("--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
                         help="as in training: the share of the source held out (by hash) for the calibration")
@@ -113,6 +119,8 @@ def parse_args(argv=None):
         parser.error("--leave_out leaves no family to train on")
     if args.realness_size is not None and args.realness_size < args.crop:
         parser.error(f"--realness_size {args.realness_size} is smaller than --crop {args.crop}")
+    if not 0 <= args.pseudo_share < 1:
+        parser.error(f"--pseudo_share must be in [0, 1), got {args.pseudo_share}")
     if not 0 <= args.own_default_share <= 1:
         parser.error(f"--own_default_share must be in [0, 1], got {args.own_default_share}")
     args.resolution, args.crop_scale_min, args.min_image_size = 128, 0.25, 64  # for DataConfig (decoding only)
@@ -227,6 +235,15 @@ def batch(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return rgb_to_model_lab(rgb)
 
 
+def fake(train: dict, families: list[str], pseudo_share: float, seed: int, rng: random.Random) -> np.ndarray:
+    """One training fake: a pseudo-fake of a random real photo (`pseudo_share` of the time) or a
+    random photo's fake from a random family."""
+    n = len(train["real"])
+    if pseudo_share and rng.random() < pseudo_share:
+        return fakes.corrupted(train["real"][rng.randrange(n)], fakes.rng_for(seed + 101, rng.randrange(2**31)))
+    return train["fakes"][rng.choice(families)][rng.randrange(n)]
+
+
 def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str], initial: dict) -> dict:
     """One detector: trained on `families`, calibrated on their mix, measured on every family.
     `initial`: the discriminator's state at the start (the model's, for `--init model`)."""
@@ -260,7 +277,7 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     started, losses = time.time(), []
     while step < args.steps:
         reals = [augment(train["real"][rng.randrange(n)], model.realness_size, args.crop, rng) for _ in range(args.batch_size)]
-        fakes_ = [augment(train["fakes"][rng.choice(families)][rng.randrange(n)], model.realness_size, args.crop, rng) for _ in range(args.batch_size)]
+        fakes_ = [augment(fake(train, families, args.pseudo_share, args.seed, rng), model.realness_size, args.crop, rng) for _ in range(args.batch_size)]
         l, ab = batch(reals + fakes_)
         loss = discriminator_loss(*model.discriminator(l, ab).chunk(2), "vanilla")
         optimizer.zero_grad(set_to_none=True)
@@ -281,7 +298,7 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing, cues=args.cues)
     validation = data["validation"]
     rows = family_detector_metrics(model, validation["real"], validation["own"], validation["fakes"])
-    result = {"name": name, "trained_on": families, "realness_size": model.realness_size, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
+    result = {"name": name, "trained_on": families, "pseudo_share": args.pseudo_share, "realness_size": model.realness_size, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
     torch.save(model.discriminator.state_dict(), run_dir / "discriminator.pt")
     torch.save(model.realness_calibration.clone(), run_dir / "calibration.pt")
     torch.save(model.realness_cues.clone(), run_dir / "cues.pt")
