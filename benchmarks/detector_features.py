@@ -1,0 +1,169 @@
+"""Candidate features for the realness detector, measured before any is built in: does a feature
+tell real photos from a family of colorizations it was never fitted on?
+
+    python benchmarks/detector_features.py --generators GEN... [--model ID_OR_PATH] [--data ../shared/data/val]
+        [--count 300] [--json out.json]
+
+On photos spread over `--data` (protocol 256) it makes every family's fakes (`colorgan_hub.fakes`;
+`--generators`: the checkpoints family's models) and pseudo-fakes (`fakes.corrupted`), then
+computes two feature sets on each image:
+
+* ``cues``: the ten colour-structure cues the bundled detector reads (`colorgan_hub.cues`);
+* ``plausibility``: how likely the image's colour is under the model's own generator given its
+  lightness, the classification head's per-pixel distribution with the class rebalancing divided
+  out (soft-assigned to the colour bins with a 5-unit Gaussian, as Zhang et al. encode targets):
+  the mean and 10th percentile of the log-likelihood, the same relative to the most likely colour,
+  the share of pixels within e^-1 of it, the chroma above the expected chroma, the hue agreement
+  with the expected colour on chromatic pixels, and the distance to it.
+
+It prints (1) each feature's AUC alone, real against each family (0.5: no signal; below 0.5: the
+family sits on the other side), and (2) a leave-one-family-out study of a linear read-out
+(L2-regularised logistic regression, fitted on even-numbered photos, measured on odd-numbered
+ones): for each feature set and way of reading it (linear; linear plus squared z-scores, so a
+family that departs from real photos the other way is caught too; linear plus the log Mahalanobis
+distance from the real photos), with and without pseudo-fakes among the fitted fakes, the AUC on
+each family, the left-out one in brackets. No discriminator: this measures the features alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from colorgan_hub import DEFAULT_MODEL, fakes
+from colorgan_hub.color import rgb_to_model_lab_numpy
+from colorgan_hub.cues import CUE_NAMES, colour_cues, normalise
+from colorgan_hub.model import load_model
+from colorgan_hub.pipeline import padded_shape, working_shape
+from training.selection import validation_truths
+
+HERE = Path(__file__).parent
+PLAUSIBILITY_NAMES = ("log-likelihood", "log-likelihood p10", "relative log-likelihood", "relative p10", "share near the best colour",
+                      "chroma above expected", "hue agreement", "distance to expected ab")
+FAMILIES = ("generator", "checkpoints", "toned", "hand-tint", "transfer")
+SIGMA = 5.0  # Lab units: the soft assignment to colour bins
+
+
+def plausibility(model, rgb: np.ndarray, size: int) -> np.ndarray:
+    """PLAUSIBILITY_NAMES of one uint8 RGB image, at working size `size` (the generator's)."""
+    classifier = model.generator
+    bins = classifier.bins.float() * model.ab_scale  # (K, 2), Lab units
+    log_weights = torch.log(classifier.rebalancing_weights(model.class_rebalancing))
+    h, w = working_shape(*rgb.shape[:2], size)
+    lab = rgb_to_model_lab_numpy(normalise(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)))
+    ph, pw = padded_shape((h, w), classifier.multiple)
+    l = np.pad(lab[0], ((0, ph - h), (0, pw - w)), mode="symmetric")
+    with torch.inference_mode():
+        logits = classifier(torch.from_numpy(l)[None, None].float())[0]  # (K, ph/2, pw/2)
+    log_p = torch.log_softmax(logits - log_weights[:, None, None], 0)[:, : (h + 1) // 2, : (w + 1) // 2]
+    hh, ww = log_p.shape[1:]
+    ab = torch.from_numpy(cv2.resize(lab[1:].transpose(1, 2, 0) * model.ab_scale, (ww, hh), interpolation=cv2.INTER_AREA)).reshape(-1, 2)
+    log_p = log_p.reshape(len(bins), -1).t()  # (P, K)
+    log_lik = torch.logsumexp(log_p - torch.cdist(ab, bins) ** 2 / (2 * SIGMA**2), 1)  # log sum_k p_k K(ab, bin_k)
+    kernel = torch.exp(-torch.cdist(bins, bins) ** 2 / (2 * SIGMA**2))  # (K, K)
+    best = torch.log((log_p.exp() @ kernel).max(1).values + 1e-30)  # the most likely bin colour's likelihood
+    relative = log_lik - best
+    p = log_p.exp()
+    expected = p @ bins  # (P, 2)
+    chroma = ab.norm(dim=1)
+    chromatic = chroma > 8
+    agreement = torch.nn.functional.cosine_similarity(ab, expected + 1e-6, dim=1)
+    values = [log_lik.mean(), torch.quantile(log_lik, 0.1), relative.mean(), torch.quantile(relative, 0.1), (relative > -1).float().mean(),
+              (chroma - p @ bins.norm(dim=1)).mean(), agreement[chromatic].mean() if chromatic.any() else torch.tensor(0.0),
+              (ab - expected).norm(dim=1).mean()]
+    return np.array([float(v) for v in values], np.float32)
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Probability that a positive scores above a negative (ties count half)."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([positive, negative]))
+    return float((ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
+
+
+def fit_readout(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 50):
+    """L2-regularised logistic regression by Newton steps on standardised features: a scorer."""
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    z = np.c_[(x - mean) / scale, np.ones(len(x))]
+    w = np.zeros(z.shape[1])
+    penalty = l2 * np.diag(np.r_[np.ones(z.shape[1] - 1), 0.0])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-z @ w))
+        hessian = (z * (p * (1 - p))[:, None]).T @ z / len(y) + penalty + 1e-9 * np.eye(len(w))
+        w -= np.linalg.solve(hessian, z.T @ (p - y) / len(y) + penalty @ w)
+    return lambda x: np.c_[(x - mean) / scale, np.ones(len(x))] @ w
+
+
+def readings(real_fit: np.ndarray):
+    """Ways of reading a feature vector, each fixed by the fitted real photos only."""
+    mean, scale = real_fit.mean(0), real_fit.std(0) + 1e-6
+    covariance = np.cov(real_fit.T) + 1e-3 * np.diag(real_fit.var(0) + 1e-6)
+    inverse = np.linalg.inv(covariance)
+
+    def distance(x):
+        d = x - mean
+        return np.log(np.einsum("ij,jk,ik->i", d, inverse, d) + 1e-6)[:, None]
+
+    return {"linear": lambda x: x, "+ squared z": lambda x: np.c_[x, ((x - mean) / scale) ** 2], "+ Mahalanobis": lambda x: np.c_[x, distance(x)]}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="Hub id or save_pretrained folder, classification head (default: the bundled model)")
+    parser.add_argument("--generators", nargs="+", required=True, help="the checkpoints family: other models (Hub ids or folders)")
+    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "val")
+    parser.add_argument("--count", type=int, default=300, help="photos, spread over the folder (half fit, half measure)")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    model = load_model(args.model).eval()
+    if model.head != "classification":
+        raise SystemExit(f"{args.model}: the plausibility features need a classification head")
+    generators = [load_model(g).eval() for g in args.generators]
+    photos = [np.asarray(img.convert("RGB")) for _, img in validation_truths(args.data, args.count)]
+    sets = {"real": photos, **{f: fakes.make_fakes(f, photos, seed=args.seed, model=model, generators=generators) for f in FAMILIES},
+            "pseudo": [fakes.corrupted(p, fakes.rng_for(args.seed + 101, i)) for i, p in enumerate(photos)]}
+    features = {}
+    for name, images in sets.items():
+        cues = np.stack([colour_cues(cv2.resize(x, working_shape(*x.shape[:2], model.realness_size)[::-1], interpolation=cv2.INTER_AREA)) for x in images])
+        features[name] = {"cues": cues, "plausibility": np.stack([plausibility(model, x, model.image_size) for x in images])}
+    results = {"photos": len(photos), "alone": {}, "study": {}}
+    columns = list(FAMILIES) + ["pseudo"]
+    print(f"{args.model} on {len(photos)} photos of {args.data}\n\nEach feature alone, AUC real > family:\n")
+    print("| feature | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 1) + "|")
+    for group, names in (("cues", CUE_NAMES), ("plausibility", PLAUSIBILITY_NAMES)):
+        for j, name in enumerate(names):
+            row = {f: auc(features["real"][group][:, j], features[f][group][:, j]) for f in columns}
+            results["alone"][name] = row
+            print(f"| {name} | " + " | ".join(f"{row[f]:.3f}" for f in columns) + " |")
+    fit, measure = np.arange(len(photos)) % 2 == 0, np.arange(len(photos)) % 2 == 1
+    print("\nLeave-one-family-out, linear read-out (left-out family's AUC in brackets):\n")
+    print("| features | reading | pseudo-fakes | trained without | " + " | ".join(FAMILIES) + " |\n" + "|---" * (len(FAMILIES) + 4) + "|")
+    for groups in (("cues",), ("cues", "plausibility")):
+        take = lambda name, rows: np.concatenate([features[name][g][rows] for g in groups], 1)  # noqa: E731
+        for reading, read in readings(take("real", fit)).items():
+            for pseudo in (False, True):
+                for left_out in FAMILIES:
+                    fitted = [f for f in FAMILIES if f != left_out] + (["pseudo"] if pseudo else [])
+                    x = np.concatenate([read(take("real", fit))] + [read(take(f, fit)) for f in fitted])
+                    y = np.r_[np.ones(fit.sum()), np.zeros(fit.sum() * len(fitted))]
+                    score = fit_readout(x, y)
+                    real = score(read(take("real", measure)))
+                    row = {f: auc(real, score(read(take(f, measure)))) for f in FAMILIES}
+                    results["study"][f"{'+'.join(groups)} | {reading} | {pseudo} | {left_out}"] = row
+                    cells = [f"({row[f]:.3f})" if f == left_out else f"{row[f]:.3f}" for f in FAMILIES]
+                    print(f"| {' + '.join(groups)} | {reading} | {'yes' if pseudo else 'no'} | {left_out} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    main()
