@@ -189,7 +189,7 @@ def main(argv=None):
     parser.add_argument("--curves_from", type=Path, nargs="+", help="runs whose logs make the curves, in order (default: RUN)")
     parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
     parser.add_argument("--limit", type=int, help="use only the first N photos of each folder (a quick check)")
-    parser.add_argument("--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table")
+    parser.add_argument("--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)")
     parser.add_argument("--detector_generators", nargs="*", default=[], help="other generators for the evaluation's checkpoints family")
     args = parser.parse_args(argv)
     out = args.out or args.run / "model"
@@ -215,8 +215,10 @@ def main(argv=None):
     if args.fullres_dir:
         results["fullres"] = evaluate(final, list_images(args.fullres_dir, args.limit), protocol="full", progress=False, generators=generators)
         text += "\n\nProtocol full on `val_fullres`:\n\n" + format_markdown(results["fullres"])
-    if args.detector_study:
-        text += "\n\n" + study_section(json.loads(args.detector_study.read_text()))
+    if args.detector_study:  # kept beside the card, so the card can be made again from the model folder alone
+        study = json.loads(args.detector_study.read_text())
+        (out / "detector_study.json").write_text(json.dumps(study, indent=2))
+        text += "\n\n" + study_section(study)
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
     has_curves = curves(args.curves_from or [args.run], out / "curves.png")
     sheet(models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.jpg")
