@@ -235,20 +235,42 @@ def _open_input(path: Path, max_pixels: int):
         raise
 
 
-def _quarter_turns(path: Path) -> int:
-    """Quarter turns counter-clockwise (0-3) that bring the video upright: a phone's portrait
-    clip is stored sideways with a display matrix that players apply. Read from the first frame
-    (PyAV's `VideoFrame.rotation`); 0 when there is none or the frame cannot be decoded (the
-    decoding proper then reports the problem)."""
+def _orientation(matrix) -> tuple[int, bool]:
+    """(quarter turns counter-clockwise, mirrored first) that show a frame as a display matrix
+    says: FFmpeg's 3x3 matrix (16.16 fixed point, row vector times matrix), of which the top-left
+    2x2 maps a pixel (x, y) to (a x + c y, b x + d y). Each of the eight rotations and mirrorings
+    is tried on a small grid of labels and the one that lands them where the matrix does is kept."""
+    a, b, c, d = (round(matrix[i] / 65536) for i in (0, 1, 3, 4))
+    labels = np.arange(6).reshape(2, 3)
+    ys, xs = np.mgrid[0:2, 0:3]
+    x2, y2 = a * xs + c * ys, b * xs + d * ys
+    expected = np.empty((y2.max() - y2.min() + 1, x2.max() - x2.min() + 1), int)
+    expected[y2 - y2.min(), x2 - x2.min()] = labels
+    for mirrored in (False, True):
+        for turns in range(4):
+            candidate = np.rot90(labels[:, ::-1] if mirrored else labels, turns)
+            if candidate.shape == expected.shape and (candidate == expected).all():
+                return turns, mirrored
+    return 0, False  # not a rotation or mirroring (a shear, a scale): shown as stored
+
+
+def _display_orientation(path: Path) -> tuple[int, bool]:
+    """(quarter turns counter-clockwise, mirrored first) that show the video as players do: a
+    phone's portrait clip is stored sideways, a front camera's may be mirrored, with a display
+    matrix that players apply. Read from the first frame's side data; (0, False) when there is
+    none or the frame cannot be decoded (the decoding proper then reports the problem)."""
     import av
 
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                return round(frame.rotation / 90) % 4
+                for data in frame.side_data:
+                    if data.type.name == "DISPLAYMATRIX":
+                        return _orientation(np.frombuffer(bytes(data), dtype=np.int32))
+                return 0, False
     except (av.error.FFmpegError, ValueError, TypeError):
         pass
-    return 0
+    return 0, False
 
 
 def _gray_frame(frame, width: int, height: int) -> np.ndarray:
@@ -323,7 +345,7 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
         raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
     started = time.perf_counter()
     container, video, audio_in = _open_input(source, max_pixels)
-    turns = _quarter_turns(source)
+    turns, mirrored = _display_orientation(source)
     temporary = destination.with_name(f".{destination.stem}.partial{destination.suffix}")
     output, notes, frames_seen = None, [], 0
     try:
@@ -337,9 +359,10 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
             raise VideoError(str(destination), f"cannot write this file ({getattr(err, 'strerror', None) or err})") from None
         width, height = out_video.width, out_video.height
         coded = video.codec_context.width, video.codec_context.height
-        if turns:
-            notes.append(f"turned upright: the file is stored rotated by {turns * 90} degrees and plays rotated (a phone's portrait clip); "
-                         "the colorized video is written upright")
+        if turns or mirrored:
+            how = " and ".join(([f"rotated by {turns * 90} degrees"] if turns else []) + (["mirrored"] if mirrored else []))
+            notes.append(f"turned upright: the file is stored {how}, with a display matrix that players apply (a phone's clip); "
+                         "the colorized video is written as they show it")
         colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device)
         seconds = float(video.duration * video.time_base) if video.duration else container.duration / 1e6 if container.duration else None
         expected = video.frames or (round(seconds * float(video.average_rate)) if seconds and video.average_rate else None)
@@ -363,7 +386,9 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
                     timestamps.append((frame.pts, frame.time_base))
                     frames_seen += 1
                     gray = _gray_frame(frame, *coded)
-                    yield np.ascontiguousarray(np.rot90(gray, turns)) if turns else gray
+                    if mirrored:
+                        gray = gray[:, ::-1]
+                    yield np.ascontiguousarray(np.rot90(gray, turns)) if turns or mirrored else gray
 
         try:
             for index, rgb in enumerate(colorizer.frames(decoded())):

@@ -37,14 +37,16 @@ def two_shots(frames_per_shot: int = SHOT, width: int = W, height: int = H) -> l
     return pan(scene(1), frames_per_shot, width, height) + pan(scene(2), frames_per_shot, width, height)
 
 
-def write_clip(path, frames, audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p", rotation: int = 0) -> None:
+def write_clip(path, frames, audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p", rotation: int = 0,
+               hflip: bool = False, vflip: bool = False) -> None:
     """Frames as a gray video (what a black-and-white film is) plus a 1 s AAC tone; `rotation`
-    (degrees counter-clockwise) stores it with a display matrix, as phones store portrait clips."""
+    (degrees counter-clockwise) and mirroring after it (`hflip`, `vflip`) store it with a display
+    matrix, as phones store portrait and front-camera clips."""
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=RATE)
         video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], pix_fmt
-        if rotation:
-            video.set_display_rotation(rotation)
+        if rotation or hflip or vflip:
+            video.set_display_rotation(rotation, hflip=hflip, vflip=vflip)
         sound = container.add_stream("aac" if codec != "libvpx-vp9" else "libopus", rate=48000) if audio else None
         container.start_encoding()
         for frame in frames:
@@ -162,18 +164,25 @@ def test_containers(tiny_model, tmp_path, suffix, codec, pix_fmt):
     assert bool(audio) == (suffix != ".avi")
 
 
-@pytest.mark.parametrize("rotation", [90, -90, 180])
-def test_clip_stored_rotated_is_colorized_and_written_upright(tiny_model, tmp_path, rotation):
+@pytest.mark.parametrize("rotation, hflip, vflip, shown", [
+    (90, False, False, lambda x: np.rot90(x, 1)),
+    (-90, False, False, lambda x: np.rot90(x, 3)),
+    (180, False, False, lambda x: np.rot90(x, 2)),
+    (0, True, False, lambda x: x[:, ::-1]),
+    (0, False, True, lambda x: x[::-1]),
+    (90, True, False, lambda x: np.rot90(x, 1)[:, ::-1]),  # turned, then mirrored
+])
+def test_clip_stored_rotated_or_mirrored_is_colorized_and_written_as_players_show_it(tiny_model, tmp_path, rotation, hflip, vflip, shown):
     source = tmp_path / "phone.mp4"
-    write_clip(source, two_shots(3), audio=False, rotation=rotation)
+    write_clip(source, two_shots(3), audio=False, rotation=rotation, hflip=hflip, vflip=vflip)
     result = colorize_video(tiny_model, source, tmp_path / "upright.mp4")
     frames_in, frames_out = read(source)[0], read(tmp_path / "upright.mp4")[0]
-    turns = rotation // 90 % 4
-    assert (result.height, result.width) == frames_out[0].shape[:2] == ((W, H) if turns % 2 else (H, W))
-    with av.open(str(tmp_path / "upright.mp4")) as container:
-        assert next(container.decode(video=0)).rotation == 0  # upright frames, no display matrix left to apply
+    assert (result.height, result.width) == frames_out[0].shape[:2] == shown(frames_in[0]).shape[:2]
+    with av.open(str(tmp_path / "upright.mp4")) as container:  # upright frames, no display matrix left to apply
+        assert not [d for d in next(container.decode(video=0)).side_data if d.type.name == "DISPLAYMATRIX"]
     luma = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(float) for f in (frames_in[2], frames_out[2])]
-    assert np.abs(np.rot90(luma[0], turns) - luma[1]).mean() < 3  # the picture as players show the input
+    assert np.abs(shown(luma[0]) - luma[1]).mean() < 3  # the picture as players show the input
+    assert np.abs(luma[0][:, ::-1] - luma[0]).mean() > 10  # (a picture whose mirror image differs)
     assert any("turned upright" in note for note in result.notes)
 
 
