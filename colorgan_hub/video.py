@@ -360,8 +360,8 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
         width, height = out_video.width, out_video.height
         coded = video.codec_context.width, video.codec_context.height
         if turns or mirrored:
-            how = " and ".join(([f"rotated by {turns * 90} degrees"] if turns else []) + (["mirrored"] if mirrored else []))
-            notes.append(f"turned upright: the file is stored {how}, with a display matrix that players apply (a phone's clip); "
+            how = ", then ".join((["mirrored"] if mirrored else []) + ([f"turned {turns * 90} degrees counter-clockwise"] if turns else []))
+            notes.append(f"turned upright: players show this file {how} (a display matrix, as phones write); "
                          "the colorized video is written as they show it")
         colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device)
         seconds = float(video.duration * video.time_base) if video.duration else container.duration / 1e6 if container.duration else None
