@@ -8,7 +8,7 @@ On photos spread over `--data` (protocol 256) it makes every family's fakes (`co
 `--generators`: the checkpoints family's models) and pseudo-fakes (`fakes.corrupted`), then
 computes two feature sets on each image:
 
-* ``cues``: the ten colour-structure cues the bundled detector reads (`colorgan_hub.cues`);
+* ``cues``: the ten colour-structure cues the bundled detector reads (`pipeline.realness_cues`);
 * ``plausibility``: how likely the image's colour is under the model's own generator given its
   lightness, the classification head's per-pixel distribution with the class rebalancing divided
   out (soft-assigned to the colour bins with a 5-unit Gaussian, as Zhang et al. encode targets):
@@ -37,9 +37,10 @@ import torch
 
 from colorgan_hub import DEFAULT_MODEL, fakes
 from colorgan_hub.color import rgb_to_model_lab_numpy
-from colorgan_hub.cues import CUE_NAMES, colour_cues, normalise
+from colorgan_hub.cues import CUE_NAMES, normalise
+from colorgan_hub.metrics import roc_auc
 from colorgan_hub.model import load_model
-from colorgan_hub.pipeline import padded_shape, working_shape
+from colorgan_hub.pipeline import padded_shape, realness_cues, working_shape
 from training.selection import validation_truths
 
 HERE = Path(__file__).parent
@@ -65,10 +66,10 @@ def plausibility(model, rgb: np.ndarray, size: int) -> np.ndarray:
     ab = torch.from_numpy(cv2.resize(lab[1:].transpose(1, 2, 0) * model.ab_scale, (ww, hh), interpolation=cv2.INTER_AREA)).reshape(-1, 2)
     log_p = log_p.reshape(len(bins), -1).t()  # (P, K)
     log_lik = torch.logsumexp(log_p - torch.cdist(ab, bins) ** 2 / (2 * SIGMA**2), 1)  # log sum_k p_k K(ab, bin_k)
-    kernel = torch.exp(-torch.cdist(bins, bins) ** 2 / (2 * SIGMA**2))  # (K, K)
-    best = torch.log((log_p.exp() @ kernel).max(1).values + 1e-30)  # the most likely bin colour's likelihood
-    relative = log_lik - best
     p = log_p.exp()
+    kernel = torch.exp(-torch.cdist(bins, bins) ** 2 / (2 * SIGMA**2))  # (K, K)
+    best = torch.log((p @ kernel).max(1).values + 1e-30)  # the most likely bin colour's likelihood
+    relative = log_lik - best
     expected = p @ bins  # (P, 2)
     chroma = ab.norm(dim=1)
     chromatic = chroma > 8
@@ -81,10 +82,7 @@ def plausibility(model, rgb: np.ndarray, size: int) -> np.ndarray:
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """Probability that a positive scores above a negative (ties count half)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([positive, negative]))
-    return float((ranks[: len(positive)].sum() - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative)))
+    return roc_auc(np.concatenate([positive, negative]), np.r_[np.ones(len(positive)), np.zeros(len(negative))])
 
 
 def fit_readout(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 50):
@@ -131,8 +129,8 @@ def main(argv=None) -> dict:
             "pseudo": [fakes.corrupted(p, fakes.rng_for(args.seed + 101, i)) for i, p in enumerate(photos)]}
     features = {}
     for name, images in sets.items():
-        cues = np.stack([colour_cues(cv2.resize(x, working_shape(*x.shape[:2], model.realness_size)[::-1], interpolation=cv2.INTER_AREA)) for x in images])
-        features[name] = {"cues": cues, "plausibility": np.stack([plausibility(model, x, model.image_size) for x in images])}
+        features[name] = {"cues": realness_cues(model, images),  # as `realness` reads them
+                          "plausibility": np.stack([plausibility(model, x, model.image_size) for x in images])}
     results = {"photos": len(photos), "alone": {}, "study": {}}
     columns = list(FAMILIES) + ["pseudo"]
     print(f"{args.model} on {len(photos)} photos of {args.data}\n\nEach feature alone, AUC real > family:\n")
