@@ -16,13 +16,30 @@ computes two feature sets on each image:
   the share of pixels within e^-1 of it, the chroma above the expected chroma, the hue agreement
   with the expected colour on chromatic pixels, and the distance to it.
 
+* ``structure``: seven more numbers of how the colour lies on the lightness at the detector's
+  working size, after the same JPEG round trip: the effective number of colours (exp of the
+  entropy of a fine a, b histogram of the chromatic pixels), the share of the eight fullest bins,
+  the colour's variance left unexplained by lightness band and local contrast together, the
+  correlation of fine chroma and fine lightness detail, the share of fine colour detail a local
+  linear fit on fine lightness explains, the colour's local spread in flat areas, and the spread
+  of fine colour detail (90th over 50th percentile).
+
+With `--one_class_photos N` it also fits one-class readings on N real training photos alone
+(`--train_data`; no fakes at all, so every family is one they never saw): the Mahalanobis distance
+(Ledoit-Wolf covariance) and the mean distance to the 5 nearest training photos, on the cues, on
+the cues with the structure numbers, and on a discriminator's activations (`--discriminator`,
+default the model's own; each layer's channel means and spreads, one Mahalanobis distance per
+layer, standardised and summed).
+These need scikit-learn (`pip install scikit-learn`; not a dependency of the package).
+
 It prints (1) each feature's AUC alone, real against each family (0.5: no signal; below 0.5: the
 family sits on the other side), and (2) a leave-one-family-out study of a linear read-out
 (L2-regularised logistic regression, fitted on even-numbered photos, measured on odd-numbered
 ones): for each feature set and way of reading it (linear; linear plus squared z-scores, so a
 family that departs from real photos the other way is caught too; linear plus the log Mahalanobis
 distance from the real photos), with and without pseudo-fakes among the fitted fakes, the AUC on
-each family, the left-out one in brackets. No discriminator: this measures the features alone.
+each family, the left-out one in brackets. These read-outs use no discriminator: they measure the
+features alone.
 """
 
 from __future__ import annotations
@@ -34,18 +51,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from colorgan_hub import DEFAULT_MODEL, fakes
-from colorgan_hub.color import rgb_to_model_lab_numpy
+from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
 from colorgan_hub.cues import CUE_NAMES, normalise
 from colorgan_hub.metrics import roc_auc
 from colorgan_hub.model import load_model
-from colorgan_hub.pipeline import padded_shape, realness_cues, working_shape
+from colorgan_hub.pipeline import _working_rgb, padded_shape, realness_cues, working_shape
 from training.selection import validation_truths
 
 HERE = Path(__file__).parent
 PLAUSIBILITY_NAMES = ("log-likelihood", "log-likelihood p10", "relative log-likelihood", "relative p10", "share near the best colour",
                       "chroma above expected", "hue agreement", "distance to expected ab")
+STRUCTURE_NAMES = ("log effective colours", "eight fullest colour bins", "colour not explained by lightness and contrast",
+                   "fine chroma/lightness correlation", "fine colour explained by fine lightness", "log colour spread in flat areas",
+                   "fine colour detail p90/p50")
 FAMILIES = ("generator", "checkpoints", "toned", "hand-tint", "transfer")
 SIGMA = 5.0  # Lab units: the soft assignment to colour bins
 
@@ -80,6 +101,85 @@ def plausibility(model, rgb: np.ndarray, size: int) -> np.ndarray:
     return np.array([float(v) for v in values], np.float32)
 
 
+def _fine(x: np.ndarray) -> np.ndarray:
+    return x - cv2.GaussianBlur(x, (0, 0), 1.0)
+
+
+def structure(rgb: np.ndarray) -> np.ndarray:
+    """STRUCTURE_NAMES of one working-size uint8 RGB image."""
+    lab = rgb_to_model_lab_numpy(normalise(rgb))
+    l, a, b = lab[0] * 50.0 + 50.0, lab[1] * 110.0, lab[2] * 110.0
+    chroma = np.hypot(a, b)
+    chromatic = chroma > 6
+    if chromatic.sum() > 50:
+        counts = np.histogram2d(a[chromatic], b[chromatic], bins=80, range=[[-120, 120], [-120, 120]])[0].ravel()
+        p = counts[counts > 0] / counts.sum()
+        effective, fullest = np.exp(-(p * np.log(p)).sum()), np.sort(counts)[::-1][:8].sum() / counts.sum()
+    else:
+        effective, fullest = 1.0, 1.0
+    mean = cv2.blur(l, (5, 5))
+    contrast = np.sqrt(np.maximum(cv2.blur(l * l, (5, 5)) - mean * mean, 0.0))
+    key = (np.clip((l / 10).astype(int), 0, 9) * 4 + np.digitize(contrast, np.percentile(contrast, [25, 50, 75]))).ravel()
+    counts = np.maximum(np.bincount(key, minlength=40), 1)
+    residual = sum(float(((c - (np.bincount(key, c, minlength=40) / counts)[key]) ** 2).mean()) for c in (a.ravel(), b.ravel()))
+    fine_l, fine_a, fine_b, fine_c = _fine(l), _fine(a), _fine(b), _fine(chroma)
+    correlation = np.corrcoef(fine_l.ravel(), fine_c.ravel())[0, 1] if fine_c.std() > 1e-6 else 0.0
+    window = lambda x: cv2.blur(x, (9, 9))  # noqa: E731
+    variance_l = window(fine_l * fine_l) + 1e-3
+    explained = sum(float((window(fine_l * f) ** 2 / variance_l).mean()) for f in (fine_a, fine_b))
+    explained /= sum(float(window(f * f).mean()) for f in (fine_a, fine_b)) + 1e-6
+    gradient = np.hypot(cv2.Sobel(l, cv2.CV_32F, 1, 0), cv2.Sobel(l, cv2.CV_32F, 0, 1))
+    flat = gradient <= np.percentile(gradient, 30)
+    spread = sum(np.maximum(cv2.blur(c * c, (5, 5)) - cv2.blur(c, (5, 5)) ** 2, 0.0) for c in (a, b)) ** 0.5
+    fine = np.hypot(fine_a, fine_b)
+    values = [np.log(effective), fullest, residual / (a.var() + b.var() + 1e-3), np.nan_to_num(correlation), explained,
+              np.log(spread[flat].mean() + 0.01), np.log((np.percentile(fine, 90) + 0.05) / (np.percentile(fine, 50) + 0.05))]
+    return np.array(values, np.float32)
+
+
+def discriminator_activations(model, images: list[np.ndarray]) -> list[np.ndarray]:
+    """Per layer of the model's discriminator, (N, 2C): each channel's mean and spread over the
+    image seen at the detector's working size (`realness_size`)."""
+    layers = [m for m in model.discriminator.layers if isinstance(m, torch.nn.LeakyReLU)]
+    out: list[list[np.ndarray]] = [[] for _ in layers]
+    caught: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda module, inputs, output: caught.append(output)) for m in layers]
+    try:
+        for rgb in images:
+            small = _working_rgb(Image.fromarray(rgb), model.realness_size)  # as `realness` sees it
+            caught.clear()
+            with torch.inference_mode():
+                model.discriminator(*rgb_to_model_lab(torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0))
+            for k, a in enumerate(caught):
+                out[k].append(torch.cat([a.mean((2, 3)), a.std((2, 3))], 1)[0].numpy())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [np.stack(x) for x in out]
+
+
+def one_class(train: list[np.ndarray]):
+    """One-class scorers fitted on real photos' features alone (higher: more like them): the
+    Mahalanobis distance (Ledoit-Wolf), per block of features then standardised and summed, and
+    the mean distance to the 5 nearest photos (standardised features, all blocks together)."""
+    from sklearn.covariance import LedoitWolf
+    from sklearn.neighbors import NearestNeighbors
+
+    blocks = []
+    for x in train:
+        mean, scale = x.mean(0), x.std(0) + 1e-6
+        precision = LedoitWolf().fit((x - mean) / scale).precision_
+        distance = lambda x, mean=mean, scale=scale, precision=precision: np.einsum(  # noqa: E731
+            "ij,jk,ik->i", (x - mean) / scale, precision, (x - mean) / scale)
+        own = distance(x)
+        blocks.append((distance, own.mean(), own.std()))
+    joined = np.concatenate(train, 1)
+    mean, scale = joined.mean(0), joined.std(0) + 1e-6
+    neighbours = NearestNeighbors(n_neighbors=5).fit((joined - mean) / scale)
+    return {"Mahalanobis": lambda xs: -sum((d(x) - m) / s for (d, m, s), x in zip(blocks, xs)),
+            "5 nearest": lambda xs: -neighbours.kneighbors((np.concatenate(xs, 1) - mean) / scale)[0].mean(1)}
+
+
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """Probability that a positive scores above a negative (ties count half)."""
     return roc_auc(np.concatenate([positive, negative]), np.r_[np.ones(len(positive)), np.zeros(len(negative))])
@@ -111,6 +211,30 @@ def readings(real_fit: np.ndarray):
     return {"linear": lambda x: x, "+ squared z": lambda x: np.c_[x, ((x - mean) / scale) ** 2], "+ Mahalanobis": lambda x: np.c_[x, distance(x)]}
 
 
+def one_class_study(model, sets: dict, features: dict, folder: Path, count: int, detector) -> dict:
+    """AUC, real photos against each family, of one-class readings fitted on `count` real photos
+    of `folder` alone; the activations are `detector`'s discriminator's (at its working size)."""
+    train = [np.asarray(img.convert("RGB")) for _, img in validation_truths(folder, count)]
+    working = lambda images: [_working_rgb(Image.fromarray(x), model.realness_size) for x in images]  # noqa: E731
+    train_features = {"cues": realness_cues(model, train), "structure": np.stack([structure(x) for x in working(train)]),
+                      "discriminator": discriminator_activations(detector, train)}
+    for name, images in sets.items():
+        features[name]["discriminator"] = discriminator_activations(detector, images)
+    blocks = {"cues": lambda f: [f["cues"]], "cues + structure": lambda f: [np.concatenate([f["cues"], f["structure"]], 1)],
+              "discriminator activations": lambda f: f["discriminator"]}
+    columns = list(FAMILIES) + ["pseudo"]
+    print(f"\nOne-class readings fitted on {len(train)} real photos of {folder} alone (AUC real > family):\n")
+    print("| features | reading | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 2) + "|")
+    results = {}
+    for label, block in blocks.items():
+        for reading, score in one_class(block(train_features)).items():
+            real = score(block(features["real"]))
+            row = {f: auc(real, score(block(features[f]))) for f in columns}
+            results[f"{label} | {reading}"] = row
+            print(f"| {label} | {reading} | " + " | ".join(f"{row[f]:.3f}" for f in columns) + " |")
+    return results
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_MODEL), help="Hub id or save_pretrained folder, classification head (default: the bundled model)")
@@ -118,6 +242,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "val")
     parser.add_argument("--count", type=int, default=300, help="photos, spread over the folder (half fit, half measure)")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--one_class_photos", type=int, default=0, help="real training photos for the one-class readings (0: none)")
+    parser.add_argument("--discriminator", help="the model whose discriminator's activations are read (default: --model; "
+                        "one trained against its own generator only has seen none of the families)")
+    parser.add_argument("--train_data", type=Path, default=HERE.parent.parent / "shared" / "data" / "train")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     model = load_model(args.model).eval()
@@ -130,12 +258,13 @@ def main(argv=None) -> dict:
     features = {}
     for name, images in sets.items():
         features[name] = {"cues": realness_cues(model, images),  # as `realness` reads them
+                          "structure": np.stack([structure(_working_rgb(Image.fromarray(x), model.realness_size)) for x in images]),
                           "plausibility": np.stack([plausibility(model, x, model.image_size) for x in images])}
     results = {"photos": len(photos), "alone": {}, "study": {}}
     columns = list(FAMILIES) + ["pseudo"]
     print(f"{args.model} on {len(photos)} photos of {args.data}\n\nEach feature alone, AUC real > family:\n")
     print("| feature | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 1) + "|")
-    for group, names in (("cues", CUE_NAMES), ("plausibility", PLAUSIBILITY_NAMES)):
+    for group, names in (("cues", CUE_NAMES), ("structure", STRUCTURE_NAMES), ("plausibility", PLAUSIBILITY_NAMES)):
         for j, name in enumerate(names):
             row = {f: auc(features["real"][group][:, j], features[f][group][:, j]) for f in columns}
             results["alone"][name] = row
@@ -143,7 +272,7 @@ def main(argv=None) -> dict:
     fit, measure = np.arange(len(photos)) % 2 == 0, np.arange(len(photos)) % 2 == 1
     print("\nLeave-one-family-out, linear read-out (left-out family's AUC in brackets):\n")
     print("| features | reading | pseudo-fakes | trained without | " + " | ".join(FAMILIES) + " |\n" + "|---" * (len(FAMILIES) + 4) + "|")
-    for groups in (("cues",), ("cues", "plausibility")):
+    for groups in (("cues",), ("cues", "structure"), ("cues", "plausibility")):
         take = lambda name, rows: np.concatenate([features[name][g][rows] for g in groups], 1)  # noqa: E731
         for reading, read in readings(take("real", fit)).items():
             for pseudo in (False, True):
@@ -157,6 +286,9 @@ def main(argv=None) -> dict:
                     results["study"][f"{'+'.join(groups)} | {reading} | {pseudo} | {left_out}"] = row
                     cells = [f"({row[f]:.3f})" if f == left_out else f"{row[f]:.3f}" for f in FAMILIES]
                     print(f"| {' + '.join(groups)} | {reading} | {'yes' if pseudo else 'no'} | {left_out} | " + " | ".join(cells) + " |")
+    if args.one_class_photos:
+        results["one_class"] = one_class_study(model, sets, features, args.train_data, args.one_class_photos,
+                                             load_model(args.discriminator).eval() if args.discriminator else model)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results
