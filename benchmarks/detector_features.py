@@ -6,9 +6,10 @@ tell real photos from a family of colorizations it was never fitted on?
 
 On photos spread over `--data` (protocol 256) it makes every family's fakes (`colorgan_hub.fakes`;
 `--generators`: the checkpoints family's models) and pseudo-fakes (`fakes.corrupted`), then
-computes two feature sets on each image:
+computes three feature sets on each image:
 
-* ``cues``: the ten colour-structure cues the bundled detector reads (`pipeline.realness_cues`);
+* ``cues``: the ten colour-structure cues the bundled detector reads (`cues.colour_cues` of the
+  working-size image, as `pipeline.realness_cues` computes them);
 * ``plausibility``: how likely the image's colour is under the model's own generator given its
   lightness, the classification head's per-pixel distribution with the class rebalancing divided
   out (soft-assigned to the colour bins with a 5-unit Gaussian, as Zhang et al. encode targets):
@@ -51,14 +52,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from colorgan_hub import DEFAULT_MODEL, fakes
 from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
-from colorgan_hub.cues import CUE_NAMES, normalise
+from colorgan_hub.cues import CUE_NAMES, _fine, _gradient, colour_cues, normalise
+from colorgan_hub.image_io import load_image
 from colorgan_hub.metrics import roc_auc
 from colorgan_hub.model import load_model
-from colorgan_hub.pipeline import _working_rgb, padded_shape, realness_cues, working_shape
+from colorgan_hub.pipeline import _working_rgb, padded_shape, working_shape
 from training.selection import validation_truths
 
 HERE = Path(__file__).parent
@@ -68,6 +69,7 @@ STRUCTURE_NAMES = ("log effective colours", "eight fullest colour bins", "colour
                    "fine chroma/lightness correlation", "fine colour explained by fine lightness", "log colour spread in flat areas",
                    "fine colour detail p90/p50")
 FAMILIES = ("generator", "checkpoints", "toned", "hand-tint", "transfer")
+COLUMNS = FAMILIES + ("pseudo",)
 SIGMA = 5.0  # Lab units: the soft assignment to colour bins
 
 
@@ -101,10 +103,6 @@ def plausibility(model, rgb: np.ndarray, size: int) -> np.ndarray:
     return np.array([float(v) for v in values], np.float32)
 
 
-def _fine(x: np.ndarray) -> np.ndarray:
-    return x - cv2.GaussianBlur(x, (0, 0), 1.0)
-
-
 def structure(rgb: np.ndarray) -> np.ndarray:
     """STRUCTURE_NAMES of one working-size uint8 RGB image."""
     lab = rgb_to_model_lab_numpy(normalise(rgb))
@@ -128,7 +126,7 @@ def structure(rgb: np.ndarray) -> np.ndarray:
     variance_l = window(fine_l * fine_l) + 1e-3
     explained = sum(float((window(fine_l * f) ** 2 / variance_l).mean()) for f in (fine_a, fine_b))
     explained /= sum(float(window(f * f).mean()) for f in (fine_a, fine_b)) + 1e-6
-    gradient = np.hypot(cv2.Sobel(l, cv2.CV_32F, 1, 0), cv2.Sobel(l, cv2.CV_32F, 0, 1))
+    gradient = _gradient(l)
     flat = gradient <= np.percentile(gradient, 30)
     spread = sum(np.maximum(cv2.blur(c * c, (5, 5)) - cv2.blur(c, (5, 5)) ** 2, 0.0) for c in (a, b)) ** 0.5
     fine = np.hypot(fine_a, fine_b)
@@ -137,16 +135,20 @@ def structure(rgb: np.ndarray) -> np.ndarray:
     return np.array(values, np.float32)
 
 
+def working(model, images: list[np.ndarray]) -> list[np.ndarray]:
+    """The images as `realness` sees them: uint8 RGB at the detector's working size (`realness_size`)."""
+    return [_working_rgb(load_image(x), model.realness_size) for x in images]
+
+
 def discriminator_activations(model, images: list[np.ndarray]) -> list[np.ndarray]:
-    """Per layer of the model's discriminator, (N, 2C): each channel's mean and spread over the
-    image seen at the detector's working size (`realness_size`)."""
+    """Per layer of the model's discriminator, (N, 2C): each channel's mean and spread over a
+    working-size image (`working`)."""
     layers = [m for m in model.discriminator.layers if isinstance(m, torch.nn.LeakyReLU)]
     out: list[list[np.ndarray]] = [[] for _ in layers]
     caught: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda module, inputs, output: caught.append(output)) for m in layers]
     try:
-        for rgb in images:
-            small = _working_rgb(Image.fromarray(rgb), model.realness_size)  # as `realness` sees it
+        for small in images:
             caught.clear()
             with torch.inference_mode():
                 model.discriminator(*rgb_to_model_lab(torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0))
@@ -169,8 +171,11 @@ def one_class(train: list[np.ndarray]):
     for x in train:
         mean, scale = x.mean(0), x.std(0) + 1e-6
         precision = LedoitWolf().fit((x - mean) / scale).precision_
-        distance = lambda x, mean=mean, scale=scale, precision=precision: np.einsum(  # noqa: E731
-            "ij,jk,ik->i", (x - mean) / scale, precision, (x - mean) / scale)
+
+        def distance(x, mean=mean, scale=scale, precision=precision):
+            z = (x - mean) / scale
+            return np.einsum("ij,jk,ik->i", z, precision, z)
+
         own = distance(x)
         blocks.append((distance, own.mean(), own.std()))
     joined = np.concatenate(train, 1)
@@ -211,27 +216,31 @@ def readings(real_fit: np.ndarray):
     return {"linear": lambda x: x, "+ squared z": lambda x: np.c_[x, ((x - mean) / scale) ** 2], "+ Mahalanobis": lambda x: np.c_[x, distance(x)]}
 
 
-def one_class_study(model, sets: dict, features: dict, folder: Path, count: int, detector) -> dict:
+def one_class_study(model, sets: dict, small: dict, features: dict, folder: Path, count: int, detector) -> dict:
     """AUC, real photos against each family, of one-class readings fitted on `count` real photos
-    of `folder` alone; the activations are `detector`'s discriminator's (at its working size)."""
-    train = [np.asarray(img.convert("RGB")) for _, img in validation_truths(folder, count)]
-    working = lambda images: [_working_rgb(Image.fromarray(x), model.realness_size) for x in images]  # noqa: E731
-    train_features = {"cues": realness_cues(model, train), "structure": np.stack([structure(x) for x in working(train)]),
-                      "discriminator": discriminator_activations(detector, train)}
-    for name, images in sets.items():
+    of `folder` alone; `small`: each of `sets` at the model's working size (`working`); the
+    activations are `detector`'s discriminator's, at its own working size."""
+    photos = [np.asarray(img.convert("RGB")) for _, img in validation_truths(folder, count)]
+    train = working(model, photos)
+    if detector.realness_size == model.realness_size:
+        seen, train_seen = small, train
+    else:
+        seen, train_seen = {name: working(detector, images) for name, images in sets.items()}, working(detector, photos)
+    train_features = {"cues": np.stack([colour_cues(x) for x in train]), "structure": np.stack([structure(x) for x in train]),
+                      "discriminator": discriminator_activations(detector, train_seen)}
+    for name, images in seen.items():
         features[name]["discriminator"] = discriminator_activations(detector, images)
     blocks = {"cues": lambda f: [f["cues"]], "cues + structure": lambda f: [np.concatenate([f["cues"], f["structure"]], 1)],
               "discriminator activations": lambda f: f["discriminator"]}
-    columns = list(FAMILIES) + ["pseudo"]
     print(f"\nOne-class readings fitted on {len(train)} real photos of {folder} alone (AUC real > family):\n")
-    print("| features | reading | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 2) + "|")
+    print("| features | reading | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 2) + "|")
     results = {}
     for label, block in blocks.items():
         for reading, score in one_class(block(train_features)).items():
             real = score(block(features["real"]))
-            row = {f: auc(real, score(block(features[f]))) for f in columns}
+            row = {f: auc(real, score(block(features[f]))) for f in COLUMNS}
             results[f"{label} | {reading}"] = row
-            print(f"| {label} | {reading} | " + " | ".join(f"{row[f]:.3f}" for f in columns) + " |")
+            print(f"| {label} | {reading} | " + " | ".join(f"{row[f]:.3f}" for f in COLUMNS) + " |")
     return results
 
 
@@ -255,20 +264,20 @@ def main(argv=None) -> dict:
     photos = [np.asarray(img.convert("RGB")) for _, img in validation_truths(args.data, args.count)]
     sets = {"real": photos, **{f: fakes.make_fakes(f, photos, seed=args.seed, model=model, generators=generators) for f in FAMILIES},
             "pseudo": [fakes.corrupted(p, fakes.rng_for(args.seed + 101, i)) for i, p in enumerate(photos)]}
+    small = {name: working(model, images) for name, images in sets.items()}
     features = {}
     for name, images in sets.items():
-        features[name] = {"cues": realness_cues(model, images),  # as `realness` reads them
-                          "structure": np.stack([structure(_working_rgb(Image.fromarray(x), model.realness_size)) for x in images]),
+        features[name] = {"cues": np.stack([colour_cues(x) for x in small[name]]),  # as `realness` reads them
+                          "structure": np.stack([structure(x) for x in small[name]]),
                           "plausibility": np.stack([plausibility(model, x, model.image_size) for x in images])}
     results = {"photos": len(photos), "alone": {}, "study": {}}
-    columns = list(FAMILIES) + ["pseudo"]
     print(f"{args.model} on {len(photos)} photos of {args.data}\n\nEach feature alone, AUC real > family:\n")
-    print("| feature | " + " | ".join(columns) + " |\n" + "|---" * (len(columns) + 1) + "|")
+    print("| feature | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|")
     for group, names in (("cues", CUE_NAMES), ("structure", STRUCTURE_NAMES), ("plausibility", PLAUSIBILITY_NAMES)):
         for j, name in enumerate(names):
-            row = {f: auc(features["real"][group][:, j], features[f][group][:, j]) for f in columns}
+            row = {f: auc(features["real"][group][:, j], features[f][group][:, j]) for f in COLUMNS}
             results["alone"][name] = row
-            print(f"| {name} | " + " | ".join(f"{row[f]:.3f}" for f in columns) + " |")
+            print(f"| {name} | " + " | ".join(f"{row[f]:.3f}" for f in COLUMNS) + " |")
     fit, measure = np.arange(len(photos)) % 2 == 0, np.arange(len(photos)) % 2 == 1
     print("\nLeave-one-family-out, linear read-out (left-out family's AUC in brackets):\n")
     print("| features | reading | pseudo-fakes | trained without | " + " | ".join(FAMILIES) + " |\n" + "|---" * (len(FAMILIES) + 4) + "|")
@@ -287,7 +296,7 @@ def main(argv=None) -> dict:
                     cells = [f"({row[f]:.3f})" if f == left_out else f"{row[f]:.3f}" for f in FAMILIES]
                     print(f"| {' + '.join(groups)} | {reading} | {'yes' if pseudo else 'no'} | {left_out} | " + " | ".join(cells) + " |")
     if args.one_class_photos:
-        results["one_class"] = one_class_study(model, sets, features, args.train_data, args.one_class_photos,
+        results["one_class"] = one_class_study(model, sets, small, features, args.train_data, args.one_class_photos,
                                              load_model(args.discriminator).eval() if args.discriminator else model)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
