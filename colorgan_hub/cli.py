@@ -13,6 +13,7 @@ failed, 2 usage error (bad arguments, a model that cannot be loaded).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -128,16 +129,19 @@ def _summary(done: str, written: int, inputs: Inputs, failed: int, where: str = 
     return line + (f" ({', '.join(extras)})" if extras else "")
 
 
-def _output_folder(folder: Path) -> None:
-    """Create the output folder, or stop with one line saying why it cannot be used."""
+def _output_folder(folder: Path) -> bool:
+    """Create the output folder, or stop with one line saying why it cannot be used. Returns
+    whether it was created now (so that a run that writes nothing can remove it again)."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"-o {folder}: exists and is not a folder")
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"-o {folder}: cannot create this folder ({err.strerror or err})") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"-o {folder}: the folder is not writable")
+    return created
 
 
 def _progress(items, what: str):
@@ -146,7 +150,7 @@ def _progress(items, what: str):
 
 def cmd_colorize(args) -> int:
     inputs = Inputs(args.inputs, args.recursive, videos=True)
-    _output_folder(args.output_dir)
+    created = _output_folder(args.output_dir)
     for line in inputs.notes:
         report(line, "note")
     for line in inputs.errors:
@@ -161,8 +165,12 @@ def cmd_colorize(args) -> int:
         if not pending:
             return
         outputs = model.colorize([img for _, img, _ in pending], size=args.size, batch_size=args.batch_size, temperature=args.temperature,
-                                 vividness=args.vividness)
+                                 vividness=args.vividness, max_pixels=args.max_pixels, return_exceptions=True)
         for (path, _, dest), out in zip(pending, outputs):
+            if isinstance(out, Exception):  # one photo's failure is its own: the batch's others are written
+                report(str(out))
+                failed += 1
+                continue
             try:
                 save_image(out, dest)
                 written += 1
@@ -193,6 +201,9 @@ def cmd_colorize(args) -> int:
         done = _colorize_video(model, path, args, claimed)
         written += done
         failed += not done
+    if created and not written:  # nothing came out: leave no empty folder behind
+        with contextlib.suppress(OSError):
+            args.output_dir.rmdir()
     print(_summary("colorized", written, inputs, failed, f" into {args.output_dir}"), file=sys.stderr)
     return 1 if failed else 0
 
@@ -246,7 +257,7 @@ def cmd_score(args) -> int:
     failed, scores = len(inputs.errors), []
     for path in _progress(inputs.paths, "score"):
         try:
-            p = model.realness(_load_input(path, args.max_pixels), size=args.size)
+            p = model.realness(_load_input(path, args.max_pixels), size=args.size, max_pixels=args.max_pixels)
         except NoColourError as err:  # an answer, not a failure: a black-and-white or toned print
             scores.append({"file": str(path), "realness": None, "monochrome": err.reason})
             if not args.json:

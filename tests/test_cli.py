@@ -194,3 +194,52 @@ def test_console_script_runs(photos, tiny_model_dir):
     assert result.returncode == 0, result.stderr
     out = np.asarray(Image.open(photos / "o" / "loose.png"))
     assert out.shape == (50, 30, 3)
+
+
+def test_raised_max_pixels_reaches_the_colorizer_and_scorer(photos, tiny_model_dir, monkeypatch, capsys):
+    """--max-pixels is the limit everywhere: a photo the CLI accepted at a raised limit is not
+    refused again by the pipeline at the default (a 56-megapixel scan used to fail, taking the
+    good photos of its batch with it)."""
+    from colorgan_hub import pipeline
+
+    seen = []
+    for name in ("colorize", "realness"):
+        original = getattr(pipeline, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append(kwargs["max_pixels"] if "max_pixels" in kwargs else args[5])
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(pipeline, name, spy)
+    assert run("colorize", photos / "scans", "-o", photos / "out", "--model", tiny_model_dir, "--max-pixels", 60_000_000) == 0
+    run("score", photos / "scans" / "color.png", "--model", tiny_model_dir, "--max-pixels", 60_000_000)
+    assert seen and set(seen) == {60_000_000}
+
+
+def test_one_photo_failing_in_the_colorizer_does_not_lose_its_batch(photos, tiny_model_dir, monkeypatch, capsys):
+    from colorgan_hub import pipeline
+    from colorgan_hub.image_io import ImageError
+
+    original = pipeline.load_image
+
+    def refuse_old(image, *args, **kwargs):  # fails inside model.colorize, after the CLI's own check passed
+        if getattr(image, "filename", "").endswith("old.jpg"):
+            raise ImageError("old.jpg", "refused for the test")
+        return original(image, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "load_image", refuse_old)
+    code = run("colorize", photos / "scans", "-o", photos / "out", "--model", tiny_model_dir)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert [p.name for p in (photos / "out").iterdir()] == ["color.png"]
+    assert "error: old.jpg: refused for the test" in err and "colorized 1 of 2" in err
+
+
+def test_no_empty_output_folder_when_every_input_fails(tmp_path, tiny_model_dir, capsys):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert run("colorize", tmp_path / "broken.png", "-o", tmp_path / "out", "--model", tiny_model_dir) == 1
+    assert not (tmp_path / "out").exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    assert run("colorize", tmp_path / "broken.png", "-o", existing, "--model", tiny_model_dir) == 1
+    assert existing.is_dir()  # a folder the user had is never removed
