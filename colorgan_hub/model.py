@@ -26,6 +26,11 @@ from .networks import ColorClassifier, EfficientNetUNetGenerator, PatchDiscrimin
 
 HEADS = ("classification", "regression")
 
+# Config keys added after the first release (0.1.0), with what a config.json without them meant
+# then. Models on the Hub keep loading as they were saved: a key added later gets an entry here,
+# and an existing key's default never changes meaning without one.
+LEGACY_CONFIG = {"head": "regression"}  # the first release had the regression head only
+
 _CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 
 
@@ -190,6 +195,7 @@ class ColorGAN(
 
     @classmethod
     def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, map_location="cpu", strict=True, **model_kwargs):
+        model_kwargs = {**LEGACY_CONFIG, **model_kwargs}  # keys its config.json has (or the caller gives) win
         model = cls(**model_kwargs)
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
@@ -202,8 +208,21 @@ class ColorGAN(
         expected = model.state_dict()
         state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
         state.setdefault("realness_cues", default_cue_readout())  # saved before the cues: none read
+        problem = _state_mismatch(state, expected) if strict else None
+        if problem:
+            raise RuntimeError(f"its weights do not fit its config.json ({problem}): saved by another version of colorgan-hub, or edited")
         model.load_state_dict(state, strict=strict)
         return model.eval()
+
+
+def _state_mismatch(state: dict, expected: dict) -> str | None:
+    """What keeps `state` from loading strictly into a model whose state is `expected`, in a few
+    words with one example of each kind, or None."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k in state if k in expected and state[k].shape != expected[k].shape]
+    parts = [f"{len(keys)} {what}, e.g. {keys[0]}" for keys, what in ((missing, "missing"), (unexpected, "unexpected"), (reshaped, "of another shape")) if keys]
+    return "; ".join(parts) or None
 
 
 def default_cue_readout() -> torch.Tensor:

@@ -162,3 +162,35 @@ def test_realness_size_is_config_and_only_moves_the_detector(tmp_path, photo):
     assert loaded.realness(photo) != pytest.approx(plain.realness(photo))
     with pytest.raises(ValueError, match="realness_size"):
         ColorGAN(**TINY, realness_size=8)
+
+
+def test_a_model_saved_by_the_first_release_loads_as_it_was_saved():
+    """tests/data/first-release-model was saved by the first release (commit e7f7c9a): its config
+    has no `head` (it meant regression then; a missing key now would mean classification) and its
+    generator's output for a seeded input was recorded by that release."""
+    from pathlib import Path
+
+    from colorgan_hub.model import load_model
+
+    folder = Path(__file__).parent / "data" / "first-release-model"
+    assert "head" not in json.loads((folder / "config.json").read_text())
+    model = load_model(str(folder))
+    assert model.head == "regression"
+    real_l = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        fake_ab = model.predict_ab(real_l)
+    np.testing.assert_allclose(fake_ab.numpy(), np.load(folder.parent / "first-release-model-ab.npy"), atol=1e-6)
+    assert model.colorize(np.full((40, 30), 128, np.uint8)).size == (30, 40)
+
+
+def test_weights_that_do_not_fit_the_config_are_one_clear_line(tmp_path, tiny_model):
+    from colorgan_hub.model import ModelLoadError, load_model
+
+    tiny_model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "width": 16}))
+    with pytest.raises(ModelLoadError) as info:
+        load_model(str(tmp_path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert "its weights do not fit its config.json" in message and "of another shape, e.g. generator." in message
