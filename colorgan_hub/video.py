@@ -217,6 +217,8 @@ def _open_input(path: Path, max_pixels: int):
     except av.error.FFmpegError as err:
         raise VideoError(source, f"not a video FFmpeg can read ({err.strerror or err})") from None
     try:
+        if container.format.name == "tty":  # FFmpeg's demuxer of last resort reads any text as ANSI art
+            raise VideoError(source, "a text file, not a video")
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams})
             if kinds == ["audio"]:

@@ -217,7 +217,9 @@ def _bad_inputs(tmp_path, clip):
         video = container.add_stream("libx264", rate=RATE)
         video.width, video.height, video.pix_fmt = W, H, "yuv420p"
         container.start_encoding()
+    (tmp_path / "notes.txt").write_text("Shot list\n" + "1. the harbour at dawn, a slow pan left\n" * 40)  # FFmpeg reads text as ANSI art
     return {
+        "notes.txt": "a text file, not a video",
         "garbage.mp4": "not a video FFmpeg can read",
         "truncated.mp4": "not a video FFmpeg can read",
         "corrupt.mp4": "corrupt video data after frame",
