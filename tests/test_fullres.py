@@ -86,3 +86,22 @@ def test_zero_chroma_gives_exact_gray_for_colour_photos():
     out = recombine(rgb8, np.zeros((3, 4, 2), np.float32))  # the evaluation's gray baseline
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
     assert np.abs(rgb_to_l_numpy(out) - rgb_to_l_numpy(rgb8)).max() < 0.5
+
+
+def test_warm_up_compiles_what_the_first_photo_needs(tiny_model):
+    """After warm_up (the demo runs it at start-up), colorizing a colour and a gray photo compiles
+    nothing more: the first request does not wait seconds for numba (read-only numpy views of PIL
+    images are a type of their own to numba)."""
+    from PIL import Image
+
+    from colorgan_hub import fullres
+
+    from .conftest import make_photo
+
+    fullres.warm_up()
+    kernels = (fullres._recombine_rgb8, fullres._recombine_gray8)
+    before = [len(k.signatures) for k in kernels]
+    tiny_model.colorize(make_photo(50, 40, seed=3))
+    tiny_model.colorize(make_photo(50, 40, seed=4).convert("L"))
+    tiny_model.colorize(Image.fromarray(np.full((30, 20), 90, np.uint8)))
+    assert [len(k.signatures) for k in kernels] == before
