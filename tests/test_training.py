@@ -385,3 +385,24 @@ def test_gan_phase_ends_with_its_own_best_not_a_pretraining_one(photo_folders, t
     train.main(train_args(photo_folders, tmp_path, "--detector_steps", "0", "--validation_steps", "3"))
     best = json.loads((tmp_path / "best" / "metrics.json").read_text())
     assert best["step"] == 6
+
+
+def test_perceptual_loss_is_zero_for_the_truth_and_pulls_towards_it():
+    from colorgan_hub.efficientnet import lite_weights_path
+
+    loss = losses.PerceptualLoss(lite_weights_path("efficientnet-lite0"))
+    rgb = torch.from_numpy(np.stack([np.asarray(make_photo(64, 64, seed=s)) for s in range(2)])).permute(0, 3, 1, 2)
+    real_l, real_ab = data.batch_to_lab(rgb)
+    assert float(loss(real_l, real_ab, real_ab)) < 1e-5
+    fake_ab = torch.zeros_like(real_ab, requires_grad=True)  # gray
+    value = loss(real_l, fake_ab, real_ab)
+    value.backward()
+    assert fake_ab.grad.abs().sum() > 0 and all(not p.requires_grad for p in loss.parameters())
+    halfway = float(loss(real_l, 0.5 * real_ab, real_ab))
+    assert float(value) > halfway > 0.05  # farther from the photo's colour, larger
+
+
+def test_gan_phase_with_the_perceptual_loss_through_main(photo_folders, tmp_path):
+    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "1", "--gan_steps", "2", "--detector_steps", "0",
+                                    "--lambda_perceptual", "1", "--report_to", "tensorboard"))
+    assert summary["steps"] == 3 and (tmp_path / "model" / "model.safetensors").exists()

@@ -1,6 +1,6 @@
 """Adversarial losses (vanilla / LSGAN / hinge) on PatchGAN logits, the colour-class loss of the
-classification head (soft-encoded, rebalanced cross-entropy), the colourfulness-matching loss, and
-the detector's degradations.
+classification head (soft-encoded, rebalanced cross-entropy), the colourfulness-matching loss, the
+perceptual (content) loss on pretrained features, and the detector's degradations.
 
 All losses take raw logits (B, 1, h, w): the discriminator has no sigmoid (pix2pix's
 BCEWithLogits, numerically safe under mixed precision).
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorgan_hub.color import AB_SCALE, model_lab_to_rgb
+from colorgan_hub.efficientnet import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLiteEncoder
 from colorgan_hub.image_io import jpeg_roundtrip
 
 GAN_LOSSES = ("vanilla", "lsgan", "hinge")
@@ -158,6 +159,33 @@ def colorfulness_loss(real_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torc
         with torch.no_grad():
             real = model_lab_to_rgb(real_l.float(), real_ab.float())
         return (colorfulness(fake) - colorfulness(real)).abs().mean()
+
+
+class PerceptualLoss(torch.nn.Module):
+    """The reports' content loss: mean L1 between features of the colorization and of the photo
+    in a frozen ImageNet network (Johnson et al. 2016), here EfficientNet-Lite0 with its RGB stem,
+    at strides 4, 8 and 16, each stage's distance divided by the photo's mean feature size.
+    Normalised L and ab in; the colour of both images is what differs, so the distance is a
+    colour distance that sees objects and textures (a leaf's green against a wall's)."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.network = EfficientNetLiteEncoder("efficientnet-lite0", in_ch=3)
+        self.network.load_lite_weights(weights)
+        self.network.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # frozen: BatchNorm keeps its ImageNet statistics
+
+    def forward(self, real_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torch.Tensor) -> torch.Tensor:
+        fake = (model_lab_to_rgb(real_l.float(), fake_ab.float()) - IMAGENET_MEAN) / IMAGENET_STD  # (B, 3, H, W)
+        with torch.no_grad():
+            real = (model_lab_to_rgb(real_l.float(), real_ab.float()) - IMAGENET_MEAN) / IMAGENET_STD
+            real_features = self.network(real)[1:4]  # strides 4, 8, 16
+        loss = fake.new_zeros(())
+        for fake_feature, real_feature in zip(self.network(fake)[1:4], real_features):
+            loss = loss + (fake_feature.float() - real_feature.float()).abs().mean() / (real_feature.float().abs().mean() + 1e-6)
+        return loss / 3
 
 
 def degrade(rgb: torch.Tensor, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> torch.Tensor:

@@ -47,7 +47,7 @@ from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
 from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
 from training.data import (DataConfig, batch_to_lab, build_stream, channels_last, collate, count_held_out_files, estimate_colour_prior, list_images,
                            training_stream, usable_photos)
-from training.losses import GAN_LOSSES, ColourClassLoss, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
+from training.losses import GAN_LOSSES, ColourClassLoss, PerceptualLoss, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
 from training import selection
 from training.saving import save_model
 
@@ -112,6 +112,8 @@ def parse_args(argv=None):
     g.add_argument("--lambda_decoded_l1", type=float, default=0.0, help="classification head: weight of an L1 loss on the decoded colours (at the model's temperature) in the GAN phase, for fidelity (0: off)")
     g.add_argument("--prior_samples", type=int, default=3000, help="classification head: training photos over which the colour prior is estimated (a fresh model only)")
     g.add_argument("--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
+    g.add_argument("--lambda_perceptual", type=float, default=0.0,
+                   help="GAN phase: weight of the perceptual loss, ImageNet EfficientNet-Lite0 features of the decoded colorization against the photo's (0: off)")
     g.add_argument("--gan_loss", choices=GAN_LOSSES, default="vanilla", help="adversarial loss")
     g.add_argument("--use_ema", action="store_true", help="keep an exponential moving average of the generator (users get it)")
     g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay per step")
@@ -203,6 +205,11 @@ def check_setup(args, model) -> bool:
         raise SetupError("--lambda_decoded_l1 applies to the classification head only (this model's head is regression)")
     if args.encoder_weights and model._hub_mixin_config.get("encoder", "unet") == "unet":
         raise SetupError("--encoder_weights needs a pretrained encoder: --model_config '{\"encoder\": \"efficientnet-lite0\"}'")
+    if args.lambda_perceptual:
+        try:
+            lite_weights_path("efficientnet-lite0")
+        except ImportError as err:
+            raise SetupError(f"--lambda_perceptual: {err}") from None
     if not args.detector_steps:
         return False
     held_out = count_held_out_files(DataConfig.from_args(args)) if args.calibration_fraction > 0 else 0
@@ -248,6 +255,7 @@ class Run:
     optimizer_d: torch.optim.Optimizer
     ema: AveragedModel | None
     class_loss: ColourClassLoss | None  # classification head only
+    perceptual: PerceptualLoss | None = None  # --lambda_perceptual
 
     def users_generator(self) -> torch.nn.Module:
         """The generator users get: the EMA one if kept, else the trained one."""
@@ -308,6 +316,9 @@ def gan_step(run: Run, real_l, real_ab, batch, rng) -> dict:
     if args.lambda_colorfulness:  # on the reconstruction's scale: lambda_rec * lambda_colorfulness
         logs["loss_g_cf"] = colorfulness_loss(real_l, fake_ab, real_ab)
         loss_g = loss_g + lambda_rec * args.lambda_colorfulness * logs["loss_g_cf"]
+    if run.perceptual is not None:  # the colours users see, compared in a network that knows objects
+        logs["loss_g_perceptual"] = run.perceptual(real_l, fake_ab, real_ab)
+        loss_g = loss_g + args.lambda_perceptual * logs["loss_g_perceptual"]
     step_if_finite(run, loss_g, run.optimizer_g)
     return logs
 
@@ -434,7 +445,8 @@ def main(args):
         else:
             logger.info("no checkpoint to resume from: starting fresh")
     class_loss = ColourClassLoss.for_model(model) if classify else None  # after the resume: the prior may come from the checkpoint
-    run = Run(args, accelerator, model, generator, discriminator, optimizer_g, optimizer_d, ema, class_loss)
+    perceptual = PerceptualLoss(lite_weights_path("efficientnet-lite0")).to(accelerator.device) if args.lambda_perceptual else None
+    run = Run(args, accelerator, model, generator, discriminator, optimizer_g, optimizer_d, ema, class_loss, perceptual)
 
     def recompute_statistics():
         """BatchNorm statistics of the generator users get, from the fixed training batches."""
