@@ -11,6 +11,7 @@ once and cached. All are API endpoints (`/colorize`, `/colorize_video`, `/score`
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from functools import lru_cache
@@ -21,7 +22,7 @@ from PIL import Image
 
 from . import DEFAULT_MODEL, fullres
 from .image_io import ImageError, NoColourError, load_image
-from .model import ColorGAN
+from .model import ColorGAN, ModelLoadError, load_model
 from .video import STABILITY, VideoError
 
 BUNDLED = "bundled default"
@@ -45,7 +46,25 @@ def model_choices() -> dict[str, str]:
 
 @lru_cache(maxsize=4)
 def load(spec: str) -> ColorGAN:
-    return ColorGAN.from_pretrained(spec)
+    """The model of a menu entry, loaded once (a ModelLoadError says in one line why it cannot be)."""
+    return load_model(spec)
+
+
+class RequestFolders:
+    """A folder per request for the files handed to Gradio, all inside one temporary folder of the
+    app that is removed when the process exits. Gradio copies returned files into its own cache,
+    so a request's folder is removed at a later request once it is older than `max_age` seconds."""
+
+    def __init__(self, max_age: float = 3600.0):
+        self.root = tempfile.TemporaryDirectory(prefix="colorgan-demo-")
+        self.max_age = max_age
+
+    def new(self) -> Path:
+        now = time.time()
+        for old in Path(self.root.name).iterdir():
+            if now - old.stat().st_mtime > self.max_age:
+                shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.root.name))
 
 
 class PhotoInput(gr.Image):
@@ -99,15 +118,26 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             "Set COLORGAN_MODELS to a Hub id or a save_pretrained folder."
         )
     first = next(iter(models))
+    folders = RequestFolders()
+    try:
+        load(models[first])
+    except ModelLoadError as err:
+        raise RuntimeError(str(err)) from None
     default_size = min(max(load(models[first]).image_size, 128), 768)  # inside the slider's range
     default_temperature = min(max(load(models[first]).temperature, 0.1), 1.0)
     default_vividness = load(models[first]).vividness
     fullres.warm_up()  # the first request should not wait for numba's compiler
 
+    def model_for(name: str) -> ColorGAN:
+        try:
+            return load(models.get(name, models[first]))
+        except ModelLoadError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+
     def colorize(image, resolution, model_name, vividness=None, temperature=None):
         if image is None:
             raise gr.Error("Upload or paste a photo first.")
-        model = load(models.get(model_name, models[first]))
+        model = model_for(model_name)
         start = time.perf_counter()
         try:
             colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS,
@@ -118,7 +148,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         seconds = time.perf_counter() - start
         # Files of our own, not PIL images: Gradio re-writes the cache file of an image it is handed
         # (named by content) on every request, so identical concurrent requests raced a reader.
-        folder = Path(tempfile.mkdtemp(prefix="colorgan-"))
+        folder = folders.new()
         gray, out = folder / "grayscale.png", folder / "colorized.png"
         colored.convert("L").save(gray)
         colored.save(out)
@@ -128,9 +158,9 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
     def colorize_clip(video, resolution, model_name, vividness=None, stability=STABILITY, progress=gr.Progress()):
         if not video:
             raise gr.Error("Upload a video first.")
-        model = load(models.get(model_name, models[first]))
+        model = model_for(model_name)
         source = Path(video)
-        out = Path(tempfile.mkdtemp(prefix="colorgan-")) / f"{source.stem}-colorized.mp4"  # MP4 / H.264: plays in browsers
+        out = folders.new() / f"{source.stem}-colorized.mp4"  # MP4 / H.264: plays in browsers
 
         def report(done, expected):
             progress((done, expected) if expected else None, desc="colorizing", unit="frames")
@@ -146,7 +176,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
     def score(image, model_name):
         if image is None:
             raise gr.Error("Upload a colour photo first.")
-        model = load(models.get(model_name, models[first]))
+        model = model_for(model_name)
         try:
             return _probabilities(model.realness(image, max_pixels=MAX_PIXELS))
         except NoColourError as err:  # an answer, not an error: a black-and-white or toned print

@@ -49,7 +49,7 @@ def _autocast(device: torch.device):
 
 
 @contextlib.contextmanager
-def _inference(model, device):
+def inference(model, device):
     """Eval mode on `device` under inference_mode, restoring train mode after (validation)."""
     was_training = model.training
     if next(model.parameters()).device != device:
@@ -141,7 +141,7 @@ def padded_shape(shape: tuple[int, int], multiple: int) -> tuple[int, int]:
 
 
 def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device, temperature=None, vividness=None) -> np.ndarray:
-    """The network step, inside `_inference`: working-size L arrays ((h, w) float32 in [0, 100],
+    """The network step, inside `inference`: working-size L arrays ((h, w) float32 in [0, 100],
     each at most `padded`) -> ab (B, H, W, 2) float32 in Lab units at the padded size (the
     symmetric padding goes on the bottom and right: crop [:h, :w] back)."""
     l_batch = []
@@ -180,7 +180,7 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     multiple = model.generator.multiple
 
     results = [None] * len(images)
-    with _inference(model, device):
+    with inference(model, device):
         for start in range(0, len(images), batch_size):
             prepared = {}
             for i in range(start, min(start + batch_size, len(images))):
@@ -282,7 +282,7 @@ def realness_logits(model, images, size: int | None = None, batch_size: int = 8,
 
     scored = [i for i, p in enumerate(prepared) if p is not None]
     read_cues = calibrated and model.uses_cues
-    with _inference(model, device):
+    with inference(model, device):
         for batch in _batches([prepared[i].shape[:2] for i in scored], batch_size):
             indices = [scored[k] for k in batch]
             rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device)

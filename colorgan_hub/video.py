@@ -35,8 +35,8 @@ from PIL import Image
 
 from .color import rgb_to_l_numpy
 from .fullres import recombine
-from .image_io import file_problem
-from .pipeline import _inference, padded_shape, pick_device, predict_ab, working_shape
+from .image_io import InputError, file_problem
+from .pipeline import inference, padded_shape, pick_device, predict_ab, working_shape
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv", ".3gp"}
 STABILITY = 0.85  # share of the motion-compensated previous colour kept where it matches (0: independent frames)
@@ -49,13 +49,8 @@ _CUT_FRACTION = 0.3  # a frame where more than this share of pixels has no match
 _L_OF_GRAY = rgb_to_l_numpy(np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2))[:, 0]  # (256,) CIE L
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """A video that cannot be colorized, with the file and the reason in the message."""
-
-    def __init__(self, source: str, reason: str):
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +151,7 @@ class VideoColorizer:
     def _colorize(self, grays: list[np.ndarray]) -> Iterator[np.ndarray]:
         h, w = working_shape(*grays[0].shape, self.size)
         smalls = [cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA) for gray in grays]
-        with _inference(self.model, self.device):
+        with inference(self.model, self.device):
             ab = predict_ab(self.model, [_L_OF_GRAY[small] for small in smalls], padded_shape((h, w), self.model.generator.multiple),
                             self.device, self.temperature, self.vividness)
         for gray, small, frame_ab in zip(grays, smalls, ab):

@@ -195,3 +195,20 @@ def test_score_endpoint_answers_monochrome_for_a_toned_print(client, tmp_path):
     Image.fromarray(sepia).save(tmp_path / "sepia.png")
     label = client.predict(handle_file(str(tmp_path / "sepia.png")), "tiny", api_name="/score")
     assert label["label"] == "monochrome (toned) photograph: no colour to judge"
+
+
+def test_request_folders_are_pruned_and_removed_with_the_app(monkeypatch):
+    folders = demo_module.RequestFolders(max_age=60)
+    old, recent = folders.new(), folders.new()
+    (old / "colorized.png").write_bytes(b"x")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    folders.new()
+    assert not old.exists() and recent.exists()  # only what Gradio copied long ago is gone
+    root = Path(folders.root.name)
+    folders.root.cleanup()  # what happens when the app's process exits
+    assert not root.exists()
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path):
+    with pytest.raises(RuntimeError, match=r"cannot load model .*: the folder has no config.json"):
+        demo_module.build_demo({"broken": str(tmp_path)})
