@@ -16,6 +16,7 @@ of that comes from `accelerate launch`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -255,11 +256,30 @@ class Run:
     optimizer_d: torch.optim.Optimizer
     ema: AveragedModel | None
     class_loss: ColourClassLoss | None  # classification head only
-    perceptual: PerceptualLoss | None = None  # --lambda_perceptual
+    perceptual: PerceptualLoss | None  # --lambda_perceptual
+    state: TrainState
+    bn_batches: list  # fixed training batches of L for the BatchNorm statistics
+    truths: list  # validation photos
+    baseline: dict  # the gray baseline's PSNR and the truth's colourfulness on them
 
     def users_generator(self) -> torch.nn.Module:
         """The generator users get: the EMA one if kept, else the trained one."""
         return self.ema.module if self.ema is not None else self.accelerator.unwrap_model(self.generator)
+
+    @contextlib.contextmanager
+    def users_model(self):
+        """The model with the generator users get in it (the EMA one if kept), for validating and
+        saving; the trained generator is put back after."""
+        trained, self.model.generator = self.model.generator, self.users_generator()
+        try:
+            yield self.model
+        finally:
+            self.model.generator = trained
+
+    def recompute_statistics(self) -> None:
+        """BatchNorm statistics of the generator users get, from the fixed training batches."""
+        with self.accelerator.autocast():
+            recompute_batchnorm_statistics(self.users_generator(), self.bn_batches, self.accelerator.device)
 
     def decoded(self, out: torch.Tensor) -> torch.Tensor:
         """The generator's output -> normalised ab (B, 2, H, W) as users get it (differentiable)."""
@@ -381,26 +401,16 @@ def main(args):
     data_config = DataConfig.from_args(args)
 
     # the model, and every check that can be made before step 1
+    resuming = bool(args.resume_from_checkpoint) and (args.resume_from_checkpoint != "latest" or bool(checkpoints(output_dir)))
     if args.pretrained_model:
         model = ColorGAN.from_pretrained(args.pretrained_model, **args.model_config)  # --model_config overrides its config
     else:
         model = ColorGAN(**args.model_config)
     calibrate_on_validation = check_setup(args, model)
-    classify = model.head == "classification"
-    resuming = bool(args.resume_from_checkpoint) and (args.resume_from_checkpoint != "latest" or bool(checkpoints(output_dir)))
-    body = model.generator.body if classify else model.generator
-    if not args.pretrained_model and not resuming:
-        load_encoder_weights(body, model._hub_mixin_config.get("encoder", "unet"), args.encoder_weights)
-    if isinstance(body, EfficientNetUNetGenerator):
-        body.freeze_encoder(args.freeze_encoder_stride)
-    if classify and not args.pretrained_model and not resuming:  # the colour prior, saved with the model
-        prior, mean_ab, used = estimate_colour_prior(*build_stream(data_config), model.generator.bins, args.prior_samples,
-                                                     args.min_image_size, args.min_colorfulness)
-        model.generator.prior.copy_(prior)
-        logger.info(f"colour prior from {used} photos: {int((prior > 0).sum())} of {len(prior)} bins used, mean ab {(mean_ab * model.ab_scale).tolist()}")
+    prepare_model(args, model, data_config, fresh=not args.pretrained_model and not resuming)
     model.train()
 
-    # optimisers: one per network, the learning rate set per phase
+    # optimisers: one per network, the learning rate set per phase (the fine-tuned encoder's scaled)
     generator, discriminator = model.generator, model.discriminator
     betas = (args.adam_beta1, args.adam_beta2)
     encoder_params = [p for n, p in generator.named_parameters() if p.requires_grad and ".encoder." in f".{n}"]
@@ -408,8 +418,6 @@ def main(args):
     groups = [{"params": other_params, "lr_scale": 1.0}] + ([{"params": encoder_params, "lr_scale": args.encoder_lr_scale}] if encoder_params else [])
     optimizer_g = torch.optim.Adam(groups, lr=args.learning_rate, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, betas=betas)
-    lr_g = {"pretrain": args.learning_rate, "gan": args.gan_learning_rate or args.learning_rate, "detector": 0.0}
-    lr_d = {"pretrain": 0.0, "gan": args.discriminator_learning_rate or lr_g["gan"], "detector": args.detector_learning_rate or args.learning_rate}
 
     # data; the dataloader is not prepared: split_dataset_by_node already gives each process its share
     dataset = training_stream(data_config, accelerator.process_index, accelerator.num_processes)
@@ -433,7 +441,6 @@ def main(args):
         tracked = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in vars(args).items() if v is not None}
         accelerator.init_trackers("colorgan", config=tracked)
     truths = selection.validation_truths(args.validation_data_dir, args.max_validation_samples) if args.validation_data_dir else []
-    baseline = selection.baseline(truths)
 
     # resume
     if args.resume_from_checkpoint:
@@ -444,42 +451,23 @@ def main(args):
             logger.info(f"resumed from {found[-1]} at step {state.step}")
         else:
             logger.info("no checkpoint to resume from: starting fresh")
-    class_loss = ColourClassLoss.for_model(model) if classify else None  # after the resume: the prior may come from the checkpoint
+    class_loss = ColourClassLoss.for_model(model) if model.head == "classification" else None  # after the resume: the prior may come from it
     perceptual = PerceptualLoss(lite_weights_path("efficientnet-lite0")).to(accelerator.device) if args.lambda_perceptual else None
-    run = Run(args, accelerator, model, generator, discriminator, optimizer_g, optimizer_d, ema, class_loss, perceptual)
+    run = Run(args, accelerator, model, generator, discriminator, optimizer_g, optimizer_d, ema, class_loss, perceptual,
+              state, bn_batches, truths, selection.baseline(truths))
 
-    def recompute_statistics():
-        """BatchNorm statistics of the generator users get, from the fixed training batches."""
-        with accelerator.autocast():
-            recompute_batchnorm_statistics(run.users_generator(), bn_batches, accelerator.device)
-
-    # the loop
+    # the loop: a step of the phase, then its bookkeeping (logs, validation, checkpoint)
     total_steps = args.pretrain_steps + args.gan_steps + args.detector_steps
     progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
     rng = random.Random(args.seed + 1000 * accelerator.process_index + state.step)
     nonfinite_in_row, drops, phase = 0, {}, None
     data = iter(dataloader)
     while state.step < total_steps:
-        if phase_of(state.step, args) != phase:  # phase transitions, also when a resumed run starts
+        if phase_of(state.step, args) != phase:  # also when a resumed run starts
             phase = phase_of(state.step, args)
-            for group in optimizer_g.param_groups:
-                group["lr"] = lr_g[phase] * group.get("lr_scale", 1.0)
-            for group in optimizer_d.param_groups:
-                group["lr"] = lr_d[phase]
-            if phase != "pretrain" and args.pretrain_steps and accelerator.is_main_process and not (output_dir / "model-pretrained" / "config.json").exists():
-                recompute_statistics()  # the pre-trained-only model, to compare with after the GAN
-                with_users_generator(run, lambda: save_model(model, output_dir / "model-pretrained", model_card(args, model.head, "after pre-training only"), args.save_dtype))
-            if phase == "gan" and state.step == args.pretrain_steps:  # the GAN phase starts: no best yet
-                state.best_score = -math.inf  # (a run begun before this rule may have kept a pre-training one)
-                if accelerator.is_main_process:
-                    shutil.rmtree(output_dir / "best", ignore_errors=True)
-            if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
-                restore_best(run)  # the generator is frozen from here on
-                recompute_statistics()
-
+            enter_phase(run, phase)
         if phase == "pretrain":
-            for group in optimizer_g.param_groups:
-                group["lr"] = pretrain_lr(state.step, args) * group.get("lr_scale", 1.0)
+            set_generator_lr(optimizer_g, pretrain_lr(state.step, args))
         batch = next(data)
         for reason, n in batch["drops"].items():
             drops[reason] = drops.get(reason, 0) + n
@@ -489,69 +477,125 @@ def main(args):
         if not accelerator.sync_gradients:
             continue
 
-        if all(finite(accelerator, v) for v in logs.values()):
-            nonfinite_in_row = 0
-        else:
-            nonfinite_in_row += 1
-            state.nonfinite += 1
-            if nonfinite_in_row >= args.max_nonfinite_steps:
-                raise RuntimeError(
-                    f"{nonfinite_in_row} non-finite losses in a row at step {state.step} ({phase} phase): "
-                    "lower the learning rate, use bf16 rather than fp16, or check the data"
-                )
+        nonfinite_in_row = 0 if all(finite(accelerator, v) for v in logs.values()) else nonfinite_in_row + 1
+        state.nonfinite += nonfinite_in_row > 0
+        if nonfinite_in_row >= args.max_nonfinite_steps:
+            raise RuntimeError(f"{nonfinite_in_row} non-finite losses in a row at step {state.step} ({phase} phase): "
+                               "lower the learning rate, use bf16 rather than fp16, or check the data")
         if ema is not None and phase != "detector":
             ema.update_parameters(accelerator.unwrap_model(generator))
         state.step += 1
         progress.update(1)
         if args.dataloader_num_workers == 0:  # with workers the position lives in them: see README
             state.epoch, state.stream = dataset.epoch, dataset.stream.state_dict()
-
-        if state.step % args.logging_steps == 0 or state.step == total_steps:
-            values = {k: float(v.detach()) for k, v in logs.items()}
-            progress.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in values.items()})
-            values["lr_g"] = optimizer_g.param_groups[0]["lr"]
-            accelerator.log({**{f"train/{k}": v for k, v in values.items()}, **{f"data/dropped_{k}": v for k, v in drops.items()},
-                             "train/nonfinite_steps": state.nonfinite, "train/epoch": state.epoch}, step=state.step)
-        if truths and phase != "detector" and (state.step % args.validation_steps == 0 or state.step == args.pretrain_steps + args.gan_steps):
-            if accelerator.is_main_process:
-                recompute_statistics()
-                result = with_users_generator(run, lambda: validate(model, args, truths, baseline, state.step, accelerator))
-                logger.info(f"step {state.step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
-                # the best is chosen among the GAN phase's generators only: a pre-training step's
-                # generator scored at the training decoding is not what the GAN phase is meant to end with
-                if phase == "gan" and result["score"] > state.best_score:
-                    state.best_score = result["score"]
-                    save_best(run, result, state.step)
-            state.best_score = broadcast_float(accelerator, state.best_score)
-        if state.step % args.checkpointing_steps == 0 or state.step == total_steps:
-            save_checkpoint(accelerator, args, state.step)
+        after_step(run, phase, logs, drops, progress)
     progress.close()
 
     # the end: the model first, then what comes after it (a failure there keeps the model)
     accelerator.wait_for_everyone()
     summary = {"steps": state.step, "drops": drops, "nonfinite": state.nonfinite}
     if accelerator.is_main_process:
-        logger.info(f"dropped samples (this process): {drops}; non-finite steps: {state.nonfinite}")
-        if not args.detector_steps:
-            restore_best(run)
-            recompute_statistics()
-        folder = with_users_generator(run, lambda: save_model(model, output_dir / "model", model_card(args, model.head), args.save_dtype))
-        logger.info(f"saved the trained model in {folder}")
-        card = {"training_data": args.dataset_name or args.train_data_dir, "steps": total_steps}
-        if args.detector_steps:
-            card.update(calibrate_realness(run, data_config, calibrate_on_validation))
-        if truths:
-            card["validation"] = with_users_generator(run, lambda: validate(model, args, truths, baseline, state.step, accelerator))
-        with_users_generator(run, lambda: save_model(model, folder, model_card(args, model.head, validation=card.get("validation")), args.save_dtype))
-        logger.info(f"saved {folder}: {card}")
-        summary.update(card)
-        if args.push_to_hub:
-            api = HfApi(token=args.hub_token)
-            repo_id = api.create_repo(args.hub_model_id, exist_ok=True).repo_id
-            api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=f"ColorGAN after {total_steps} steps")
-            logger.info(f"pushed to https://huggingface.co/{repo_id}")
+        summary.update(finish(run, data_config, calibrate_on_validation, drops))
     accelerator.end_training()
     return summary
+
+
+def prepare_model(args, model: ColorGAN, data_config: DataConfig, fresh: bool) -> None:
+    """A fresh model's encoder from ImageNet and its colour prior from the training photos; a
+    pretrained encoder frozen up to --freeze_encoder_stride."""
+    classify = model.head == "classification"
+    body = model.generator.body if classify else model.generator
+    if fresh:
+        load_encoder_weights(body, model._hub_mixin_config.get("encoder", "unet"), args.encoder_weights)
+    if isinstance(body, EfficientNetUNetGenerator):
+        body.freeze_encoder(args.freeze_encoder_stride)
+    if classify and fresh:  # the colour prior, saved with the model
+        prior, mean_ab, used = estimate_colour_prior(*build_stream(data_config), model.generator.bins, args.prior_samples,
+                                                     args.min_image_size, args.min_colorfulness)
+        model.generator.prior.copy_(prior)
+        logger.info(f"colour prior from {used} photos: {int((prior > 0).sum())} of {len(prior)} bins used, mean ab {(mean_ab * model.ab_scale).tolist()}")
+
+
+def set_generator_lr(optimizer_g, lr: float) -> None:
+    """The generator's learning rate; the fine-tuned encoder's group at its --encoder_lr_scale share."""
+    for group in optimizer_g.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def enter_phase(run: Run, phase: str) -> None:
+    """A phase begins (or a resumed run starts in it): learning rates; the pre-trained-only model
+    saved once; the GAN phase starts with no best; the detector starts from the best generator."""
+    args, state = run.args, run.state
+    lr_g = {"pretrain": args.learning_rate, "gan": args.gan_learning_rate or args.learning_rate, "detector": 0.0}
+    lr_d = {"pretrain": 0.0, "gan": args.discriminator_learning_rate or lr_g["gan"], "detector": args.detector_learning_rate or args.learning_rate}
+    set_generator_lr(run.optimizer_g, lr_g[phase])
+    for group in run.optimizer_d.param_groups:
+        group["lr"] = lr_d[phase]
+    output_dir = Path(args.output_dir)
+    main_process = run.accelerator.is_main_process
+    if phase != "pretrain" and args.pretrain_steps and main_process and not (output_dir / "model-pretrained" / "config.json").exists():
+        run.recompute_statistics()  # the pre-trained-only model, to compare with after the GAN
+        with run.users_model() as model:
+            save_model(model, output_dir / "model-pretrained", model_card(args, model.head, "after pre-training only"), args.save_dtype)
+    if phase == "gan" and state.step == args.pretrain_steps:  # the GAN phase starts: no best yet
+        state.best_score = -math.inf  # (a run begun before this rule may have kept a pre-training one)
+        if main_process:
+            shutil.rmtree(output_dir / "best", ignore_errors=True)
+    if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
+        restore_best(run)  # the generator is frozen from here on
+        run.recompute_statistics()
+
+
+def after_step(run: Run, phase: str, logs: dict, drops: dict, progress) -> None:
+    """A step's bookkeeping: log the losses, validate (keeping the GAN phase's best), checkpoint."""
+    args, accelerator, step = run.args, run.accelerator, run.state.step
+    total_steps = args.pretrain_steps + args.gan_steps + args.detector_steps
+    if step % args.logging_steps == 0 or step == total_steps:
+        values = {k: float(v.detach()) for k, v in logs.items()}
+        progress.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in values.items()})
+        values["lr_g"] = run.optimizer_g.param_groups[0]["lr"]
+        accelerator.log({**{f"train/{k}": v for k, v in values.items()}, **{f"data/dropped_{k}": v for k, v in drops.items()},
+                         "train/nonfinite_steps": run.state.nonfinite, "train/epoch": run.state.epoch}, step=step)
+    if run.truths and phase != "detector" and (step % args.validation_steps == 0 or step == args.pretrain_steps + args.gan_steps):
+        if accelerator.is_main_process:
+            run.recompute_statistics()
+            with run.users_model() as model:
+                result = validate(model, args, run.truths, run.baseline, step, accelerator)
+            logger.info(f"step {step} validation: " + ", ".join(f"{k} {v:.3f}" for k, v in result.items()))
+            # the best is chosen among the GAN phase's generators only: a pre-training step's
+            # generator scored at the training decoding is not what the GAN phase is meant to end with
+            if phase == "gan" and result["score"] > run.state.best_score:
+                run.state.best_score = result["score"]
+                save_best(run, result, step)
+        run.state.best_score = broadcast_float(accelerator, run.state.best_score)
+    if step % args.checkpointing_steps == 0 or step == total_steps:
+        save_checkpoint(accelerator, args, step)
+
+
+def finish(run: Run, data_config: DataConfig, calibrate_on_validation: bool, drops: dict) -> dict:
+    """The main process's end of training: the users' generator saved as the model, then its realness
+    calibration and final validation, then the upload. Returns the card's figures."""
+    args = run.args
+    logger.info(f"dropped samples (this process): {drops}; non-finite steps: {run.state.nonfinite}")
+    if not args.detector_steps:
+        restore_best(run)
+        run.recompute_statistics()
+    with run.users_model() as model:
+        folder = save_model(model, Path(args.output_dir) / "model", model_card(args, model.head), args.save_dtype)
+        logger.info(f"saved the trained model in {folder}")
+        card = {"training_data": args.dataset_name or args.train_data_dir, "steps": run.state.step}
+        if args.detector_steps:
+            card.update(calibrate_realness(run, data_config, calibrate_on_validation))
+        if run.truths:
+            card["validation"] = validate(model, args, run.truths, run.baseline, run.state.step, run.accelerator)
+        save_model(model, folder, model_card(args, model.head, validation=card.get("validation")), args.save_dtype)
+    logger.info(f"saved {folder}: {card}")
+    if args.push_to_hub:
+        api = HfApi(token=args.hub_token)
+        repo_id = api.create_repo(args.hub_model_id, exist_ok=True).repo_id
+        api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=f"ColorGAN after {run.state.step} steps")
+        logger.info(f"pushed to https://huggingface.co/{repo_id}")
+    return card
 
 
 # ----------------------------------------------------------------------------------------------
@@ -585,15 +629,6 @@ def broadcast_float(accelerator, value: float) -> float:
     from accelerate.utils import broadcast
 
     return float(broadcast(torch.tensor([value], device=accelerator.device))[0])
-
-
-def with_users_generator(run: Run, fn):
-    """Run fn with the generator users get swapped into the model (the EMA one if kept)."""
-    trained, run.model.generator = run.model.generator, run.users_generator()
-    try:
-        return fn()
-    finally:
-        run.model.generator = trained
 
 
 def to_uint8_rgb(real_l, ab) -> torch.Tensor:
@@ -652,7 +687,7 @@ def calibrate_realness(run: Run, data_config: DataConfig, on_validation: bool) -
             photos = [img for _, img in load_truths(list_images(args.validation_data_dir)[: args.calibration_photos], "full")]
         else:
             photos = usable_photos(data_config, args.calibration_photos, held_out=True)
-        return with_users_generator(run, lambda: fit_realness_calibration(run.model, photos, run.accelerator.device))
+        return fit_realness_calibration(run.model, photos, run.accelerator.device)  # inside finish's users_model
     except Exception as err:
         source = f"--train_data_dir {args.train_data_dir}" if args.train_data_dir else f"--dataset_name {args.dataset_name}"
         raise TrainingIncomplete(
