@@ -406,3 +406,20 @@ def test_gan_phase_with_the_perceptual_loss_through_main(photo_folders, tmp_path
     summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "1", "--gan_steps", "2", "--detector_steps", "0",
                                     "--lambda_perceptual", "1", "--report_to", "tensorboard"))
     assert summary["steps"] == 3 and (tmp_path / "model" / "model.safetensors").exists()
+
+
+def test_detector_degradation_keeps_shape_and_is_shared_by_both_trainers():
+    """train.py's detector phase (losses.degrade on batches) and detector.py (augment) degrade
+    photos with the same function: the same seed gives the same photos."""
+    import random
+
+    from training import detector
+
+    rgb = torch.from_numpy(np.stack([np.asarray(make_photo(64, 48, seed=s)) for s in range(6)])).permute(0, 3, 1, 2).contiguous()
+    out = losses.degrade(rgb, random.Random(5), p_jpeg=1.0, p_resize=1.0)
+    assert out.shape == rgb.shape and out.dtype == torch.uint8 and not torch.equal(out, rgb)
+    one_by_one = [losses.degrade_photo(np.ascontiguousarray(im), random.Random(7)) for im in rgb.permute(0, 2, 3, 1).numpy()]
+    again = [losses.degrade_photo(np.ascontiguousarray(im), random.Random(7)) for im in rgb.permute(0, 2, 3, 1).numpy()]
+    assert all(np.array_equal(a, b) for a, b in zip(one_by_one, again))
+    crop = detector.augment(np.asarray(make_photo(120, 90, seed=1)), 128, 96, random.Random(0))
+    assert crop.shape == (96, 96, 3)

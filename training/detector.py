@@ -45,17 +45,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from colorgan_hub import ColorGAN, fakes
 from colorgan_hub.color import rgb_to_model_lab
 from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
-from colorgan_hub.image_io import jpeg_roundtrip
 from colorgan_hub.model import default_cue_readout, load_model
 from colorgan_hub.pipeline import working_shape
 from training.calibration import fit_realness_calibration, with_config
 from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
-from training.losses import discriminator_loss
+from training.losses import degrade_photo, discriminator_loss
 from training.saving import halve_weights
 
 logger = logging.getLogger("colorgan.detector")
@@ -211,15 +209,9 @@ def render(args, model, generators) -> dict:
 
 def augment(rgb: np.ndarray, size: int, crop: int, rng: random.Random) -> np.ndarray:
     """As photos reach the detector: maybe shrunk and re-grown, maybe JPEG re-compressed (alike
-    for real and fake), then the working-size resize `realness` makes, a random crop of `crop`
-    (padded by reflection where the image is smaller) and a random flip."""
-    if rng.random() < 0.3:
-        h, w = rgb.shape[:2]
-        factor = rng.uniform(0.4, 0.9)
-        small = cv2.resize(rgb, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
-        rgb = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.5:
-        rgb = np.asarray(jpeg_roundtrip(Image.fromarray(rgb), rng.randint(60, 95)))
+    for real and fake: `losses.degrade_photo`), then the working-size resize `realness` makes, a
+    random crop of `crop` (padded by reflection where the image is smaller) and a random flip."""
+    rgb = degrade_photo(rgb, rng)
     h, w = working_shape(*rgb.shape[:2], size)
     rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if h < rgb.shape[0] else cv2.INTER_LINEAR)
     if h < crop or w < crop:

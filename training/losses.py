@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -188,22 +189,22 @@ class PerceptualLoss(torch.nn.Module):
         return loss / 3
 
 
-def degrade(rgb: torch.Tensor, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> torch.Tensor:
-    """Random JPEG re-compression (quality 60-95) and down-and-up resizing, per image.
+def degrade_photo(rgb: np.ndarray, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> np.ndarray:
+    """As photos reach a detector: maybe shrunk to 40-90% and grown back, maybe JPEG re-compressed
+    (quality 60-95). The one degradation of both detector trainers, applied alike to real photos and
+    colorizations so that the detector learns colour, not compression or sharpness traces (the
+    evaluation checks JPEG 75 and half size). rgb: uint8 (H, W, 3); returns the same shape."""
+    if rng.random() < p_resize:
+        h, w = rgb.shape[:2]
+        factor = rng.uniform(0.4, 0.9)
+        small = cv2.resize(rgb, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < p_jpeg:
+        rgb = np.asarray(jpeg_roundtrip(Image.fromarray(rgb), rng.randint(60, 95)))
+    return rgb
 
-    Applied alike to real photos and colorizations while the detector trains, so it learns
-    colour, not compression or sharpness traces (the evaluation checks JPEG 75 and half size).
-    rgb: uint8 (B, 3, H, W) on the CPU; returns the same shape and dtype.
-    """
-    out = []
-    for image in rgb.permute(0, 2, 3, 1).numpy():
-        img = Image.fromarray(image)
-        if rng.random() < p_resize:
-            w, h = img.size
-            factor = rng.uniform(0.4, 0.9)
-            img = img.resize((max(8, round(w * factor)), max(8, round(h * factor))), Image.Resampling.BILINEAR)
-            img = img.resize((w, h), Image.Resampling.BILINEAR)
-        if rng.random() < p_jpeg:
-            img = jpeg_roundtrip(img, rng.randint(60, 95))
-        out.append(np.asarray(img))
+
+def degrade(rgb: torch.Tensor, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> torch.Tensor:
+    """`degrade_photo` on each image of a uint8 batch (B, 3, H, W) on the CPU; same shape and dtype."""
+    out = [degrade_photo(np.ascontiguousarray(image), rng, p_jpeg, p_resize) for image in rgb.permute(0, 2, 3, 1).numpy()]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
