@@ -60,3 +60,18 @@ def test_a_regression_model_has_nothing_to_choose(tmp_path, capsys):
     with pytest.raises(SystemExit):
         choose_decoding.main(["--model", str(tmp_path / "model"), "--validation_data_dir", str(tmp_path / "val")])
     assert "regression-head model has no decoding to choose" in capsys.readouterr().err
+
+
+def test_working_size_is_chosen_with_the_decoding_when_asked(tmp_path):
+    val = tmp_path / "val"
+    val.mkdir()
+    for i in range(3):
+        make_photo(96, 80, seed=500 + i).save(val / f"v{i}.png")
+    torch.manual_seed(2)
+    ColorGAN(**TINY).save_pretrained(tmp_path / "model")
+    out, table = tmp_path / "chosen", tmp_path / "choice.json"
+    best = choose_decoding.main(["--model", str(tmp_path / "model"), "--validation_data_dir", str(val), "--vividness", "0.5",
+                                 "--temperature", "0.5", "--image_size", "32", "64", "--out", str(out), "--json", str(table)])
+    rows = json.loads(table.read_text())["rows"]
+    assert sorted(r["image_size"] for r in rows) == [32, 64]
+    assert ColorGAN.from_pretrained(out).image_size == best["image_size"] == max(rows, key=lambda r: r["score"])["image_size"]

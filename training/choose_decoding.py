@@ -1,5 +1,6 @@
-"""Choose a classification-head model's decoding defaults (vividness, temperature) on validation
-photos, by the same selection score train.py keeps its generator by, and save them in its config.
+"""Choose a classification-head model's decoding defaults (vividness, temperature; with
+--image_size, the working size too) on validation photos, by the same selection score train.py
+keeps its generator by, and save them in its config.
 
     python training/choose_decoding.py --model runs/cls/model --validation_data_dir ../shared/data/val \
         --vividness 0.4 0.5 0.6 0.7 0.8 --temperature 0.4 0.5 0.6 --out runs/cls/model
@@ -27,17 +28,18 @@ from training import selection
 COLUMNS = ("psnr_gain", "cf_ratio", "hue_macro", "hue_red", "hue_orange/yellow", "hue_green", "hue_blue/cyan", "hue_purple", "score")
 
 
-def sweep(model, truths, vividness, temperature, targets: selection.Targets, batch_size: int = 8) -> list[dict]:
-    """One row per (vividness, temperature): colour metrics and the selection score."""
+def sweep(model, truths, vividness, temperature, targets: selection.Targets, batch_size: int = 8, sizes=(None,)) -> list[dict]:
+    """One row per (working size, vividness, temperature): colour metrics and the selection score."""
     base = selection.baseline(truths)
     images, arrays = [img for _, img in truths], [np.asarray(img) for _, img in truths]
     rows = []
-    for v in vividness:
-        for t in temperature:
-            outputs = model.colorize(images, vividness=v, temperature=t, batch_size=batch_size)
-            result = selection.score(colour_metrics([np.asarray(o) for o in outputs], arrays), base, targets)
-            rows.append({"vividness": v, "temperature": t, **{k: result[k] for k in COLUMNS}})
-            print(" ".join(f"{k} {rows[-1][k]:.3f}" for k in ("vividness", "temperature", *COLUMNS)), flush=True)
+    for size in sizes:
+        for v in vividness:
+            for t in temperature:
+                outputs = model.colorize(images, size=size, vividness=v, temperature=t, batch_size=batch_size)
+                result = selection.score(colour_metrics([np.asarray(o) for o in outputs], arrays), base, targets)
+                rows.append({"image_size": size or model.image_size, "vividness": v, "temperature": t, **{k: result[k] for k in COLUMNS}})
+                print(" ".join(f"{k} {rows[-1][k]:.3f}" for k in ("image_size", "vividness", "temperature", *COLUMNS)), flush=True)
     return rows
 
 
@@ -48,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--max_validation_samples", type=int, default=100, help="photos, spread over the folder")
     parser.add_argument("--vividness", type=float, nargs="+", default=[0.4, 0.5, 0.6, 0.7, 0.8, 1.0])
     parser.add_argument("--temperature", type=float, nargs="+", default=[0.38, 0.5, 0.6])
+    parser.add_argument("--image_size", type=int, nargs="+", help="working sizes (long side, px) to choose among too (default: the model's own)")
     parser.add_argument("--select_psnr_gain", type=float, default=0.5, help="PSNR gain over gray (dB) that counts as full marks")
     parser.add_argument("--select_cf_ratio", type=float, default=0.8, help="colourfulness ratio to the truth that counts as full marks")
     parser.add_argument("--select_hue_macro", type=float, default=0.4, help="hue hit rate (macro) that counts as full marks")
@@ -64,9 +67,13 @@ def main(argv=None):
     if not truths:
         parser.error(f"no readable photos in {args.validation_data_dir}")
     targets = selection.Targets(args.select_psnr_gain, args.select_cf_ratio, args.select_hue_macro)
-    rows = sweep(model, truths, args.vividness, args.temperature, targets)
+    if args.image_size and min(args.image_size) < model.generator.multiple:
+        parser.error(f"--image_size must be at least {model.generator.multiple} px")
+    rows = sweep(model, truths, args.vividness, args.temperature, targets, sizes=args.image_size or (None,))
     best = max(rows, key=lambda r: r["score"])
     choice = {"vividness": best["vividness"], "temperature": best["temperature"]}
+    if args.image_size:
+        choice["image_size"] = best["image_size"]
     print("chosen:", json.dumps(best))
     if args.json:
         args.json.write_text(json.dumps({"photos": len(truths), "targets": vars(targets), "rows": rows, "chosen": best}, indent=2))
