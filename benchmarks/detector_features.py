@@ -9,7 +9,7 @@ On photos spread over `--data` (protocol 256) it makes every family's fakes (`co
 computes three feature sets on each image:
 
 * ``cues``: the ten colour-structure cues the bundled detector reads (`cues.colour_cues` of the
-  working-size image, as `pipeline.realness_cues` computes them);
+  working-size image, as `realness.photo_cues` computes them);
 * ``plausibility``: how likely the image's colour is under the model's own generator given its
   lightness, the classification head's per-pixel distribution with the class rebalancing divided
   out (soft-assigned to the colour bins with a 5-unit Gaussian, as Zhang et al. encode targets):
@@ -55,11 +55,11 @@ import torch
 
 from colorgan_hub import DEFAULT_MODEL, fakes
 from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
-from colorgan_hub.cues import CUE_NAMES, _fine, _gradient, colour_cues, normalise
+from colorgan_hub.realness import CUE_NAMES, _fine, _gradient, colour_cues, normalise, working_rgb
 from colorgan_hub.image_io import load_image
 from colorgan_hub.metrics import roc_auc
 from colorgan_hub.model import load_model
-from colorgan_hub.pipeline import _working_rgb, padded_shape, working_shape
+from colorgan_hub.pipeline import padded_shape, working_shape
 from training.selection import validation_truths
 
 HERE = Path(__file__).parent
@@ -137,7 +137,7 @@ def structure(rgb: np.ndarray) -> np.ndarray:
 
 def working(model, images: list[np.ndarray]) -> list[np.ndarray]:
     """The images as `realness` sees them: uint8 RGB at the detector's working size (`realness_size`)."""
-    return [_working_rgb(load_image(x), model.realness_size) for x in images]
+    return [working_rgb(load_image(x), model.realness_size) for x in images]
 
 
 def discriminator_activations(model, images: list[np.ndarray]) -> list[np.ndarray]:

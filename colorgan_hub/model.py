@@ -18,9 +18,8 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import pipeline
+from . import pipeline, realness
 from .color import AB_SCALE, ab_bin_centres
-from .cues import CUE_NAMES
 from .image_io import DEFAULT_MAX_PIXELS
 from .networks import ColorClassifier, EfficientNetUNetGenerator, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
 
@@ -121,9 +120,9 @@ class ColorGAN(
         init_weights(self.discriminator)
         # Platt scaling of the mean patch logit: p = sigmoid(scale * logit + bias); fitted in training.
         self.register_buffer("realness_calibration", torch.tensor([1.0, 0.0]))
-        # A linear read-out of the colour-structure cues (`cues.colour_cues`) added to that logit:
+        # A linear read-out of the colour-structure cues (`realness.colour_cues`) added to that logit:
         # rows mean, scale and weight of each cue, fitted with the calibration (weight 0: no cues).
-        self.register_buffer("realness_cues", default_cue_readout())
+        self.register_buffer("realness_cues", realness.default_cue_readout())
 
     def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
@@ -186,8 +185,8 @@ class ColorGAN(
 
     def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  allow_grayscale: bool = False, return_exceptions: bool = False):
-        """Probability that a colour photo was photographed in colour: see `pipeline.realness`."""
-        return pipeline.realness(self, images, size, batch_size, device, max_pixels, allow_grayscale, return_exceptions)
+        """Probability that a colour photo was photographed in colour: see `realness.score`."""
+        return realness.score(self, images, size, batch_size, device, max_pixels, allow_grayscale, return_exceptions)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
@@ -207,7 +206,7 @@ class ColorGAN(
         state = load_file(weights, device=str(map_location))
         expected = model.state_dict()
         state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
-        state.setdefault("realness_cues", default_cue_readout())  # saved before the cues: none read
+        state.setdefault("realness_cues", realness.default_cue_readout())  # saved before the cues: none read
         problem = _state_mismatch(state, expected) if strict else None
         if problem:
             raise RuntimeError(f"its weights do not fit its config.json ({problem}): saved by another version of colorgan-hub, or edited")
@@ -223,13 +222,6 @@ def _state_mismatch(state: dict, expected: dict) -> str | None:
     reshaped = [k for k in state if k in expected and state[k].shape != expected[k].shape]
     parts = [f"{len(keys)} {what}, e.g. {keys[0]}" for keys, what in ((missing, "missing"), (unexpected, "unexpected"), (reshaped, "of another shape")) if keys]
     return "; ".join(parts) or None
-
-
-def default_cue_readout() -> torch.Tensor:
-    """(3, len(CUE_NAMES)): mean 0, scale 1, weight 0 for every cue (the cues change nothing)."""
-    readout = torch.zeros(3, len(CUE_NAMES))
-    readout[1] = 1.0
-    return readout
 
 
 class ModelLoadError(ValueError):

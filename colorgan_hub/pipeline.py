@@ -1,4 +1,4 @@
-"""The one inference path: photo in, colorized photo (or realness probability) out.
+"""The one inference path: photo in, colorized photo out (the realness score: `realness.py`).
 
 The CLI, the Space, validation during training, evaluation and the tests all come through here.
 The generator runs at a working size (long side `size`, aspect kept, symmetric padding to the
@@ -20,14 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import normalize_l, rgb_to_l_numpy, rgb_to_model_lab
-from .cues import colour_cues
+from .color import normalize_l, rgb_to_l_numpy
 from .fullres import recombine
-from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
-
-MONOCHROME = "monochrome (toned) photograph: no colour to judge"
-GRAYSCALE = "black-and-white (grayscale) photograph: no colour to judge (colorize it first)"
-
+from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, load_image, to_rgb_alpha
 
 def pick_device() -> torch.device:
     """The fastest device present: cuda, then Apple's mps, then the CPU."""
@@ -69,7 +64,7 @@ def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     shrinking = h < array.shape[0] or w < array.shape[1]
     return cv2.resize(array, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
@@ -94,8 +89,8 @@ def _lightness(img: Image.Image, size: int) -> tuple[np.ndarray, np.ndarray | No
     rgb, alpha = to_rgb_alpha(img)
     if rgb.dtype != np.uint8:  # high bit depth: keep its precision in L
         l_full = rgb_to_l_numpy(rgb)
-        return l_full, alpha, _resize(l_full, work)
-    return rgb, alpha, rgb_to_l_numpy(_resize(rgb, work))
+        return l_full, alpha, resize(l_full, work)
+    return rgb, alpha, rgb_to_l_numpy(resize(rgb, work))
 
 
 _OVERLAP_PIXELS = 1_000_000
@@ -111,7 +106,7 @@ def _helper() -> ThreadPoolExecutor:
 
 
 def _shrink(img: Image.Image, shape: tuple[int, int]) -> Image.Image:
-    """Area average down to (h, w) (bilinear where it grows), as `_resize` does for arrays."""
+    """Area average down to (h, w) (bilinear where it grows), as `resize` does for arrays."""
     h, w = shape
     if (w, h) == img.size:
         return img
@@ -119,13 +114,13 @@ def _shrink(img: Image.Image, shape: tuple[int, int]) -> Image.Image:
     return img.resize((w, h), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
 
 
-def _as_list(images) -> tuple[list, bool]:
+def as_list(images) -> tuple[list, bool]:
     if isinstance(images, (list, tuple)):
         return list(images), False
     return [images], True
 
 
-def _batches(shapes: list[tuple[int, int]], batch_size: int):
+def same_shape_batches(shapes: list[tuple[int, int]], batch_size: int):
     """Indices grouped by identical shape, in chunks of at most batch_size."""
     by_shape = defaultdict(list)
     for i, shape in enumerate(shapes):
@@ -174,7 +169,7 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
         raise ValueError(f"vividness must be in [0, 1], got {vividness}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    images, single = _as_list(images)
+    images, single = as_list(images)
     size = size or model.image_size
     device = torch.device(device) if device is not None else pick_device()
     multiple = model.generator.multiple
@@ -195,7 +190,7 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
                 prepared[i] = (source, alpha, l_work, padded_shape(l_work.shape, multiple))
                 del img
             order = list(prepared)
-            for group in _batches([prepared[i][3] for i in order], batch_size):
+            for group in same_shape_batches([prepared[i][3] for i in order], batch_size):
                 indices = [order[k] for k in group]
                 fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness)
                 for k, i in enumerate(indices):
@@ -203,93 +198,4 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
                     h, w = l_work.shape
                     results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
                     del source  # free the full-size input as soon as it is done
-    return results[0] if single else results
-
-
-def realness(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-              allow_grayscale: bool = False, return_exceptions: bool = False):
-    """Calibrated probability that each colour image was photographed in colour (not colorized).
-
-    One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images and toned
-    monochrome prints (sepia, cyanotype, selenium: colour that depends on the lightness alone,
-    `image_io.is_monochrome`) have no colour to judge: one such image raises NoColourError (an
-    ImageError; its reason is GRAYSCALE or MONOCHROME), and in a list it gets None in place of a
-    probability, so that the other photos are still scored (`colorgan score --json` writes the
-    same null). With `allow_grayscale` every image is scored: evaluation and calibration score
-    every colorization, also a nearly colourless one. A file that cannot be read raises ImageError
-    naming it, also in a list; with `return_exceptions=True` a list holds that ImageError in its
-    place and the other photos are still scored. The detector sees each photo at long side `size`
-    (default `model.realness_size`, the size its calibration was fitted at).
-    """
-    logits = realness_logits(model, images, size, batch_size, device, max_pixels, allow_grayscale, return_exceptions=return_exceptions)
-    if isinstance(logits, list):
-        return [x if x is None or isinstance(x, ImageError) else _sigmoid(x) for x in logits]
-    return _sigmoid(logits)
-
-
-def _sigmoid(x: float) -> float:
-    """1 / (1 + e^-x) without overflow at either end."""
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    z = math.exp(x)
-    return z / (1.0 + z)
-
-
-def _working_rgb(img: Image.Image, size: int) -> np.ndarray:
-    """A loaded photo as the detector sees it: uint8 RGB, long side `size` (area-averaged)."""
-    rgb, _ = to_rgb_alpha(img)
-    return _resize(rgb, working_shape(*rgb.shape[:2], size))
-
-
-def realness_cues(model, images, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """(N, len(CUE_NAMES)) float32: the colour-structure cues of each photo as `realness` computes
-    them (at the detector's working size, `model.realness_size`), what the cue read-out is fitted on."""
-    size = size or model.realness_size
-    images, _ = _as_list(images)
-    return np.stack([colour_cues(_working_rgb(load_image(image, max_pixels=max_pixels, source=describe(image, i)), size))
-                     for i, image in enumerate(images)])
-
-
-def realness_logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    allow_grayscale: bool = False, calibrated: bool = True, return_exceptions: bool = False):
-    """The detector's logit per image, as `realness` computes it (None for a photo with no colour
-    to judge in a list, the ImageError for an unreadable one with `return_exceptions`):
-    calibrated, or with `calibrated=False` the raw mean patch logit (what the calibration is
-    fitted on). The photo is seen at `size` (long side; default `model.realness_size`, the size
-    the calibration was fitted at)."""
-    images, single = _as_list(images)
-    size = size or model.realness_size
-    device = torch.device(device) if device is not None else pick_device()
-
-    prepared, results = [], [None] * len(images)
-    for i, image in enumerate(images):
-        source = describe(image, i)
-        try:
-            img = load_image(image, max_pixels=max_pixels, source=source)
-        except ImageError as error:
-            if single or not return_exceptions:
-                raise
-            results[i] = error
-            prepared.append(None)
-            continue
-        reason = None if allow_grayscale else GRAYSCALE if is_grayscale(img) else MONOCHROME if is_monochrome(img) else None
-        if reason is not None:
-            if single:
-                raise NoColourError(source, reason)
-            prepared.append(None)  # an answer (None), not a failure: the rest of the list is still scored
-            continue
-        prepared.append(_working_rgb(img, size))
-
-    scored = [i for i, p in enumerate(prepared) if p is not None]
-    read_cues = calibrated and model.uses_cues
-    with inference(model, device):
-        for batch in _batches([prepared[i].shape[:2] for i in scored], batch_size):
-            indices = [scored[k] for k in batch]
-            rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device)
-            rgb = rgb.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, h, w) in [0, 1]
-            real_l, real_ab = rgb_to_model_lab(rgb)
-            cues = torch.from_numpy(np.stack([colour_cues(prepared[i]) for i in indices])) if read_cues else None
-            logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues).float().cpu().tolist()
-            for i, x in zip(indices, logits):
-                results[i] = x
     return results[0] if single else results

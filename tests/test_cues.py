@@ -6,9 +6,7 @@ import torch
 from PIL import Image
 
 from colorgan_hub import ColorGAN, fakes
-from colorgan_hub.cues import CUE_NAMES, colour_cues, normalise
-from colorgan_hub.model import default_cue_readout
-from colorgan_hub.pipeline import realness_cues
+from colorgan_hub.realness import CUE_NAMES, colour_cues, default_cue_readout, normalise, photo_cues
 from safetensors.torch import load_file, save_file
 from tests.conftest import make_photo
 from training.calibration import fit_realness_calibration
@@ -45,7 +43,7 @@ def test_readout_adds_to_the_calibrated_logit(tiny_model, photo):
     saved = tiny_model.realness_cues.clone()
     try:
         tiny_model.realness_cues[2, UNEXPLAINED] = 2.0
-        expected = 2.0 * float(realness_cues(tiny_model, photo)[0, UNEXPLAINED])  # the cues at the working size
+        expected = 2.0 * float(photo_cues(tiny_model, photo)[0, UNEXPLAINED])  # the cues at the working size
         logit = np.log(base / (1 - base))
         got = tiny_model.realness(photo)
         assert tiny_model.uses_cues

@@ -145,14 +145,14 @@ def test_evaluate_reports_the_detector_per_family(tmp_path, tiny_model):
 
 
 def test_realness_is_the_sigmoid_of_the_calibrated_logit_and_raw_ignores_the_calibration(tiny_model):
-    from colorgan_hub import pipeline
+    from colorgan_hub import realness
 
     images = photos(3)
-    raw = pipeline.realness_logits(tiny_model, images, calibrated=False)
+    raw = realness.logits(tiny_model, images, calibrated=False)
     saved = tiny_model.realness_calibration.clone()
     try:
         tiny_model.realness_calibration.copy_(torch.tensor([2.0, -1.0]))
-        assert pipeline.realness_logits(tiny_model, images, calibrated=False) == pytest.approx(raw, abs=1e-5)
+        assert realness.logits(tiny_model, images, calibrated=False) == pytest.approx(raw, abs=1e-5)
         probs = tiny_model.realness(images)
         assert probs == pytest.approx([1 / (1 + np.exp(-(2 * x - 1))) for x in raw], abs=1e-5)
         tiny_model.realness_calibration.copy_(torch.tensor([1e4, 0.0]))

@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from colorgan_hub import pipeline
-from colorgan_hub.cues import CUE_NAMES
-from colorgan_hub.model import default_cue_readout
+from colorgan_hub import realness
+from colorgan_hub.realness import CUE_NAMES, default_cue_readout
 from training.data import DataConfig, channels_last, collate, training_stream
 
 
@@ -71,7 +70,7 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
     smoothed targets: (N+ + 1) / (N+ + 2) for real and 1 / (N- + 2) for colorized, or
     1 - `smoothing` and `smoothing` when given, which keeps a detector that separates its
     calibration photos perfectly from answering 1.0000. With `cues`, a linear read-out of the
-    colour-structure cues (`colorgan_hub.cues`, standardised on these photos) is fitted jointly,
+    colour-structure cues (`colorgan_hub.realness.colour_cues`, standardised on these photos) is fitted jointly,
     its weights under an L2 penalty of `cue_penalty`; without, the read-out is reset to none.
     Sets model.realness_calibration and model.realness_cues; returns the counts, scale, bias
     and the cue weights."""
@@ -80,14 +79,14 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
     if fakes is None:
         fakes = model.colorize(photos, device=device)
     images = list(photos) + list(fakes)
-    raw = pipeline.realness_logits(model, images, device=device, allow_grayscale=True, calibrated=False)
+    raw = realness.logits(model, images, device=device, allow_grayscale=True, calibrated=False)
     logits = torch.tensor(raw, dtype=torch.float64)
     n_real, n_fake = len(photos), len(fakes)
     high, low = ((n_real + 1) / (n_real + 2), 1 / (n_fake + 2)) if smoothing is None else (1 - smoothing, smoothing)
     targets = torch.tensor([high] * n_real + [low] * n_fake, dtype=torch.float64)
     readout = default_cue_readout().double()
     if cues:
-        values = torch.from_numpy(pipeline.realness_cues(model, images)).double()
+        values = torch.from_numpy(realness.photo_cues(model, images)).double()
         readout[0], readout[1] = values.mean(0), values.std(0).clamp_min(1e-6)
         standard = (values - readout[0]) / readout[1]
     params = torch.zeros(2 + (readout.shape[1] if cues else 0), dtype=torch.float64)

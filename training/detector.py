@@ -49,7 +49,8 @@ import torch
 from colorgan_hub import ColorGAN, fakes
 from colorgan_hub.color import rgb_to_model_lab
 from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
-from colorgan_hub.model import default_cue_readout, load_model
+from colorgan_hub.model import load_model
+from colorgan_hub.realness import default_cue_readout
 from colorgan_hub.pipeline import working_shape
 from training.calibration import fit_realness_calibration, with_config
 from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
@@ -96,7 +97,7 @@ def parse_args(argv=None):
     parser.add_argument("--calibration_smoothing", type=float, default=0.02,
                         help="Platt targets 1 - s and s: a detector that separates its calibration photos perfectly answers about 1 - s, not 1.0000")
     parser.add_argument("--cues", action="store_true",
-                        help="fit a read-out of the colour-structure cues (colorgan_hub.cues) with the calibration; with --init model "
+                        help="fit a read-out of the colour-structure cues (colorgan_hub.realness) with the calibration; with --init model "
                              "--steps 0 a model's detector is only calibrated again, with its cues")
     parser.add_argument("--checkpointing_steps", type=int, default=200, help="save the run's state every N steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
