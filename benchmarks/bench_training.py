@@ -5,7 +5,9 @@
 Data path, in one run on the same photos: ours (HF `datasets` stream, draft-mode JPEG decode, one
 PIL resample per crop, Lab batched in torch) and the reports' way (a torch Dataset whose
 `__getitem__` does PIL open + resize + `skimage.color.rgb2lab` per image). Training: L1 and GAN
-steps of the default ColorGAN at 256 px (and 128 px), batch 16, as training/train.py runs them.
+steps of the U-Net ColorGAN at 256 px (and 128 px), batch 16, as training/train.py runs them; and
+the EfficientNet-Lite0 generator's pre-training step under each way of making it fast on a CPU
+(frozen stages, bf16, channels-last).
 """
 
 from __future__ import annotations
@@ -110,6 +112,58 @@ def training_steps(resolution: int, batch_size: int, repeats: int = 3) -> dict:
     return result
 
 
+ENCODER_OPTIONS = (  # (name, frozen up to stride, bf16 autocast, channels-last)
+    ("whole encoder fine-tuned, fp32", 0, False, True),
+    ("whole encoder fine-tuned, fp32, contiguous (no channels-last)", 0, False, False),
+    ("whole encoder fine-tuned, bf16", 0, True, True),
+    ("frozen to stride 8, fp32", 8, False, True),
+    ("frozen to stride 8, bf16 (the default model's)", 8, True, True),
+    ("frozen to stride 16, bf16", 16, True, True),
+    ("encoder frozen whole, bf16 (decoder alone learns)", 32, True, True),
+)
+
+
+def encoder_steps(resolution: int = 128, batch_size: int = 16, repeats: int = 3) -> dict:
+    """Pre-training steps of the EfficientNet-Lite0 generator (cross-entropy of the classification
+    head, Adam) per option of ENCODER_OPTIONS, and the frozen encoder's forward pass alone (what
+    caching its features would save at most)."""
+    torch.manual_seed(0)
+    model = ColorGAN(encoder="efficientnet-lite0").train()
+    generator, body = model.generator, model.generator.body
+    rgb = torch.randint(0, 256, (batch_size, 3, resolution, resolution), dtype=torch.uint8)
+    real_l, real_ab = batch_to_lab(rgb)
+    class_loss = ColourClassLoss.for_model(model)
+    result = {}
+    for name, stride, bf16, channels_last in ENCODER_OPTIONS:
+        generator.requires_grad_(True)
+        body.freeze_encoder(stride)
+        generator.train().to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        optimizer = torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], 1e-4)
+        x = real_l.contiguous(memory_format=torch.channels_last) if channels_last else real_l
+
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = class_loss(generator(x), real_ab)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+        step()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        result[name] = repeats * batch_size / (time.perf_counter() - start)
+    encoder = body.encoder.eval()
+    gray = torch.rand(batch_size, 1, resolution, resolution).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        encoder(gray)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            encoder(gray)
+    result["frozen encoder forward alone (the most a feature cache saves)"] = repeats * batch_size / (time.perf_counter() - start)
+    return result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "train"), help="folder of training photos")
@@ -121,6 +175,7 @@ def main(argv=None) -> dict:
         "data_path": data_paths(args.data, args.batches, 16),
         "train_256": training_steps(256, 16),
         "train_128": training_steps(128, 32),
+        "encoder_128": encoder_steps(128, 16),
     }
     print(format_tables(result))
     if args.json:
@@ -139,6 +194,9 @@ def format_tables(result: dict) -> str:
     for res in (256, 128):
         t = result[f"train_{res}"]
         lines.append(f"| {res} px | {t['l1_images_per_s']:.1f} | {t['gan_images_per_s']:.1f} |")
+    if "encoder_128" in result:
+        lines += ["", "| EfficientNet-Lite0 generator, pre-training step, 128 px, batch 16 | images/s |", "|---|---|"]
+        lines += [f"| {name} | {value:.1f} |" for name, value in result["encoder_128"].items()]
     return "\n".join(lines)
 
 

