@@ -36,16 +36,18 @@ use only (UTKFace, ImageNet, Food-101, SUN, CamVid: non-commercial), so the mode
 
 LIMITATIONS = """- Colours are guesses from lightness and context, never historical truth. Skies, water,
   foliage, grass and skin are the most reliable; objects whose colour the gray image does not imply
-  (clothes, cars, flowers, painted walls) get a plausible colour or stay muted.
+  (clothes, cars, flowers, painted walls) get a plausible colour or stay muted. Red and blue
+  objects are the hardest (see the per-family hue hits).
+- Real black-and-white photographs differ from the gray versions of colour photos the model was
+  trained on (film grain, tonal response, haze, toning): on them it is less sure and falls back
+  to browns and sepia more often than on `val` (see the historic sheet).
 - The classification head keeps several colour hypotheses; where it is unsure the annealed mean
   mixes them, which can leave patches (blotches) or bleed colour across edges. Higher `vividness`
   is bolder and riskier, lower is safer and grayer.
-- Colour is predicted at the working size (the config's `image_size`, 128) at half resolution and
+- Colour is predicted at the working size (the config's `image_size`) at half resolution and
   upsampled: thin coloured details bleed; lightness is always the photo's own, at full resolution.
-- Fidelity (PSNR) is only a little above the gray baseline and the constant colour on `val`, and
-  the colours are muted (colourfulness well under the photos'): a wrong confident colour costs
-  more than no colour, so the default decoding is cautious. Higher `vividness` trades fidelity
-  for colour. See the evaluation table.
+- The encoder started from ImageNet weights and was fine-tuned (from stride 16 on) on a small,
+  skewed data set of 14,521 photos at 128 px on 2 CPU cores.
 - The realness score answers one question: was this colour photo photographed in colour, or is its
   colour added to a black-and-white photo? It was trained against a family of colorizations (this
   model at many settings and working sizes, other generators, toned prints, hand-tinting, colour
@@ -55,9 +57,9 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   `image_io.is_monochrome` recognises them; the rest are scored, and the toned family is in training.
   The score is the discriminator's logit plus a linear read-out of ten colour-structure cues
   (`colorgan_hub/realness.py`), calibrated together; left out of training, hand-tinting and colour
-  transfer are still not recognised (the leave-one-family-out table).
-- Trained on 2 CPU cores at 128 px crops of a small, skewed data set; no people-specific or
-  fairness evaluation was done (UTKFace faces are in training, none in validation)."""
+  transfer are still not recognised (docs/realness.md).
+- No people-specific or fairness evaluation was done (UTKFace faces are in training, none in
+  validation)."""
 
 INTENDED_USE = """Research and demonstration: colorizing old or grayscale photos for a first
 impression, teaching, and studying GAN colorization and colorization detection. Not for claims about

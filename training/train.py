@@ -535,8 +535,11 @@ def enter_phase(run: Run, phase: str) -> None:
     main_process = run.accelerator.is_main_process
     if phase != "pretrain" and args.pretrain_steps and main_process and not (output_dir / "model-pretrained" / "config.json").exists():
         run.recompute_statistics()  # the pre-trained-only model, to compare with after the GAN
+        partial = output_dir / "model-pretrained.tmp"  # written whole, then renamed: a kill mid-write leaves no half model
+        shutil.rmtree(partial, ignore_errors=True)
         with run.users_model() as model:
-            save_model(model, output_dir / "model-pretrained", model_card(args, model.head, "after pre-training only"), args.save_dtype)
+            save_model(model, partial, model_card(args, model.head, "after pre-training only"), args.save_dtype)
+        os.replace(partial, output_dir / "model-pretrained")
     if phase == "gan" and state.step == args.pretrain_steps:  # the GAN phase starts: no best yet
         state.best_score = -math.inf  # (a run begun before this rule may have kept a pre-training one)
         if main_process:
