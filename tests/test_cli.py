@@ -200,17 +200,17 @@ def test_raised_max_pixels_reaches_the_colorizer_and_scorer(photos, tiny_model_d
     """--max-pixels is the limit everywhere: a photo the CLI accepted at a raised limit is not
     refused again by the pipeline at the default (a 56-megapixel scan used to fail, taking the
     good photos of its batch with it)."""
-    from colorgan_hub import pipeline
+    from colorgan_hub import pipeline, realness
 
     seen = []
-    for name in ("colorize", "realness"):
-        original = getattr(pipeline, name)
+    for module, name in ((pipeline, "colorize"), (realness, "score")):
+        original = getattr(module, name)
 
         def spy(*args, _original=original, **kwargs):
             seen.append(kwargs["max_pixels"] if "max_pixels" in kwargs else args[5])
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(pipeline, name, spy)
+        monkeypatch.setattr(module, name, spy)
     assert run("colorize", photos / "scans", "-o", photos / "out", "--model", tiny_model_dir, "--max-pixels", 60_000_000) == 0
     run("score", photos / "scans" / "color.png", "--model", tiny_model_dir, "--max-pixels", 60_000_000)
     assert seen and set(seen) == {60_000_000}
