@@ -59,6 +59,15 @@ def images_per_s(batches, n_batches: int, batch_size: int, skip: int = 2) -> flo
     return n_batches * batch_size / (time.perf_counter() - start)
 
 
+def step_rate(step, repeats: int, batch_size: int) -> float:
+    """Images per second of `step` (a batch of `batch_size`) over `repeats` calls after one warm-up."""
+    step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return repeats * batch_size / (time.perf_counter() - start)
+
+
 def data_paths(data_dir: str, n_batches: int, batch_size: int) -> dict:
     stream, column = build_stream(DataConfig(train_data_dir=data_dir, calibration_fraction=0.0))
     ours = torch.utils.data.DataLoader(ColorizationStream(stream, column, 256), batch_size=batch_size, collate_fn=collate)
@@ -102,14 +111,7 @@ def training_steps(resolution: int, batch_size: int, repeats: int = 3) -> dict:
         optimizer_g.step()
         optimizer_g.zero_grad()
 
-    result = {}
-    for name, step in (("l1", l1_step), ("gan", gan_step)):
-        step()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        result[f"{name}_images_per_s"] = repeats * batch_size / (time.perf_counter() - start)
-    return result
+    return {f"{name}_images_per_s": step_rate(step, repeats, batch_size) for name, step in (("l1", l1_step), ("gan", gan_step))}
 
 
 ENCODER_OPTIONS = (  # (name, frozen up to stride, bf16 autocast, channels-last)
@@ -148,19 +150,11 @@ def encoder_steps(resolution: int = 128, batch_size: int = 16, repeats: int = 3)
             optimizer.step()
             optimizer.zero_grad()
 
-        step()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            step()
-        result[name] = repeats * batch_size / (time.perf_counter() - start)
+        result[name] = step_rate(step, repeats, batch_size)
     encoder = body.encoder.eval()
     gray = torch.rand(batch_size, 1, resolution, resolution).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        encoder(gray)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            encoder(gray)
-    result["frozen encoder forward alone (the most a feature cache saves)"] = repeats * batch_size / (time.perf_counter() - start)
+        result["frozen encoder forward alone (the most a feature cache saves)"] = step_rate(lambda: encoder(gray), repeats, batch_size)
     return result
 
 

@@ -120,12 +120,12 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
     first = next(iter(models))
     folders = RequestFolders()
     try:
-        load(models[first])
+        first_model = load(models[first])
     except ModelLoadError as err:
         raise RuntimeError(str(err)) from None
-    default_size = min(max(load(models[first]).image_size, 128), 768)  # inside the slider's range
-    default_temperature = min(max(load(models[first]).temperature, 0.1), 1.0)
-    default_vividness = load(models[first]).vividness
+    default_size = min(max(first_model.image_size, 128), 768)  # inside the slider's range
+    default_temperature = min(max(first_model.temperature, 0.1), 1.0)
+    default_vividness = first_model.vividness
     fullres.warm_up()  # the first request should not wait for numba's compiler
 
     def model_for(name: str) -> ColorGAN:

@@ -234,8 +234,8 @@ class EfficientNetUNetGenerator(nn.Module):
     def freeze_encoder(self, stride: int) -> None:
         """Freeze the encoder up to `stride` (2 to 32; 0: nothing): no gradients, and BatchNorm
         kept in eval mode with its ImageNet statistics, also after `train()`. For fine-tuning."""
-        count = self.encoder.blocks_up_to_stride(stride) if stride else 0
-        self.frozen = [self.encoder._conv_stem, self.encoder._bn0, *self.encoder._blocks[:count]] if stride else []
+        encoder = self.encoder
+        self.frozen = [encoder._conv_stem, encoder._bn0, *encoder._blocks[: encoder.blocks_up_to_stride(stride)]] if stride else []
         for module in self.frozen:
             module.requires_grad_(False)
         self.train(self.training)

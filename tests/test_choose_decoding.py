@@ -33,13 +33,19 @@ def test_validation_photos_are_spread_over_every_source(tmp_path):
     assert len(selection.validation_truths(tmp_path, 100)) == 15  # more asked than there are: all of them
 
 
-def test_chooses_the_best_pair_and_saves_it_with_the_weights_untouched(tmp_path, capsys):
-    val = tmp_path / "val"
+def _photos_and_model(folder, photos: int, size: tuple[int, int], seed: int):
+    """A validation folder of `photos` synthetic photos and a tiny saved model beside it."""
+    val = folder / "val"
     val.mkdir()
-    for i in range(4):
-        make_photo(72, 64, seed=400 + i).save(val / f"v{i}.png")
-    torch.manual_seed(1)
-    ColorGAN(**TINY).save_pretrained(tmp_path / "model")
+    for i in range(photos):
+        make_photo(*size, seed=seed + i).save(val / f"v{i}.png")
+    torch.manual_seed(seed)
+    ColorGAN(**TINY).save_pretrained(folder / "model")
+    return val
+
+
+def test_chooses_the_best_pair_and_saves_it_with_the_weights_untouched(tmp_path, capsys):
+    val = _photos_and_model(tmp_path, 4, (72, 64), 400)
     out, table = tmp_path / "chosen", tmp_path / "choice.json"
     best = choose_decoding.main(["--model", str(tmp_path / "model"), "--validation_data_dir", str(val), "--max_validation_samples", "4",
                                  "--vividness", "0.2", "1.0", "--temperature", "0.5", "--out", str(out), "--json", str(table)])
@@ -63,12 +69,7 @@ def test_a_regression_model_has_nothing_to_choose(tmp_path, capsys):
 
 
 def test_working_size_is_chosen_with_the_decoding_when_asked(tmp_path):
-    val = tmp_path / "val"
-    val.mkdir()
-    for i in range(3):
-        make_photo(96, 80, seed=500 + i).save(val / f"v{i}.png")
-    torch.manual_seed(2)
-    ColorGAN(**TINY).save_pretrained(tmp_path / "model")
+    val = _photos_and_model(tmp_path, 3, (96, 80), 500)
     out, table = tmp_path / "chosen", tmp_path / "choice.json"
     best = choose_decoding.main(["--model", str(tmp_path / "model"), "--validation_data_dir", str(val), "--vividness", "0.5",
                                  "--temperature", "0.5", "--image_size", "32", "64", "--out", str(out), "--json", str(table)])
