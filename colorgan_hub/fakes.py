@@ -111,8 +111,11 @@ def transfer(rgb: np.ndarray, reference: np.ndarray, rng: np.random.Generator, l
     ys, xs = ys.ravel(), xs.ravel()
     features = np.stack([ref_l[ys, xs], local_std(ref_l)[ys, xs]], axis=1)  # (S, 2)
     colours = ref_ab[ys, xs]  # (S, 2)
-    target = np.stack([l, local_std(l)], axis=-1).reshape(-1, 2)
-    distance = ((target[:, None, :] - features[None]) ** 2).sum(-1)  # equal weights, as Welsh et al.
+    target = np.stack([l, local_std(l)], axis=-1).reshape(-1, 2).astype(np.float64)
+    # nearest sample by squared distance, equal weights as Welsh et al.: |t|^2 - 2 t.f + |f|^2, whose
+    # first term is the same for every sample (one matrix product instead of a (pixels, samples, 2) array)
+    features = features.astype(np.float64)
+    distance = (features**2).sum(1)[None] - 2.0 * (target @ features.T)  # (pixels, S)
     ab = colours[np.argmin(distance, axis=1)].reshape(*l.shape, 2).astype(np.float32)
     return recombine(rgb, ab)
 
