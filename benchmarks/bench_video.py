@@ -24,7 +24,6 @@ import argparse
 import fractions
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import av

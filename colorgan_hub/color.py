@@ -69,6 +69,13 @@ def rgb_to_model_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:])
 
 
+def uint8_to_model_lab(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """8-bit sRGB (B, 3, H, W) uint8 on any device -> normalised (L (B, 1, H, W), ab (B, 2, H, W))
+    float32, also under autocast (Lab needs the precision): training batches, the detector."""
+    with torch.autocast(rgb.device.type, enabled=False):
+        return rgb_to_model_lab(rgb.float() / 255.0)
+
+
 def model_lab_to_rgb(l_norm: torch.Tensor, ab_norm: torch.Tensor) -> torch.Tensor:
     """Normalised L (B, 1, H, W) and ab (B, 2, H, W) -> sRGB (B, 3, H, W) in [0, 1]."""
     return lab_to_rgb(torch.cat([denormalize_l(l_norm), denormalize_ab(ab_norm)], dim=1))
@@ -117,6 +124,14 @@ def rgb_to_l_numpy(rgb: np.ndarray) -> np.ndarray:
     f *= 116.0
     f -= 16.0
     return f
+
+
+L_OF_GRAY8 = rgb_to_l_numpy(np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2))[:, 0]  # (256,) float32
+
+
+def gray_to_l_numpy(gray: np.ndarray) -> np.ndarray:
+    """8-bit gray (H, W) uint8 -> CIE L (H, W) float32 in [0, 100], by table (as `rgb_to_l_numpy` of R = G = B)."""
+    return L_OF_GRAY8[gray]
 
 
 def rgb_to_model_lab_numpy(rgb: np.ndarray) -> np.ndarray:

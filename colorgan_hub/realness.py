@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import rgb_to_model_lab, rgb_to_model_lab_numpy
+from .color import rgb_to_model_lab_numpy, uint8_to_model_lab
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
 from .pipeline import as_list, inference, pick_device, resize, same_shape_batches, working_shape
 
@@ -186,9 +186,8 @@ def logits(model, images, size: int | None = None, batch_size: int = 8, device=N
     with inference(model, device):
         for batch in same_shape_batches([prepared[i].shape[:2] for i in scored], batch_size):
             indices = [scored[k] for k in batch]
-            rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device)
-            rgb = rgb.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, h, w) in [0, 1]
-            real_l, real_ab = rgb_to_model_lab(rgb)
+            rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device).permute(0, 3, 1, 2)  # (B, 3, h, w) uint8
+            real_l, real_ab = uint8_to_model_lab(rgb)
             cues = torch.from_numpy(np.stack([colour_cues(prepared[i]) for i in indices])) if read_cues else None
             batch_logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues).float().cpu().tolist()
             for i, x in zip(indices, batch_logits):

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import rgb_to_l_numpy
+from .color import gray_to_l_numpy
 from .fullres import recombine
 from .image_io import InputError, file_problem
-from .pipeline import inference, padded_shape, pick_device, predict_ab, working_shape
+from .pipeline import inference, padded_shape, pick_device, predict_ab, resize, working_shape
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv", ".3gp"}
 STABILITY = 0.85  # share of the motion-compensated previous colour kept where it matches (0: independent frames)
@@ -46,7 +46,6 @@ MIN_VIDEO_SIDE = 16
 _MATCH_SIGMA = 10.0  # gray levels (0-255) of motion-compensated residual at which the weight falls to 1/e
 _CUT_RESIDUAL = 20.0  # a pixel whose residual exceeds this has no match in the previous frame
 _CUT_FRACTION = 0.3  # a frame where more than this share of pixels has no match starts a new shot
-_L_OF_GRAY = rgb_to_l_numpy(np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2))[:, 0]  # (256,) CIE L
 
 
 class VideoError(InputError):
@@ -150,9 +149,9 @@ class VideoColorizer:
 
     def _colorize(self, grays: list[np.ndarray]) -> Iterator[np.ndarray]:
         h, w = working_shape(*grays[0].shape, self.size)
-        smalls = [cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA) for gray in grays]
+        smalls = [resize(gray, (h, w)) for gray in grays]
         with inference(self.model, self.device):
-            ab = predict_ab(self.model, [_L_OF_GRAY[small] for small in smalls], padded_shape((h, w), self.model.generator.multiple),
+            ab = predict_ab(self.model, [gray_to_l_numpy(small) for small in smalls], padded_shape((h, w), self.model.generator.multiple),
                             self.device, self.temperature, self.vividness)
         for gray, small, frame_ab in zip(grays, smalls, ab):
             fused, new_shot = self.fusion(small, np.ascontiguousarray(frame_ab[:h, :w]))

@@ -1,7 +1,6 @@
 """training/detector.py: the detector trained against the family, the leave-one-family-out study,
 and a failing run that keeps its checkpoint and resumes."""
 
-import json
 from unittest import mock
 
 import pytest

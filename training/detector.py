@@ -47,11 +47,11 @@ import numpy as np
 import torch
 
 from colorgan_hub import ColorGAN, fakes
-from colorgan_hub.color import rgb_to_model_lab
+from colorgan_hub.color import uint8_to_model_lab
 from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
 from colorgan_hub.model import load_model
 from colorgan_hub.realness import default_cue_readout
-from colorgan_hub.pipeline import working_shape
+from colorgan_hub.pipeline import resize, working_shape
 from training.calibration import fit_realness_calibration, with_config
 from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
 from training.losses import degrade_photo, discriminator_loss
@@ -214,7 +214,7 @@ def augment(rgb: np.ndarray, size: int, crop: int, rng: random.Random) -> np.nda
     random crop of `crop` (padded by reflection where the image is smaller) and a random flip."""
     rgb = degrade_photo(rgb, rng)
     h, w = working_shape(*rgb.shape[:2], size)
-    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if h < rgb.shape[0] else cv2.INTER_LINEAR)
+    rgb = resize(rgb, (h, w))
     if h < crop or w < crop:
         rgb = cv2.copyMakeBorder(rgb, 0, max(0, crop - h), 0, max(0, crop - w), cv2.BORDER_REFLECT)
         h, w = rgb.shape[:2]
@@ -224,8 +224,7 @@ def augment(rgb: np.ndarray, size: int, crop: int, rng: random.Random) -> np.nda
 
 
 def batch(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    rgb = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-    return rgb_to_model_lab(rgb)
+    return uint8_to_model_lab(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))
 
 
 def fake(train: dict, families: list[str], pseudo_share: float, seed: int, rng: random.Random) -> np.ndarray:
