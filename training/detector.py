@@ -23,7 +23,7 @@ each family's AUC and the mix's ECE with `colorgan_hub.evaluate.family_detector_
 OUT/study.json and OUT/study.md (the left-out family's AUC on validation, in the model card).
 The full-mix model is saved to OUT/model. `--realness_size N` trains, calibrates and measures the
 detector at working size N (long side) and saves N in the model's config (`realness_size`). Each
-run keeps OUT/runs/NAME/checkpoint.pt (every --checkpointing_steps, written then renamed) and
+run keeps OUT/runs/NAME/checkpoint/ (accelerate save_state every --checkpointing_steps, written then renamed) and
 OUT/runs/NAME/result.json; a run that is started again resumes there and finished runs are not
 repeated (one made at another working size is refused). The rendered photos and each
 family's fakes are kept in OUT/render/ for the same reason, keyed by the generator weights they
@@ -39,22 +39,24 @@ import logging
 import os
 import pickle
 import random
+import shutil
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
 
 from colorgan_hub import ColorGAN, fakes
-from colorgan_hub.color import uint8_to_model_lab
 from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
 from colorgan_hub.model import load_model
 from colorgan_hub.realness import default_cue_readout
 from colorgan_hub.pipeline import resize, working_shape
 from training.calibration import fit_realness_calibration, with_config
 from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
-from training.losses import degrade_photo, discriminator_loss
+from training.losses import degrade_photo, detector_loss
 from training.saving import halve_weights
 
 logger = logging.getLogger("colorgan.detector")
@@ -223,8 +225,33 @@ def augment(rgb: np.ndarray, size: int, crop: int, rng: random.Random) -> np.nda
     return rgb[:, ::-1] if rng.random() < 0.5 else rgb
 
 
-def batch(images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    return uint8_to_model_lab(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2))
+def as_batch(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 RGB arrays of one shape -> a uint8 batch (B, 3, H, W)."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+
+
+class RunState:
+    """What a detector run's checkpoint holds besides the discriminator and its optimiser: the
+    step and the random stream of its batches (Python's `random.Random` state)."""
+
+    def __init__(self, seed: int):
+        self.step, self.rng = 0, random.Random(seed)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.rng.setstate(state["rng"])
+
+
+def save_checkpoint(accelerator: Accelerator, folder: Path) -> None:
+    """`accelerator.save_state` into FOLDER.tmp, then renamed over FOLDER: a crash mid-write leaves the last one whole."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.save_state(str(tmp))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
 
 
 def fake(train: dict, families: list[str], pseudo_share: float, seed: int, rng: random.Random) -> np.ndarray:
@@ -254,36 +281,37 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
         model.discriminator.load_state_dict(ColorGAN(**model._hub_mixin_config).discriminator.state_dict())
     else:
         model.discriminator.load_state_dict(initial)
+    # accelerate as in train.py: device and processes, and the run's state in save_state checkpoints
+    accelerator = Accelerator(project_config=ProjectConfiguration(project_dir=str(run_dir)))
     optimizer = torch.optim.Adam(model.discriminator.parameters(), lr=args.learning_rate, betas=(0.5, 0.999))
-    step, rng = 0, random.Random(args.seed)
-    checkpoint = run_dir / "checkpoint.pt"
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)
-        model.discriminator.load_state_dict(state["discriminator"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, rng = state["step"], state["rng"]
-        logger.info("%s: resumed at step %d", name, step)
-    train = data["train"]
+    discriminator, optimizer = accelerator.prepare(model.discriminator, optimizer)
+    state = RunState(args.seed)
+    accelerator.register_for_checkpointing(state)
+    checkpoint = run_dir / "checkpoint"
+    if checkpoint.is_dir():
+        accelerator.load_state(str(checkpoint))
+        logger.info("%s: resumed at step %d", name, state.step)
+    train, rng = data["train"], state.rng
     n = len(train["real"])
-    model.discriminator.train()
+    discriminator.train()
     started, losses = time.time(), []
-    while step < args.steps:
+    while state.step < args.steps:
         reals = [augment(train["real"][rng.randrange(n)], model.realness_size, args.crop, rng) for _ in range(args.batch_size)]
         fakes_ = [augment(fake(train, families, args.pseudo_share, args.seed, rng), model.realness_size, args.crop, rng) for _ in range(args.batch_size)]
-        l, ab = batch(reals + fakes_)
-        loss = discriminator_loss(*model.discriminator(l, ab).chunk(2), "vanilla")
+        loss = detector_loss(discriminator, as_batch(reals), as_batch(fakes_), accelerator.device)
         optimizer.zero_grad(set_to_none=True)
         if torch.isfinite(loss):
-            loss.backward()
+            accelerator.backward(loss)
             optimizer.step()
-        step += 1
+        state.step += 1
         losses.append(loss.item())
-        if step % 50 == 0:
-            logger.info("%s: step %d/%d, loss %.4f, %.2f s/step", name, step, args.steps, np.mean(losses[-50:]), (time.time() - started) / len(losses))
-        if step % args.checkpointing_steps == 0 or step == args.steps:
-            torch.save({"discriminator": model.discriminator.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "rng": rng},
-                       checkpoint.with_suffix(".tmp"))
-            os.replace(checkpoint.with_suffix(".tmp"), checkpoint)
+        if state.step % 50 == 0:
+            logger.info("%s: step %d/%d, loss %.4f, %.2f s/step", name, state.step, args.steps, np.mean(losses[-50:]), (time.time() - started) / len(losses))
+        if state.step % args.checkpointing_steps == 0 or state.step == args.steps:
+            save_checkpoint(accelerator, checkpoint)
+    step = state.step
+    model.discriminator = accelerator.unwrap_model(discriminator)
+    accelerator.free_memory()
     model.eval()
     calibration = data["calibration"]
     mixed = [calibration["fakes"][families[i % len(families)]][i] for i in range(len(calibration["real"]))]

@@ -204,6 +204,16 @@ def degrade_photo(rgb: np.ndarray, rng: random.Random, p_jpeg: float = 0.5, p_re
     return rgb
 
 
+def detector_loss(discriminator, real_rgb: torch.Tensor, fake_rgb: torch.Tensor, device) -> torch.Tensor:
+    """The detector's step loss, for both trainers (train.py's detector phase, training/detector.py):
+    uint8 RGB batches (B, 3, H, W) of real photos and colorizations, as the detector sees them ->
+    the PatchGAN's real-vs-fake loss (vanilla, logits)."""
+    from training.data import batch_to_lab  # data imports this module
+
+    both_l, both_ab = batch_to_lab(torch.cat([real_rgb, fake_rgb]).to(device))
+    return discriminator_loss(*discriminator(both_l, both_ab).chunk(2), "vanilla")
+
+
 def degrade(rgb: torch.Tensor, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> torch.Tensor:
     """`degrade_photo` on each image of a uint8 batch (B, 3, H, W) on the CPU; same shape and dtype."""
     out = [degrade_photo(np.ascontiguousarray(image), rng, p_jpeg, p_resize) for image in rgb.permute(0, 2, 3, 1).numpy()]

@@ -46,9 +46,9 @@ from colorgan_hub.efficientnet import lite_weights_path
 from colorgan_hub.networks import EfficientNetUNetGenerator
 from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
 from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
-from training.data import (DataConfig, batch_to_lab, build_stream, channels_last, collate, count_held_out_files, estimate_colour_prior, list_images,
+from training.data import (DataConfig, build_stream, channels_last, collate, count_held_out_files, estimate_colour_prior, list_images,
                            training_stream, usable_photos)
-from training.losses import GAN_LOSSES, ColourClassLoss, PerceptualLoss, colorfulness_loss, degrade, discriminator_loss, generator_adversarial_loss
+from training.losses import GAN_LOSSES, ColourClassLoss, PerceptualLoss, colorfulness_loss, degrade, detector_loss, discriminator_loss, generator_adversarial_loss
 from training import selection
 from training.saving import save_model
 
@@ -352,8 +352,7 @@ def detector_step(run: Run, real_l, real_ab, batch, rng) -> dict:
     real_rgb = batch["rgb"]
     if run.args.detector_augment:
         real_rgb, fake_rgb = degrade(real_rgb, rng), degrade(fake_rgb, rng)
-    both_l, both_ab = batch_to_lab(torch.cat([real_rgb, fake_rgb]).to(run.accelerator.device))
-    loss_d = discriminator_loss(*run.discriminator(both_l, both_ab).chunk(2), "vanilla")
+    loss_d = detector_loss(run.discriminator, real_rgb, fake_rgb, run.accelerator.device)
     step_if_finite(run, loss_d, run.optimizer_d)
     return {"loss_detector": loss_d}
 
