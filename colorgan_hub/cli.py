@@ -1,6 +1,7 @@
 """The `colorgan` command line: colorize files and folders, score photos for realness.
 
     colorgan colorize old.jpg scans/ "more/*.png" film.mp4 -o colored/ [--model ID_OR_PATH] [--size 256] [--vividness 0.8]
+                      [--upscale 2] [--variations 3 --seed 0]
     colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
     colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--vividness V] [--temperature T]
                       [--detector-generators ID_OR_PATH ...] [--json OUT]
@@ -24,6 +25,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import DEFAULT_MODEL
+from .pipeline import MAX_VARIATIONS
+from .upscale import SCALES
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, list_images, load_image, output_path, save_image
 from .video import STABILITY, VIDEO_SUFFIXES, VideoError, colorize_video, video_output_path
 
@@ -165,14 +168,16 @@ def cmd_colorize(args) -> int:
         if not pending:
             return
         outputs = model.colorize([img for _, img, _ in pending], size=args.size, batch_size=args.batch_size, temperature=args.temperature,
-                                 vividness=args.vividness, max_pixels=args.max_pixels, return_exceptions=True)
-        for (path, _, dest), out in zip(pending, outputs):
+                                 vividness=args.vividness, max_pixels=args.max_pixels, return_exceptions=True,
+                                 upscale=args.upscale, variations=args.variations, seed=args.seed)
+        for (path, _, dests), out in zip(pending, outputs):
             if isinstance(out, Exception):  # one photo's failure is its own: the batch's others are written
                 report(str(out))
                 failed += 1
                 continue
             try:
-                save_image(out, dest)
+                for image, dest in zip(out if args.variations else [out], dests):
+                    save_image(image, dest)
                 written += 1
             except OSError as err:
                 report(f"{dest}: cannot write ({err})")
@@ -180,8 +185,8 @@ def cmd_colorize(args) -> int:
         pending.clear()
 
     for path in _progress(paths, "colorize"):
-        dest = output_path(path, args.output_dir)
-        problem = _destination_problem(path, dest, claimed, args.overwrite)
+        dests = destinations(output_path(path, args.output_dir), args.variations)
+        problem = next(filter(None, (_destination_problem(path, dest, claimed, args.overwrite) for dest in dests)), None)
         if problem:
             report(problem)
             failed += 1
@@ -192,11 +197,13 @@ def cmd_colorize(args) -> int:
             report(str(err))
             failed += 1
             continue
-        claimed[dest] = path
-        pending.append((path, image, dest))
+        claimed.update(dict.fromkeys(dests, path))
+        pending.append((path, image, dests))
         if len(pending) >= args.batch_size:
             flush()
     flush()
+    if inputs.videos and (args.upscale > 1 or args.variations):
+        report("videos are colorized once, at their own size: --upscale and --variations apply to photos", "note")
     for path in inputs.videos:
         done = _colorize_video(model, path, args, claimed)
         written += done
@@ -206,6 +213,13 @@ def cmd_colorize(args) -> int:
             args.output_dir.rmdir()
     print(_summary("colorized", written, inputs, failed, f" into {args.output_dir}"), file=sys.stderr)
     return 1 if failed else 0
+
+
+def destinations(dest: Path, variations: int | None) -> list[Path]:
+    """Where a photo's result goes: `dest`, or NAME-1.EXT ... NAME-N.EXT for N variations."""
+    if not variations:
+        return [dest]
+    return [dest.with_name(f"{dest.stem}-{n}{dest.suffix}") for n in range(1, variations + 1)]
 
 
 def _destination_problem(path: Path, dest: Path, claimed: dict, overwrite: bool) -> str | None:
@@ -341,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
     p.add_argument("--stability", type=float, default=STABILITY,
                    help=f"videos: share of the previous frame's colour carried along the motion, 0 (independent frames) to below 1 (default: {STABILITY})")
+    p.add_argument("--upscale", type=int, default=1, metavar="N",
+                   help="first bring the photo to N times its width and height (2 or 4) with the bundled lightness upscaler (default: 1, off)")
+    p.add_argument("--variations", type=int, default=None, metavar="N",
+                   help=f"write N different plausible colorizations of each photo, NAME-1 ... NAME-N (1 to {MAX_VARIATIONS}; photos only)")
+    p.add_argument("--seed", type=int, default=0, help="which variations --variations draws: the same seed gives the same ones (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_colorize)
 
@@ -384,6 +403,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--vividness must be in [0, 1]")
     if getattr(args, "stability", None) is not None and not 0 <= args.stability < 1:
         parser.error("--stability must be in [0, 1)")
+    if getattr(args, "upscale", 1) not in (1, *SCALES):
+        parser.error(f"--upscale must be 1 (off), {' or '.join(map(str, SCALES))}")
+    if getattr(args, "variations", None) is not None and not 1 <= args.variations <= MAX_VARIATIONS:
+        parser.error(f"--variations must be between 1 and {MAX_VARIATIONS}")
+    if getattr(args, "seed", 0) < 0:
+        parser.error("--seed must be >= 0")
     try:
         return args.func(args)
     except UsageError as err:

@@ -31,6 +31,8 @@ MAX_PIXELS = 50_000_000  # the package's decompression-bomb guard
 CONCURRENCY = 2  # requests computed at once (2 cores); the rest wait in the queue
 MAX_VIDEO_SECONDS = 60  # the Space colorizes at most the first minute of a clip
 MAX_VIDEO_PIXELS = 1920 * 1080  # and frames up to Full HD
+UPSCALE_CHOICES = {"off": 1, "2x": 2, "4x": 4}
+MAX_DEMO_VARIATIONS = 6
 EXAMPLES = ("astronaut", "chelsea", "coffee", "rocket")  # photos scikit-image already ships
 
 
@@ -134,26 +136,39 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         except ModelLoadError as err:
             raise gr.Error(str(err), print_exception=False) from None
 
-    def colorize(image, resolution, model_name, vividness=None, temperature=None):
+    def colorize(image, resolution, model_name, vividness=None, temperature=None, upscale="off", variations=1, seed=0):
         if image is None:
             raise gr.Error("Upload or paste a photo first.")
         model = model_for(model_name)
+        variations, scale = int(variations or 1), UPSCALE_CHOICES.get(upscale, 1)
         start = time.perf_counter()
         try:
-            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS,
-                                     vividness=None if vividness is None else float(vividness), temperature=float(temperature) if temperature else None)
-        except ImageError as err:
-            raise gr.Error(err.reason) from None
-        p = model.realness(colored, allow_grayscale=True)
+            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS, upscale=scale,
+                                     vividness=None if vividness is None else float(vividness), temperature=float(temperature) if temperature else None,
+                                     variations=variations if variations > 1 else None, seed=int(seed or 0))
+        except (ImageError, ValueError) as err:
+            raise gr.Error(getattr(err, "reason", str(err)), print_exception=False) from None
+        choices = colored if variations > 1 else [colored]
+        p = model.realness(choices[0], allow_grayscale=True)
         seconds = time.perf_counter() - start
         # Files of our own, not PIL images: Gradio re-writes the cache file of an image it is handed
         # (named by content) on every request, so identical concurrent requests raced a reader.
         folder = folders.new()
-        gray, out = folder / "grayscale.png", folder / "colorized.png"
-        colored.convert("L").save(gray)
-        colored.save(out)
-        note = f"{colored.width}x{colored.height} colorized at working size {int(resolution)} in {seconds:.2f} s"
-        return (str(gray), str(out)), str(out), _probabilities(p), note
+        gray = folder / "grayscale.png"
+        choices[0].convert("L").save(gray)
+        outs = [folder / (f"colorized-{n}.png" if variations > 1 else "colorized.png") for n in range(1, len(choices) + 1)]
+        for img, out in zip(choices, outs):
+            img.save(out)
+        size = f"{choices[0].width}x{choices[0].height}" + (f" (upscaled x{scale})" if scale > 1 else "")
+        what = f"{variations} variations" if variations > 1 else "colorized"
+        note = f"{size} {what} at working size {int(resolution)} in {seconds:.2f} s"
+        gallery = [(str(out), f"variation {n}") for n, out in enumerate(outs, 1)] if variations > 1 else []
+        return (str(gray), str(outs[0])), str(outs[0]), _probabilities(p), note, gallery
+
+    def pick(slider_value, evt: gr.SelectData):
+        """A variation picked in the gallery goes to the before/after slider and the download."""
+        chosen = evt.value["image"]["path"]
+        return (slider_value[0], chosen), chosen
 
     def colorize_clip(video, resolution, model_name, vividness=None, stability=STABILITY, progress=gr.Progress()):
         if not video:
@@ -194,18 +209,27 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                     resolution = gr.Slider(128, 768, value=default_size, step=32, label="Working resolution (long side, px)")
                     vividness = gr.Slider(0.0, 1.0, value=default_vividness, step=0.05, label="Vividness: 0 muted and safe, 1 bold and risky",
                                           info="how far the colours may stray from the safest guess (classification models)")
+                    upscale = gr.Radio(list(UPSCALE_CHOICES), value="off", label="Upscale",
+                                       info="bring a small scan to 2x or 4x its width and height before colorizing")
+                    with gr.Row():
+                        variations = gr.Slider(1, MAX_DEMO_VARIATIONS, value=1, step=1, label="Variations",
+                                               info="more than 1: different plausible colorizations to pick from")
+                        seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="the same seed gives the same variations")
                     with gr.Accordion("Advanced", open=False):
                         temperature = gr.Slider(0.1, 1.0, value=default_temperature, step=0.02, label="Temperature",
                                                 info="annealing of the predicted colour distribution: 1 its mean, lower towards its likeliest colour")
                     button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                 with gr.Column():
-                    slider = gr.ImageSlider(type="pil", format="png", label="Before / after", elem_id="before-after")
+                    slider = gr.ImageSlider(type="filepath", format="png", label="Before / after", elem_id="before-after")
+                    gallery = gr.Gallery(label="Variations: click one to compare it", columns=6, height=200, visible=False, elem_id="variations")
                     probs = gr.Label(label="Real or colorized? (the result)", elem_id="result-label")
                     timing = gr.Markdown()
                     download = gr.File(label="Download PNG")
             gr.Examples(example_files(), inputs=photo)
-            button.click(colorize, [photo, resolution, model_name, vividness, temperature], [slider, download, probs, timing],
-                         api_name="colorize", concurrency_limit=CONCURRENCY)
+            button.click(colorize, [photo, resolution, model_name, vividness, temperature, upscale, variations, seed],
+                         [slider, download, probs, timing, gallery], api_name="colorize", concurrency_limit=CONCURRENCY)
+            gallery.select(pick, slider, [slider, download], api_name=False)
+            variations.change(lambda n: gr.Gallery(visible=int(n) > 1), variations, gallery, api_name=False)
         with gr.Tab("Video"):
             gr.Markdown(f"Colorize a black-and-white film clip (mp4, mov, mkv, avi, webm). Colours are carried along the motion so they "
                         f"do not flicker, and reset at scene cuts; the sound is copied. This demo takes the first {MAX_VIDEO_SECONDS} s "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,9 +22,10 @@ from torch import nn
 from . import pipeline, realness
 from .color import AB_SCALE, ab_bin_centres
 from .image_io import DEFAULT_MAX_PIXELS
-from .networks import ColorClassifier, EfficientNetUNetGenerator, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, init_weights
+from .networks import ColorClassifier, EfficientNetUNetGenerator, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, gaussian_blur, init_weights, smooth_gumbel_noise
 
 HEADS = ("classification", "regression")
+VARIATION_BLUR = 3.0  # px at a 128 px working size: a variation's change of colour is smoothed over this (no salt and pepper)
 
 # Config keys added after the first release (0.1.0), with what a config.json without them meant
 # then. Models on the Hub keep loading as they were saved: a key added later gets an entry here,
@@ -71,6 +73,9 @@ class ColorGAN(
         d_width, d_layers: PatchGAN base channels and depth (3 gives 70x70 patches).
         d_norm: "instance", "batch" or "none" in the discriminator.
         spectral_norm: spectral normalisation on every discriminator convolution.
+        variation_strength: classification head: how far `colorize(variations=N)` strays from the
+            default colorization (the scale of the smooth Gumbel noise on the logits; 1 draws from
+            the distribution as decoded, lower stays nearer its most likely colours).
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class ColorGAN(
         d_norm: str = "instance",
         spectral_norm: bool = True,
         realness_size: int | None = None,
+        variation_strength: float = 0.5,
     ):
         super().__init__()
         if head not in HEADS:
@@ -99,11 +105,13 @@ class ColorGAN(
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0 <= class_rebalancing <= 1 or not 0 <= vividness <= 1:
             raise ValueError(f"class_rebalancing and vividness must be in [0, 1], got {class_rebalancing}, {vividness}")
+        if variation_strength < 0:
+            raise ValueError(f"variation_strength must be >= 0, got {variation_strength}")
         if realness_size is not None and realness_size < 16:
             raise ValueError(f"realness_size must be at least 16 px, got {realness_size}")
         self.image_size, self.head, self.bin_size, self.temperature = image_size, head, bin_size, temperature
         self.realness_size = realness_size or image_size
-        self.class_rebalancing, self.vividness = class_rebalancing, vividness
+        self.class_rebalancing, self.vividness, self.variation_strength = class_rebalancing, vividness, variation_strength
         self.ab_scale = AB_SCALE
         classify = head == "classification"
         bins = ab_bin_centres(bin_size) / AB_SCALE if classify else None
@@ -131,13 +139,37 @@ class ColorGAN(
             return self.generator(real_l)
         return self.decode(self.generator(real_l), temperature, vividness)
 
-    def decode(self, logits: torch.Tensor, temperature: float | None = None, vividness: float | None = None, generator: nn.Module | None = None) -> torch.Tensor:
+    def sample_ab(self, real_l: torch.Tensor, variations: int, seed: int | Sequence[int] = 0, temperature: float | None = None,
+                  vividness: float | None = None) -> torch.Tensor:
+        """Normalised L (B, 1, H, W) -> `variations` plausible colorizations (N, B, 2, H, W), each
+        decoded from the logits plus smooth Gumbel noise (`networks.smooth_gumbel_noise`, scaled by
+        `variation_strength`), so each region of a photo takes one colour. `seed`: one for the
+        batch or one per photo; variation n of a photo depends on (its seed, n) and its shape
+        alone, not on the rest of the batch. Classification head."""
+        if self.head != "classification":
+            raise ValueError("variations need a model with the classification head (this one regresses ab)")
+        logits = self.generator(real_l)  # (B, K, h, w), once for all variations
+        default = self.decode(logits, temperature, vividness)  # (B, 2, H, W)
+        mean_chroma = lambda ab: ab.norm(dim=1).mean(dim=(1, 2)).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+        blur = VARIATION_BLUR * max(real_l.shape[-2:]) / 128
+        samples = []
+        seeds = [seed] * len(real_l) if isinstance(seed, int) else list(seed)
+        for n in range(variations):
+            noise = torch.cat([smooth_gumbel_noise(self.generator.bins, logits.shape[2:], seed=(s * 1_000_003 + n) % 2**63) for s in seeds])
+            noise = noise * self.variation_strength  # (B, K, h, w)
+            sample = default + gaussian_blur(self.decode(logits, temperature, vividness, noise=noise) - default, blur)
+            # noisy logits anneal to bolder colour than the default's: keep each photo's mean chroma
+            samples.append(sample * (mean_chroma(default) / mean_chroma(sample).clamp_min(1e-6)))
+        return torch.stack(samples)
+
+    def decode(self, logits: torch.Tensor, temperature: float | None = None, vividness: float | None = None, generator: nn.Module | None = None,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
         """Classification logits -> normalised ab with this model's decoding settings (of
         `generator`, default its own: training decodes with its EMA or wrapped copy)."""
         generator = generator or self.generator
         temperature = self.temperature if temperature is None else temperature
         vividness = self.vividness if vividness is None else vividness
-        return generator.decode(logits, temperature, prior_correction=1.0 - vividness, rebalancing=self.class_rebalancing)
+        return generator.decode(logits, temperature, prior_correction=1.0 - vividness, rebalancing=self.class_rebalancing, noise=noise)
 
     def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True, cues: torch.Tensor | None = None) -> torch.Tensor:
         """Logit (B,) that (L, ab) is a real colour photo, calibrated (or the raw mean patch
@@ -163,10 +195,12 @@ class ColorGAN(
         return bool(self.realness_cues[2].abs().sum() > 0)
 
     def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False):
+                 temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False,
+                 upscale: int = 1, variations: int | None = None, seed: int = 0):
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
         return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels,
-                                 temperature=temperature, vividness=vividness, return_exceptions=return_exceptions)
+                                 temperature=temperature, vividness=vividness, return_exceptions=return_exceptions,
+                                 upscale=upscale, variations=variations, seed=seed)
 
     def colorize_video(self, source, destination, **options):
         """Colorize a video file into `destination` (same size, rate, audio): see

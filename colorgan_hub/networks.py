@@ -15,6 +15,7 @@ mean at a temperature and upsampled bilinearly x2 (colour is low-frequency; 4x c
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -278,22 +279,71 @@ class ColorClassifier(nn.Module):
         weights = 1.0 / ((1 - mix) * smoothed + mix / len(self.prior))
         return weights / (smoothed * weights).sum()
 
-    def decode(self, logits: torch.Tensor, temperature: float, prior_correction: float = 0.0, rebalancing: float = 0.5) -> torch.Tensor:
+    def decode(self, logits: torch.Tensor, temperature: float, prior_correction: float = 0.0, rebalancing: float = 0.5,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, K, h, w) -> normalised ab (B, 2, 2h, 2w) by the annealed mean at `temperature`.
 
         A head trained with class rebalancing predicts roughly p(colour | L) x w(colour): rare,
         saturated colours are favoured. `prior_correction` (0 to 1) divides that much of the
         weights back out (logits - a * log w) before annealing: 1 recovers the unweighted
-        posterior (safest colours), 0 keeps the rebalanced one (most vivid)."""
+        posterior (safest colours), 0 keeps the rebalanced one (most vivid). `noise` (B or 1, K,
+        h, w), added to the logits, draws a variation (`smooth_gumbel_noise`)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         shift = torch.zeros_like(self.prior)
         if prior_correction:
             shift = -prior_correction / temperature * torch.log(self.rebalancing_weights(rebalancing))
-        # annealed: softmax((logits - a log w) / T), the scale and the shift in one pass
-        probs = torch.softmax(torch.add(shift.view(1, -1, 1, 1), logits.float(), alpha=1.0 / temperature), dim=1)
-        ab = nn.functional.conv2d(probs, self.bins.t().reshape(2, -1, 1, 1))  # (B, 2, h, w): sum_k p_k * bin_k
+        logits = logits.float() if noise is None else logits.float() + noise.to(logits.device)
+        if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
+            # channels-last (the pipeline's): the bins are the last axis in memory, so the softmax and
+            # the weighted sum run over contiguous rows, 3x faster than across planes
+            x = logits.permute(0, 2, 3, 1)  # (B, h, w, K), a view
+            probs = torch.softmax(torch.add(shift, x, alpha=1.0 / temperature), dim=-1)  # annealed: softmax((logits - a log w) / T)
+            ab = (probs @ self.bins.float()).permute(0, 3, 1, 2)  # (B, 2, h, w): sum_k p_k * bin_k
+        else:
+            probs = torch.softmax(torch.add(shift.view(1, -1, 1, 1), logits, alpha=1.0 / temperature), dim=1)
+            ab = nn.functional.conv2d(probs, self.bins.t().reshape(2, -1, 1, 1))  # (B, 2, h, w): sum_k p_k * bin_k
         return nn.functional.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) by `sigma` px, edges reflected."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma**2))
+    taps = (taps / taps.sum()).repeat(x.shape[1], 1)  # (C, taps)
+    x = nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = nn.functional.conv2d(x, taps[:, None, :, None], groups=x.shape[1])
+    return nn.functional.conv2d(x, taps[:, None, None, :], groups=x.shape[1])
+
+
+def smooth_gumbel_noise(bins: torch.Tensor, shape: tuple[int, int], seed: int, cells: int = 6, smoothness: float = 1.5,
+                        colour_width: float = 0.1) -> torch.Tensor:
+    """(1, K, h, w) float32 noise for the logits over `bins` (K, 2) (normalised ab centres): every
+    value Gumbel(0, 1) distributed, smooth in space and across neighbouring colours, the same for
+    the same arguments.
+
+    Gumbel noise added to logits and maximised draws from their softmax (the Gumbel-max trick);
+    white noise would draw every pixel apart (salt and pepper) and every colour bin apart (a lone
+    red bin winning in a brown wall: a blotch). Here a Gaussian field is drawn on a coarse grid
+    (`cells` on the long side), blurred over `smoothness` cells in space and over `colour_width`
+    (normalised ab) between bins, brought back to unit variance, upsampled bicubically to (h, w)
+    and mapped to Gumbel through the normal CDF: a region of the photo leans towards one part of
+    the colour plane, and regions a few cells apart lean independently."""
+    h, w = shape
+    gh, gw = max(2, math.ceil(cells * h / max(h, w))), max(2, math.ceil(cells * w / max(h, w)))
+    radius = math.ceil(3 * smoothness)
+    rng = torch.Generator().manual_seed(seed)
+    channels = len(bins)
+    field = torch.randn(1, channels, gh + 2 * radius, gw + 2 * radius, generator=rng)
+    mixing = torch.exp(-torch.cdist(bins.float().cpu(), bins.float().cpu()) ** 2 / (2 * colour_width**2))  # (K, K)
+    field = torch.einsum("kj,bjhw->bkhw", mixing / mixing.norm(dim=1, keepdim=True), field)  # unit variance per bin
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * smoothness**2))
+    taps = taps / taps.norm()  # unit variance after blurring white noise along one axis
+    field = nn.functional.conv2d(field, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(), groups=channels)
+    field = nn.functional.conv2d(field, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(), groups=channels)
+    field = nn.functional.interpolate(field, size=(h, w), mode="bicubic", align_corners=True)  # (1, K, h, w)
+    uniform = (0.5 * (1 + torch.erf(field / math.sqrt(2)))).clamp(1e-6, 1 - 1e-6)
+    return -torch.log(-torch.log(uniform))
 
 
 class PatchDiscriminator(nn.Module):

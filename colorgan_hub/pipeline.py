@@ -4,14 +4,16 @@ The CLI, the Space, validation during training, evaluation and the tests all com
 The generator runs at a working size (long side `size`, aspect kept, symmetric padding to the
 multiple the U-Net needs); its ab prediction is upsampled bilinearly to the full size and
 recombined with the ORIGINAL full-resolution L, so the output keeps every detail and the exact
-lightness of the input. Device (cuda > mps > cpu) and dtype (bf16/fp16 autocast on accelerators,
-fp32 on CPU) are decided here and nowhere else.
+lightness of the input (with `upscale`, the L the upscaler made of it; with `variations`,
+several decodings of the same network output). Device (cuda > mps > cpu) and dtype (bf16/fp16
+autocast on accelerators, fp32 on CPU) are decided here and nowhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,9 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .color import normalize_l, rgb_to_l_numpy
+from .color import gray_to_l_numpy, normalize_l, rgb_to_l_numpy
 from .fullres import recombine
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, load_image, to_rgb_alpha
+from .upscale import SCALES, load_upscaler, upscale_l
 
 def pick_device() -> torch.device:
     """The fastest device present: cuda, then Apple's mps, then the CPU."""
@@ -135,22 +138,73 @@ def padded_shape(shape: tuple[int, int], multiple: int) -> tuple[int, int]:
     return math.ceil(shape[0] / multiple) * multiple, math.ceil(shape[1] / multiple) * multiple
 
 
-def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device, temperature=None, vividness=None) -> np.ndarray:
+def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device, temperature=None, vividness=None,
+               variations: int | None = None, seed: int = 0) -> np.ndarray:
     """The network step, inside `inference`: working-size L arrays ((h, w) float32 in [0, 100],
     each at most `padded`) -> ab (B, H, W, 2) float32 in Lab units at the padded size (the
-    symmetric padding goes on the bottom and right: crop [:h, :w] back)."""
+    symmetric padding goes on the bottom and right: crop [:h, :w] back); with `variations` N,
+    (N, B, H, W, 2), N colorizations drawn with `seed` (`ColorGAN.sample_ab`)."""
     l_batch = []
     for l_work in l_works:
         pad = ((0, padded[0] - l_work.shape[0]), (0, padded[1] - l_work.shape[1]))
         l_batch.append(np.pad(l_work, pad, mode="symmetric"))
     real_l = normalize_l(torch.from_numpy(np.stack(l_batch)[:, None]).to(device))  # (B, 1, H, W)
     real_l = real_l.contiguous(memory_format=torch.channels_last)
+    if variations:
+        seeds = [photo_seed(seed, l_work) for l_work in l_works]
+        fake_ab = model.sample_ab(real_l, variations, seeds, temperature, vividness).float() * model.ab_scale  # (N, B, 2, H, W)
+        return fake_ab.permute(0, 1, 3, 4, 2).cpu().numpy()
     fake_ab = model.predict_ab(real_l, temperature, vividness).float() * model.ab_scale  # (B, 2, H, W), Lab units
     return fake_ab.permute(0, 2, 3, 1).cpu().numpy()
 
 
+def photo_seed(seed: int, l_work: np.ndarray) -> int:
+    """The noise seed of one photo's variations: the user's seed mixed with a digest of the photo's
+    working-size L (to 0.1), so that the same seed gives the same variations of a photo while
+    photos of one size do not all get the same noise pattern."""
+    return zlib.crc32(np.round(l_work * 10).astype(np.int16).tobytes(), seed & 0xFFFFFFFF) + (seed >> 32 << 32)
+
+
+def check_options(temperature=None, vividness=None, batch_size: int = 1, upscale: int = 1, variations: int | None = None, seed: int = 0) -> None:
+    """ValueError, one line, for a colorize option out of its range (the CLI's exit 2)."""
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if vividness is not None and not 0 <= vividness <= 1:
+        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if upscale not in (1, *SCALES):
+        raise ValueError(f"upscale must be 1 (off) or one of {', '.join(map(str, SCALES))}, got {upscale}")
+    if variations is not None and not 1 <= variations <= MAX_VARIATIONS:
+        raise ValueError(f"variations must be between 1 and {MAX_VARIATIONS}, got {variations}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {seed}")
+
+
+MAX_VARIATIONS = 16
+
+
+def upscaled(source: np.ndarray, alpha: np.ndarray | None, scale: int, device, max_pixels: int, name: str):
+    """(L at `scale` times the size, by the bundled upscaler; the alpha resized to match): the
+    full-resolution source `recombine` then colours. ImageError if the result would pass the
+    pixel limit."""
+    h, w = source.shape[:2]
+    if h * w * scale * scale > max_pixels:
+        raise ImageError(name, f"upscaled x{scale} it would be {w * scale}x{h * scale}, {h * w * scale * scale / 1e6:.1f} megapixels, "
+                               f"over the limit of {max_pixels / 1e6:g} (max_pixels)")
+    if source.dtype == np.uint8:
+        l_full = gray_to_l_numpy(source) if source.ndim == 2 else rgb_to_l_numpy(source)
+    else:
+        l_full = source
+    l_big = upscale_l(load_upscaler(scale), l_full, device)
+    if alpha is not None:
+        alpha = cv2.resize(alpha, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
+    return l_big, alpha
+
+
 def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-             temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False):
+             temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False,
+             upscale: int = 1, variations: int | None = None, seed: int = 0):
     """Colorize one image (returns a PIL image) or a list (returns a list, run in batches).
 
     Each image may be a path, a PIL image or numpy array of any mode. The result is RGB (RGBA if
@@ -158,17 +212,17 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     head: `vividness` (0 to 1) from muted and safe to bold and risky, `temperature` (> 0) the
     annealing of the colour distribution; both default to the model's config.
 
+    `upscale` 2 or 4: the photo's L is first brought to that many times its width and height by
+    the bundled upscaler (`colorgan_hub.upscale`), and the result has that size and that L; the
+    result's pixels count against `max_pixels`. `variations` N: each result is a list of N
+    different plausible colorizations instead of one image, the same ones for the same `seed`.
+
     A list is read `batch_size` photos at a time, so memory holds one batch of full-size photos
     however long the list. An image that cannot be read raises ImageError naming it; with
     `return_exceptions=True` (as in `asyncio.gather`) its place in the returned list holds that
     ImageError instead, and every other photo is still colorized.
     """
-    if temperature is not None and not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if vividness is not None and not 0 <= vividness <= 1:
-        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_options(temperature, vividness, batch_size, upscale, variations, seed)
     images, single = as_list(images)
     size = size or model.image_size
     device = torch.device(device) if device is not None else pick_device()
@@ -179,23 +233,29 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
         for start in range(0, len(images), batch_size):
             prepared = {}
             for i in range(start, min(start + batch_size, len(images))):
+                name = describe(images[i], i)
                 try:
-                    img = load_image(images[i], max_pixels=max_pixels, source=describe(images[i], i))
+                    img = load_image(images[i], max_pixels=max_pixels, source=name)
+                    source, alpha, l_work = _lightness(img, size)
+                    if upscale > 1:
+                        source, alpha = upscaled(source, alpha, upscale, device, max_pixels, name)
                 except ImageError as error:
                     if single or not return_exceptions:
                         raise
                     results[i] = error
                     continue
-                source, alpha, l_work = _lightness(img, size)
                 prepared[i] = (source, alpha, l_work, padded_shape(l_work.shape, multiple))
                 del img
             order = list(prepared)
             for group in same_shape_batches([prepared[i][3] for i in order], batch_size):
                 indices = [order[k] for k in group]
-                fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness)
+                fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness, variations, seed)
                 for k, i in enumerate(indices):
                     source, alpha, l_work, _ = prepared.pop(i)
                     h, w = l_work.shape
-                    results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
+                    if variations:
+                        results[i] = [Image.fromarray(recombine(source, ab[k, :h, :w], alpha)) for ab in fake_ab]
+                    else:
+                        results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
                     del source  # free the full-size input as soon as it is done
     return results[0] if single else results

@@ -46,6 +46,18 @@ def test_annealed_mean_known_values():
         classifier.decode(logits, 0.0)
 
 
+def test_decoding_is_the_same_in_either_memory_format():
+    """The pipeline's channels-last logits take a faster path; the colours must not change."""
+    bins = ab_bin_centres() / AB_SCALE
+    classifier = _classifier(bins)
+    classifier.prior.copy_(torch.rand(len(bins)) + 0.01)
+    logits = torch.randn(2, len(bins), 6, 5, generator=torch.Generator().manual_seed(0)) * 3
+    for temperature, correction in ((0.38, 0.0), (1.0, 0.7)):
+        planar = classifier.decode(logits, temperature, prior_correction=correction)
+        rows = classifier.decode(logits.contiguous(memory_format=torch.channels_last), temperature, prior_correction=correction)
+        torch.testing.assert_close(rows, planar, atol=1e-6, rtol=0)
+
+
 def test_soft_encoding_matches_a_search_over_all_bins():
     bins = ab_bin_centres() / AB_SCALE
     criterion = ColourClassLoss(bins, 10.0, weights=None)

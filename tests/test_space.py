@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 gr = pytest.importorskip("gradio")
@@ -58,10 +59,12 @@ def test_refuses_to_start_without_a_model():
 
 
 def test_colorize_endpoint(client, photo_files):
-    (before, after), download, label, note = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, api_name="/colorize")
+    (before, after), download, label, note, gallery = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38,
+                                                                      api_name="/colorize")
     from PIL import Image
 
     assert Image.open(after).size == (120, 80) and Image.open(before).size == (120, 80)
+    assert gallery == []  # one colorization: no variations to pick from
     assert Image.open(download).format == "PNG"
     assert {c["label"] for c in label["confidences"]} == {"photographed in colour", "colorized by machine"}
     assert sum(c["confidence"] for c in label["confidences"]) == pytest.approx(1.0)
@@ -96,6 +99,19 @@ def test_bad_uploads_get_our_one_line_message(client, bad_uploads, name, reason)
         with pytest.raises(AppError) as caught:
             client.predict(handle_file(str(bad_uploads / name)), *args, api_name=api)
         assert reason in str(caught.value) and "upstream" not in str(caught.value)
+
+
+def test_colorize_endpoint_upscales_and_offers_variations(client, photo_files):
+    from PIL import Image
+
+    (before, after), download, label, note, gallery = client.predict(
+        handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, 0.5, "2x", 3, 7, api_name="/colorize")
+    assert Image.open(after).size == (240, 160) and Image.open(before).size == (240, 160)
+    assert len(gallery) == 3 and [item["caption"] for item in gallery] == ["variation 1", "variation 2", "variation 3"]
+    images = [np.asarray(Image.open(item["image"]), np.int16) for item in gallery]
+    assert np.abs(images[0] - images[1]).mean() > 0.5  # different colorizations
+    assert np.array_equal(np.asarray(Image.open(after), np.int16), images[0])
+    assert "240x160 (upscaled x2) 3 variations" in note
 
 
 def test_oversized_upload_names_the_limit(client, tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
 from colorgan_hub import image_io
-from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
+from colorgan_hub.color import L_OF_GRAY8, gray_to_l_numpy, rgb_to_l_numpy, rgb_to_model_lab_numpy, uint8_to_model_lab
 from colorgan_hub.metrics import colorfulness
 from training.losses import ab_histogram
 
@@ -314,8 +314,7 @@ def collate(samples) -> dict:
 def batch_to_lab(rgb_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (B, 3, H, W) on any device -> normalised (real_l (B, 1, H, W), real_ab (B, 2, H, W)),
     channels-last. Always in float32, also under mixed precision: Lab needs the precision."""
-    with torch.autocast(rgb_uint8.device.type, enabled=False):
-        real_l, real_ab = rgb_to_model_lab(rgb_uint8.float() / 255.0)
+    real_l, real_ab = uint8_to_model_lab(rgb_uint8)
     return channels_last(real_l), channels_last(real_ab)
 
 
@@ -350,3 +349,81 @@ def list_images(folder: str, limit: int | None = None) -> list[str]:
     """Image files in a folder and its subfolders, sorted, the first `limit` (the CLI's listing rule)."""
     paths = [str(p) for p in image_io.list_images(folder, recursive=True)[0]]
     return paths[:limit] if limit else paths
+
+
+# ----------------------------------------------------------------------------------------------
+# The upscaler's data: the lightness of photos, damaged as old scans are, and the intact original.
+
+_GRAY_BOUNDARIES = (L_OF_GRAY8[:-1] + L_OF_GRAY8[1:]) / 2  # L halfway between neighbouring gray codes
+
+
+def gray_photo(rgb: np.ndarray) -> np.ndarray:
+    """8-bit sRGB (H, W, 3) -> the black-and-white photo of it (H, W) uint8: the gray of the same
+    L (relative luminance, sRGB-encoded), so that the gray's L is the colour photo's L."""
+    return np.searchsorted(_GRAY_BOUNDARIES, rgb_to_l_numpy(rgb)).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """How often and how hard a training pair's low-resolution side is damaged (train_upscaler.py)."""
+
+    p_blur: float = 0.15  # soft optics or a soft scan: Gaussian blur before the downscale, sigma 0.3-1.2 px
+    p_noise: float = 0.15  # grain or sensor noise after it, sigma 1-6 (8-bit units)
+    p_jpeg: float = 0.3  # JPEG at quality 30-95 last
+    p_area: float = 0.5  # shrink by area averaging; the rest by Pillow's bicubic (3/5) or bilinear (2/5) filter
+
+
+def downscale(gray: np.ndarray, scale: int, method: str = "area") -> np.ndarray:
+    """8-bit gray (H, W), H and W multiples of `scale` -> (H / scale, W / scale) uint8."""
+    h, w = gray.shape[0] // scale, gray.shape[1] // scale
+    if method == "area":
+        return cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA)
+    resample = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}[method]
+    return np.asarray(Image.fromarray(gray).resize((w, h), resample))  # Pillow filters with antialiasing when shrinking
+
+
+def damaged_low_resolution(gray: np.ndarray, scale: int, rng: random.Random, damage: Damage) -> np.ndarray:
+    """8-bit gray (H, W) -> a damaged (H / scale, W / scale) uint8 version: maybe blurred, shrunk
+    by area, bicubic or bilinear filtering, maybe noisy, maybe JPEG-compressed."""
+    if rng.random() < damage.p_blur:
+        gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.3, 1.2))
+    small = downscale(gray, scale, rng.choices(("area", "bicubic", "bilinear"), weights=(damage.p_area, 0.6 * (1 - damage.p_area), 0.4 * (1 - damage.p_area)))[0])
+    if rng.random() < damage.p_noise:
+        noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, rng.uniform(1.0, 6.0), small.shape)
+        small = np.clip(small + noise, 0, 255).round().astype(np.uint8)
+    if rng.random() < damage.p_jpeg:
+        _, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(30, 95)])
+        small = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    return small
+
+
+class UpscaleStream(torch.utils.data.IterableDataset):
+    """Training pairs for the upscaler: {"low": (1, p/s, p/s), "high": (1, p, p)} L / 100 float32,
+    `crops` random p x p crops (no resampling, random flip) of each photo of the stream, the low
+    side damaged by `damaged_low_resolution`. Repeats by epoch, like `ColorizationStream`."""
+
+    def __init__(self, stream, column, patch: int, scale: int, damage: Damage, crops: int = 4, seed: int = 0):
+        super().__init__()
+        self.stream, self.column, self.patch, self.scale, self.damage, self.crops = stream, column, patch, scale, damage, crops
+        self.seed, self.epoch = seed, 0
+
+    def __iter__(self):
+        worker = torch.utils.data.get_worker_info()
+        rng = random.Random(hash((self.seed, self.epoch, worker.id if worker else 0)))
+        p = self.patch
+        while True:
+            self.stream.set_epoch(self.epoch)
+            for example in self.stream:
+                img, _ = decode(example[self.column], p, 0.0, 2 * p)
+                if img is None:
+                    continue
+                gray = gray_photo(np.asarray(img))
+                for _ in range(self.crops):
+                    y, x = rng.randint(0, gray.shape[0] - p), rng.randint(0, gray.shape[1] - p)
+                    high = gray[y : y + p, x : x + p]
+                    if rng.random() < 0.5:
+                        high = high[:, ::-1]
+                    high = np.ascontiguousarray(high)
+                    low = damaged_low_resolution(high, self.scale, rng, self.damage)
+                    yield {"low": torch.from_numpy(gray_to_l_numpy(low) / 100.0)[None], "high": torch.from_numpy(gray_to_l_numpy(high) / 100.0)[None]}
+            self.epoch += 1
