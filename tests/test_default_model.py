@@ -26,7 +26,8 @@ def test_bundled_folder_is_complete_and_small():
     assert "model-index" in card and "research and demonstration" in card.lower()
     assert "constant colour" in card and "pre-training only" in card and "historic.jpg" in card
     config = ColorGAN.from_pretrained(DEFAULT_MODEL)._hub_mixin_config
-    assert config == {**config, "head": "classification", "encoder": "efficientnet-lite0", "vividness": 0.7, "temperature": 0.7}
+    assert config == {**config, "head": "classification", "encoder": "efficientnet-lite0", "vividness": 0.7, "temperature": 0.7,
+                               "variation_strength": 0.5}
     assert "EfficientNet-Lite0" in card and "Apache-2.0" in card  # the ImageNet weights it started from, credited
 
 
@@ -43,6 +44,26 @@ def test_default_model_beats_gray_and_the_constant_colour(default_model):
     # measured: blue/cyan 0.84 (the constant: 0); green 0.005 (the previous U-Net model: 0.27), the
     # four photos' little green (grass behind the rocket, the astronaut's flag) is left muted
     assert model["hue_blue/cyan"] > 0.5
+
+
+def test_default_variations_differ_smoothly_and_keep_their_hues(default_model):
+    """Variations of real photos: different colorizations (a few ab units apart on average), as
+    smooth as the default one (no salt and pepper, no blotches), and about as right."""
+    from colorgan_hub import metrics
+
+    truths = [Image.fromarray(getattr(skdata, name)()).convert("RGB").resize((256, 256)) for name in PHOTOS]
+    defaults = default_model.colorize(truths)
+    drawn = default_model.colorize(truths, variations=2, seed=3)
+    tv = lambda ab: np.abs(np.diff(ab, axis=2)).sum(0).mean() + np.abs(np.diff(ab, axis=1)).sum(0).mean()
+    hues = {"default": {n: np.zeros(2, np.int64) for n in metrics.HUE_FAMILIES}, "drawn": {n: np.zeros(2, np.int64) for n in metrics.HUE_FAMILIES}}
+    for truth, default, (first, second) in zip(truths, defaults, drawn):
+        ab_t, ab_d = metrics.image_ab(np.asarray(truth)), metrics.image_ab(np.asarray(default))
+        ab_1, ab_2 = metrics.image_ab(np.asarray(first)), metrics.image_ab(np.asarray(second))
+        assert np.linalg.norm(ab_1 - ab_2, axis=0).mean() > 1.5  # they differ
+        assert max(tv(ab_1), tv(ab_2)) < 1.3 * tv(ab_d)  # and are as smooth
+        metrics.hue_hits_of(ab_d, ab_t, hues["default"])
+        metrics.hue_hits_of(ab_1, ab_t, hues["drawn"])
+    assert metrics.hue_rates(hues["drawn"])["all"] > metrics.hue_rates(hues["default"])["all"] - 0.1
 
 
 def test_default_detector_prefers_real_photos(default_model):
