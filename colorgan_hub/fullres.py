@@ -311,9 +311,10 @@ def warm_up() -> None:
     """Compile (or load from numba's disk cache) the 8-bit RGB and gray paths now, not on the
     first photo: a few seconds each the very first time, well under one once cached. Both as
     writable arrays and as read-only ones (numpy views of PIL images, what the pipeline passes):
-    numba compiles each separately."""
+    numba compiles each separately. Then the float L path (upscaled photos, high bit depth)."""
     ab = np.zeros((2, 2, 2), np.float32)
     for source in (np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8)):
         recombine(source, ab)
         source.flags.writeable = False
         recombine(source, ab)
+    recombine(np.zeros((4, 4), np.float32), ab)

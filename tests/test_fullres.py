@@ -89,7 +89,7 @@ def test_zero_chroma_gives_exact_gray_for_colour_photos():
 
 
 def test_warm_up_compiles_what_the_first_photo_needs(tiny_model):
-    """After warm_up (the demo runs it at start-up), colorizing a colour and a gray photo compiles
+    """After warm_up (the demo runs it at start-up), colorizing a colour, a gray and an upscaled photo compiles
     nothing more: the first request does not wait seconds for numba (read-only numpy views of PIL
     images are a type of their own to numba)."""
     from PIL import Image
@@ -99,9 +99,10 @@ def test_warm_up_compiles_what_the_first_photo_needs(tiny_model):
     from .conftest import make_photo
 
     fullres.warm_up()
-    kernels = (fullres._recombine_rgb8, fullres._recombine_gray8)
+    kernels = (fullres._recombine_rgb8, fullres._recombine_gray8, fullres._recombine_l)
     before = [len(k.signatures) for k in kernels]
     tiny_model.colorize(make_photo(50, 40, seed=3))
     tiny_model.colorize(make_photo(50, 40, seed=4).convert("L"))
     tiny_model.colorize(Image.fromarray(np.full((30, 20), 90, np.uint8)))
+    tiny_model.colorize(make_photo(30, 20, seed=5).convert("L"), upscale=2)  # the upscaled L: float
     assert [len(k.signatures) for k in kernels] == before
