@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -33,6 +31,8 @@ from colorgan_hub.upscale import SCALES, load_upscaler, upscale_l
 from training.data import gray_photo
 from training.train_upscaler import evaluate
 
+from bench_inference import timed  # median seconds after a warm-up
+
 HERE = Path(__file__).parent
 TARGETS = {2: 1.0, 4: 0.5}
 
@@ -46,16 +46,6 @@ def quality(paths: list[Path]) -> dict:
             scores = evaluate(load_upscaler(scale), photos, scale, jpeg_quality=jpeg)
             rows[f"x{scale} {'jpeg75' if jpeg else 'clean'}"] = {**scores, "gain": scores["network"] - scores["bicubic"]}
     return rows
-
-
-def median_seconds(run, repeats: int = 3) -> float:
-    run()  # warm-up: numba, the upscaler's first load, allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def speed(model, photo: np.ndarray) -> dict:
@@ -74,9 +64,9 @@ def speed(model, photo: np.ndarray) -> dict:
                 model.colorize(source, upscale=scale).save(Path(folder, f"out-{scale}.jpg"), quality=95)
 
             size = Image.open(source).size
-            out[f"x{scale}"] = {"input": f"{size[0]}x{size[1]}", "seconds": median_seconds(run)}
+            out[f"x{scale}"] = {"input": f"{size[0]}x{size[1]}", "seconds": timed(run, 3)}
     frame = rgb_to_l_numpy(cv2.resize(photo, (640, 360), interpolation=cv2.INTER_AREA))
-    seconds = median_seconds(lambda: upscale_l(load_upscaler(2), frame))
+    seconds = timed(lambda: upscale_l(load_upscaler(2), frame), 3)
     out["frame 640x360 x2, upscaler alone"] = {"seconds": seconds, "frames_per_second": 1.0 / seconds}
     return out
 

@@ -151,6 +151,7 @@ class ColorGAN(
         logits = self.generator(real_l)  # (B, K, h, w), once for all variations
         default = self.decode(logits, temperature, vividness)  # (B, 2, H, W)
         mean_chroma = lambda ab: ab.norm(dim=1).mean(dim=(1, 2)).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+        default_chroma = mean_chroma(default)
         blur = VARIATION_BLUR * max(real_l.shape[-2:]) / 128
         samples = []
         seeds = [seed] * len(real_l) if isinstance(seed, int) else list(seed)
@@ -159,7 +160,7 @@ class ColorGAN(
             noise = noise * self.variation_strength  # (B, K, h, w)
             sample = default + gaussian_blur(self.decode(logits, temperature, vividness, noise=noise) - default, blur)
             # noisy logits anneal to bolder colour than the default's: keep each photo's mean chroma
-            samples.append(sample * (mean_chroma(default) / mean_chroma(sample).clamp_min(1e-6)))
+            samples.append(sample * (default_chroma / mean_chroma(sample).clamp_min(1e-6)))
         return torch.stack(samples)
 
     def decode(self, logits: torch.Tensor, temperature: float | None = None, vividness: float | None = None, generator: nn.Module | None = None,

@@ -306,14 +306,23 @@ class ColorClassifier(nn.Module):
         return nn.functional.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def _gaussian_taps(sigma: float, radius: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """exp(-d^2 / 2 sigma^2) for d = -radius ... radius, unnormalised."""
+    return torch.exp(-torch.arange(-radius, radius + 1, dtype=dtype, device=device) ** 2 / (2 * sigma**2))
+
+
+def _separable(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) convolved by `taps` along H, then W, per channel, without padding."""
+    taps = taps.repeat(x.shape[1], 1)  # (C, taps)
+    x = nn.functional.conv2d(x, taps[:, None, :, None], groups=x.shape[1])
+    return nn.functional.conv2d(x, taps[:, None, None, :], groups=x.shape[1])
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) by `sigma` px, edges reflected."""
     radius = max(1, math.ceil(3 * sigma))
-    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma**2))
-    taps = (taps / taps.sum()).repeat(x.shape[1], 1)  # (C, taps)
-    x = nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
-    x = nn.functional.conv2d(x, taps[:, None, :, None], groups=x.shape[1])
-    return nn.functional.conv2d(x, taps[:, None, None, :], groups=x.shape[1])
+    taps = _gaussian_taps(sigma, radius, x.dtype, x.device)
+    return _separable(nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect"), taps / taps.sum())
 
 
 def smooth_gumbel_noise(bins: torch.Tensor, shape: tuple[int, int], seed: int, cells: int = 6, smoothness: float = 1.5,
@@ -337,10 +346,8 @@ def smooth_gumbel_noise(bins: torch.Tensor, shape: tuple[int, int], seed: int, c
     field = torch.randn(1, channels, gh + 2 * radius, gw + 2 * radius, generator=rng)
     mixing = torch.exp(-torch.cdist(bins.float().cpu(), bins.float().cpu()) ** 2 / (2 * colour_width**2))  # (K, K)
     field = torch.einsum("kj,bjhw->bkhw", mixing / mixing.norm(dim=1, keepdim=True), field)  # unit variance per bin
-    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * smoothness**2))
-    taps = taps / taps.norm()  # unit variance after blurring white noise along one axis
-    field = nn.functional.conv2d(field, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1).contiguous(), groups=channels)
-    field = nn.functional.conv2d(field, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous(), groups=channels)
+    taps = _gaussian_taps(smoothness, radius)
+    field = _separable(field, taps / taps.norm())  # unit variance after blurring white noise along each axis
     field = nn.functional.interpolate(field, size=(h, w), mode="bicubic", align_corners=True)  # (1, K, h, w)
     uniform = (0.5 * (1 + torch.erf(field / math.sqrt(2)))).clamp(1e-6, 1 - 1e-6)
     return -torch.log(-torch.log(uniform))

@@ -33,6 +33,7 @@ from PIL import Image
 from colorgan_hub import image_io
 from colorgan_hub.color import L_OF_GRAY8, gray_to_l_numpy, rgb_to_l_numpy, rgb_to_model_lab_numpy, uint8_to_model_lab
 from colorgan_hub.metrics import colorfulness
+from colorgan_hub.upscale import L_MAX  # the upscaler sees L / L_MAX
 from training.losses import ab_histogram
 
 logger = logging.getLogger(__name__)
@@ -425,5 +426,5 @@ class UpscaleStream(torch.utils.data.IterableDataset):
                         high = high[:, ::-1]
                     high = np.ascontiguousarray(high)
                     low = damaged_low_resolution(high, self.scale, rng, self.damage)
-                    yield {"low": torch.from_numpy(gray_to_l_numpy(low) / 100.0)[None], "high": torch.from_numpy(gray_to_l_numpy(high) / 100.0)[None]}
+                    yield {"low": torch.from_numpy(gray_to_l_numpy(low) / L_MAX)[None], "high": torch.from_numpy(gray_to_l_numpy(high) / L_MAX)[None]}
             self.epoch += 1
