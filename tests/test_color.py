@@ -86,3 +86,16 @@ def test_numpy_model_lab_matches_skimage():
     assert np.abs(to_lab(rgb8) - skcolor.rgb2lab(rgb8).transpose(2, 0, 1)).max() < 0.01
     rgbf = rng.random((20, 30, 3)).astype(np.float32)
     assert np.abs(to_lab(rgbf) - skcolor.rgb2lab(rgbf).transpose(2, 0, 1)).max() < 0.01
+
+
+def test_film_lightness_is_the_photos_own_by_default_and_old_films_see_red_dark_and_blue_light():
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    np.testing.assert_allclose(color.film_lightness(rgb), color.rgb_to_l_numpy(rgb), atol=0.02)
+    sky, brick = np.array([[[110, 160, 220]]], np.uint8), np.array([[[200, 40, 30]]], np.uint8)
+    eye, ortho = color.FILM_RESPONSES["luminance"], color.FILM_RESPONSES["orthochromatic"]
+    assert color.film_lightness(sky, ortho)[0, 0] > color.film_lightness(sky, eye)[0, 0] + 5  # a blue sky prints paler
+    assert color.film_lightness(brick, ortho)[0, 0] < color.film_lightness(brick, eye)[0, 0] - 10  # a red brick prints darker
+    for weights in color.FILM_RESPONSES.values():  # white stays white, black black
+        assert color.film_lightness(np.array([[[255, 255, 255], [0, 0, 0]]], np.uint8), weights)[0].tolist() == pytest.approx([100, 0], abs=0.05)
+    faded = color.film_lightness(rgb, eye, gamma=1.2, black=5.0, white=95.0)
+    assert faded.min() >= 5.0 and faded.max() <= 95.0

@@ -423,3 +423,15 @@ def test_detector_degradation_keeps_shape_and_is_shared_by_both_trainers():
     assert all(np.array_equal(a, b) for a, b in zip(one_by_one, again))
     crop = detector.augment(np.asarray(make_photo(120, 90, seed=1)), 128, 96, random.Random(0))
     assert crop.shape == (96, 96, 3)
+
+
+def test_film_inputs_change_the_lightness_only(photo_folders):
+    """--film_probability 1: each crop's L is an old film's of the photo; the target colours and
+    the RGB stay the photo's own. 0 leaves L the photo's."""
+    config = data.DataConfig.from_args(train_args(photo_folders, "unused", "--calibration_fraction", "0"))
+    stream, column = data.build_stream(config)
+    plain, film = ([next(iter(data.ColorizationStream(stream, column, 32, min_size=64, repeat=False, seed=3, film_probability=p))) for p in (0.0, 1.0)])
+    assert torch.equal(plain["rgb"], film["rgb"]) and torch.equal(plain["ab"], film["ab"])
+    truth_l = torch.from_numpy(data.rgb_to_model_lab_numpy(plain["rgb"].permute(1, 2, 0).numpy())[:1])
+    assert torch.equal(plain["l"], truth_l)
+    assert (film["l"] - truth_l).abs().mean() > 0.005 and film["l"].min() >= -1 and film["l"].max() <= 1

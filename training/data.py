@@ -31,7 +31,7 @@ from datasets.distributed import split_dataset_by_node
 from PIL import Image
 
 from colorgan_hub import image_io
-from colorgan_hub.color import L_OF_GRAY8, gray_to_l_numpy, rgb_to_l_numpy, rgb_to_model_lab_numpy, uint8_to_model_lab
+from colorgan_hub.color import FILM_RESPONSES, L_OF_GRAY8, L_OFFSET, film_lightness, gray_to_l_numpy, rgb_to_l_numpy, rgb_to_model_lab_numpy, uint8_to_model_lab
 from colorgan_hub.metrics import colorfulness
 from colorgan_hub.upscale import L_MAX  # the upscaler sees L / L_MAX
 from training.losses import ab_histogram
@@ -58,6 +58,7 @@ class DataConfig:
     min_image_size: int = 64  # drop images whose short side is below this
     min_colorfulness: float = 5.0  # drop near-grayscale images below this
     calibration_fraction: float = 0.05  # share held out (by hash) for the realness calibration
+    film_probability: float = 0.0  # share of crops whose input L is made as an old film would (`film_lightness`)
     seed: int = 0
 
     @classmethod
@@ -155,6 +156,7 @@ def training_stream(config: DataConfig, process_index=0, num_processes=1, seed=N
     return ColorizationStream(
         stream, column, config.resolution, config.min_image_size, config.min_colorfulness, crop_scale=(config.crop_scale_min, 1.0),
         seed=config.seed + process_index if seed is None else seed, process=(process_index, num_processes), purpose=purpose,
+        film_probability=config.film_probability,
     )
 
 
@@ -217,6 +219,15 @@ def decode(ref, min_size: int, min_colorfulness: float, draft_size: int):
     return img, None
 
 
+def random_film_lightness(rgb: np.ndarray, rng: random.Random) -> np.ndarray:
+    """`film_lightness` of a random film and print: a response drawn between the eye's luminance
+    and one of the old emulsions, a tone curve, and print black and white points."""
+    old = FILM_RESPONSES[rng.choice(("panchromatic", "orthochromatic", "blue-sensitive"))]
+    t = rng.random()
+    weights = tuple((1 - t) * y + t * o for y, o in zip(FILM_RESPONSES["luminance"], old))
+    return film_lightness(rgb, weights, gamma=math.exp(rng.uniform(-0.3, 0.3)), black=rng.uniform(0.0, 8.0), white=rng.uniform(92.0, 100.0))
+
+
 def random_resized_crop(img: Image.Image, size: int, rng: random.Random, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), flip=True) -> np.ndarray:
     """RandomResizedCrop + horizontal flip, as torchvision's, in one OpenCV resample; (size, size, 3)."""
     width, height = img.size
@@ -248,7 +259,7 @@ class ColorizationStream(torch.utils.data.IterableDataset):
 
     def __init__(
         self, stream, column, resolution, min_size=64, min_colorfulness=5.0, crop_scale=(0.5, 1.0), seed=0, repeat=True, process=(0, 1),
-        purpose="training",
+        purpose="training", film_probability=0.0,
     ):
         super().__init__()
         self.process, self.purpose = process, purpose  # for the log
@@ -256,6 +267,7 @@ class ColorizationStream(torch.utils.data.IterableDataset):
         self.stream, self.column, self.resolution, self.crop_scale = stream, column, resolution, crop_scale
         self.min_size, self.min_colorfulness = min_size, min_colorfulness
         self.seed, self.repeat, self.epoch = seed, repeat, 0
+        self.film_probability = film_probability
 
     def resume(self, epoch: int, stream_state: dict | None) -> None:
         """Continue where a checkpoint left off: same epoch, same stream position if known.
@@ -285,6 +297,8 @@ class ColorizationStream(torch.utils.data.IterableDataset):
                 if not yielded and self.epoch == 0:  # shows that each process reads its own share
                     logger.info("process %d/%d: first %s image %s", *self.process, self.purpose, _source(example[self.column]))
                 lab = torch.from_numpy(rgb_to_model_lab_numpy(crop))  # (3, H, W); per image: cheaper than a torch batch on a CPU
+                if self.film_probability and rng.random() < self.film_probability:  # the input as an old film saw it; ab stays the truth
+                    lab[0] = torch.from_numpy(random_film_lightness(crop, rng)) / L_OFFSET - 1.0
                 yield {
                     "rgb": torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1),  # uint8, for the detector
                     "l": lab[:1],  # (1, H, W) in [-1, 1]
@@ -358,10 +372,15 @@ def list_images(folder: str, limit: int | None = None) -> list[str]:
 _GRAY_BOUNDARIES = (L_OF_GRAY8[:-1] + L_OF_GRAY8[1:]) / 2  # L halfway between neighbouring gray codes
 
 
+def gray_of_lightness(lightness: np.ndarray) -> np.ndarray:
+    """CIE L (H, W) in [0, 100] -> the 8-bit gray (H, W) uint8 whose L is nearest."""
+    return np.searchsorted(_GRAY_BOUNDARIES, lightness).astype(np.uint8)
+
+
 def gray_photo(rgb: np.ndarray) -> np.ndarray:
     """8-bit sRGB (H, W, 3) -> the black-and-white photo of it (H, W) uint8: the gray of the same
     L (relative luminance, sRGB-encoded), so that the gray's L is the colour photo's L."""
-    return np.searchsorted(_GRAY_BOUNDARIES, rgb_to_l_numpy(rgb)).astype(np.uint8)
+    return gray_of_lightness(rgb_to_l_numpy(rgb))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -81,6 +81,10 @@ def parse_args(argv=None):
     g.add_argument("--min_colorfulness", type=float, default=5.0, help="drop near-grayscale images below this colourfulness")
     g.add_argument("--realness_calibration_fraction", "--calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
                    help="share of the training source held out (by hash) to fit the realness calibration (old name: --calibration_fraction)")
+    g.add_argument("--film_probability", type=float, default=0.0,
+                   help="share of training crops whose input L is made as an old black-and-white film would have seen the photo "
+                        "(a random spectral response between the eye's and an orthochromatic or blue-sensitive film's, a tone curve, a faded print); "
+                        "the target colours stay the photo's (0: off)")
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader workers (0 keeps the exact stream position in checkpoints)")
 
     g = parser.add_argument_group("model")
@@ -158,6 +162,8 @@ def parse_args(argv=None):
         parser.error("phase step counts (--pretrain_steps, --gan_steps, --detector_steps) must be >= 0 and not all 0")
     if args.lr_warmup_steps < 0 or not 0 <= args.min_lr_ratio <= 1:
         parser.error("--lr_warmup_steps must be >= 0 and --min_lr_ratio in [0, 1]")
+    if not 0 <= args.film_probability <= 1:
+        parser.error("--film_probability must be in [0, 1]")
     if not 0 <= args.calibration_fraction < 1:
         parser.error("--realness_calibration_fraction must be in [0, 1)")
     if args.detector_steps and args.calibration_fraction == 0 and not args.validation_data_dir:
