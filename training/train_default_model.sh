@@ -11,41 +11,45 @@ data=${1:?path to the shared data folder (with train/, val/, val_fullres/, histo
 out=${2:?output folder}
 mkdir -p "$out"
 
-# 1. the generator: pre-training of the classification head on the frozen-to-stride-8 ImageNet
-#    encoder (launch 1), then the GAN phase resumed from its last checkpoint and validated every
-#    100 steps, the best validated generator kept (launch 2); no detector phase here (step 4)
+# 1. the generator, first run: pre-training of the classification head on the frozen-to-stride-8
+#    ImageNet encoder, 6,000 steps
 train=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf16 --dynamo_backend no training/train.py
-  --train_data_dir "$data/train" --validation_data_dir "$data/val" --output_dir "$out/run"
-  --model_config '{"encoder": "efficientnet-lite0", "temperature": 0.38, "vividness": 0.75}'
-  --resolution 128 --crop_scale_min 0.25 --train_batch_size 16 --min_colorfulness 12 --pretrain_steps 6000 --detector_steps 0
-  --learning_rate 2e-4 --lr_schedule cosine --lr_warmup_steps 200 --min_lr_ratio 0.05 --encoder_lr_scale 0.1 --freeze_encoder_stride 8
+  --train_data_dir "$data/train" --validation_data_dir "$data/val" --max_validation_samples 100
+  --resolution 128 --crop_scale_min 0.25 --train_batch_size 16 --min_colorfulness 12 --detector_steps 0
+  --lr_schedule cosine --min_lr_ratio 0.05 --encoder_lr_scale 0.1
   --gan_learning_rate 5e-5 --discriminator_learning_rate 5e-5 --lambda_class 5 --lambda_decoded_l1 30 --gan_loss vanilla
-  --use_ema --ema_decay 0.999 --select_cf_ratio 0.8 --prior_samples 3000 --max_validation_samples 100 --checkpoints_total_limit 2
-  --save_dtype float16 --seed 0 --resume_from_checkpoint latest)
-"${train[@]}" --gan_steps 0 --validation_steps 1000 --checkpointing_steps 250
-"${train[@]}" --gan_steps 600 --validation_steps 100 --checkpointing_steps 100
+  --use_ema --ema_decay 0.999 --select_cf_ratio 0.8 --checkpoints_total_limit 2 --save_dtype float16 --resume_from_checkpoint latest)
+"${train[@]}" --output_dir "$out/run" --model_config '{"encoder": "efficientnet-lite0", "temperature": 0.38, "vividness": 0.75}' \
+  --prior_samples 3000 --pretrain_steps 6000 --gan_steps 0 --learning_rate 2e-4 --lr_warmup_steps 200 --freeze_encoder_stride 8 \
+  --seed 0 --validation_steps 1000 --checkpointing_steps 250
 
-# 2. the decoding defaults and the working size, chosen on 200 validation photos spread over val/
-#    against the colour targets (+0.3 dB over gray, colourfulness 80% of the truth's, hue hits 0.5):
-#    a coarse grid over three working sizes, then a finer one at the size it chose
-choose=(python training/choose_decoding.py --model "$out/run/model" --validation_data_dir "$data/val" --max_validation_samples 200
-  --select_psnr_gain 0.3 --select_cf_ratio 0.8 --select_hue_macro 0.5 --out "$out/run/model")
-"${choose[@]}" --vividness 0.6 0.8 1.0 --temperature 0.38 0.5 0.6 --image_size 128 160 192 --json "$out/decoding-1.json"
-"${choose[@]}" --vividness 0.6 0.65 0.7 0.75 --temperature 0.6 0.7 --image_size 128 --json "$out/decoding-2.json"
+# 2. second run, from the first one's model: 4,000 more pre-training steps with old-film inputs on
+#    half the crops and the stride-8 stage fine-tuned too (launch 1), then the GAN phase validated
+#    every 100 steps, the best validated generator kept (launch 2)
+film=("${train[@]}" --output_dir "$out/film" --pretrained_model "$out/run/model" --film_probability 0.5
+  --pretrain_steps 4000 --learning_rate 1e-4 --lr_warmup_steps 100 --freeze_encoder_stride 4 --seed 1)
+"${film[@]}" --gan_steps 0 --validation_steps 500 --checkpointing_steps 250
+"${film[@]}" --gan_steps 600 --validation_steps 100 --checkpointing_steps 100
 
-# 3. the colorizer family's other generators: the models bundled before, from git history
+# 3. the decoding defaults, chosen on 200 validation photos spread over val/ against the colour
+#    targets (+0.3 dB over gray, colourfulness 80% of the truth's, hue hits 0.5), at working size 128
+python training/choose_decoding.py --model "$out/film/model" --validation_data_dir "$data/val" --max_validation_samples 200 \
+  --select_psnr_gain 0.3 --select_cf_ratio 0.8 --select_hue_macro 0.5 --out "$out/film/model" \
+  --vividness 0.6 0.65 0.7 0.75 0.8 --temperature 0.5 0.6 0.7 --image_size 128 --json "$out/decoding.json"
+
+# 4. the colorizer family's other generators: the models bundled before, from git history
 gens="$out/family-generators"
-for commit in 7def17c 4c32290 8e1cb3b b362435 b3de2da; do
+for commit in 7def17c 4c32290 8e1cb3b b362435 b3de2da dfb356d; do
   if [ ! -f "$gens/$commit/model.safetensors" ]; then
     mkdir -p "$gens/$commit"
     for f in config.json model.safetensors; do git show "$commit:colorgan_hub/default_model/$f" > "$gens/$commit/$f"; done
   fi
 done
 
-# 4. the detector: the previous bundled model's (discriminator, cue read-out, calibration, size 160)
+# 5. the detector: the previous bundled model's (discriminator, cue read-out, calibration, size 160)
 #    carried over, its cue read-out and Platt scaling fitted again against the family made with this
 #    generator (no training steps: that met the targets, own generator AUC >= 0.97 and mix ECE <= 0.05)
-python - "$out/run/model" "$gens/b3de2da" "$out/start" <<'PY'
+python - "$out/film/model" "$gens/dfb356d" "$out/start" <<'PY'
 import sys
 from colorgan_hub import ColorGAN
 from training.calibration import with_config
@@ -57,12 +61,14 @@ model.discriminator.load_state_dict(previous.discriminator.state_dict())
 model.save_pretrained(sys.argv[3])
 PY
 python training/detector.py --model "$out/start" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
-  --generators "$gens"/7def17c "$gens"/4c32290 "$gens"/8e1cb3b "$gens"/b362435 "$gens"/b3de2da \
+  --generators "$gens"/7def17c "$gens"/4c32290 "$gens"/8e1cb3b "$gens"/b362435 "$gens"/b3de2da "$gens"/dfb356d \
   --train_photos 2500 --init model --learning_rate 1e-4 --steps 0 --cues --realness_size 160 --out "$out/detector"
-cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$out/run/model/"
+cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$out/film/model/"
 
-# 5. the card: measured beside its pre-training-only self, the previous bundled model, gray and the constant colour
-python training/report.py --run "$out/run" --val_dir "$data/val" --fullres_dir "$data/val_fullres" --historic_dir "$data/historic" \
-  --previous_model "$gens/b3de2da" --detector_generators "$gens"/7def17c "$gens"/4c32290 "$gens"/8e1cb3b "$gens"/b362435 "$gens"/b3de2da \
+# 6. the card: measured beside its pre-training-only self (the second run's, before its GAN phase), the
+#    previous bundled model, gray and the constant colour; the curves of both runs
+python training/report.py --run "$out/film" --curves_from "$out/run" "$out/film" --val_dir "$data/val" --fullres_dir "$data/val_fullres" \
+  --historic_dir "$data/historic" --previous_model "$gens/dfb356d" \
+  --detector_generators "$gens"/7def17c "$gens"/4c32290 "$gens"/8e1cb3b "$gens"/b362435 "$gens"/b3de2da "$gens"/dfb356d \
   --title "EfficientNet-Lite0 U-Net" --command "bash training/train_default_model.sh $data $out" \
   --procedure "$(cat training/default_model_procedure.md)"
