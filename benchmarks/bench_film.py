@@ -37,10 +37,10 @@ def film_photo(truth: np.ndarray, film: str) -> Image.Image:
     return Image.fromarray(gray_of_lightness(film_lightness(truth, FILM_RESPONSES[film])), mode="L")
 
 
-def measure(model, truths: list[np.ndarray], film: str) -> dict:
+def measure(model, truths: list[np.ndarray], truth_cf: float, film: str) -> dict:
+    """The figures of one film; `truth_cf`: the truths' mean colourfulness."""
     outputs = [np.asarray(out) for out in model.colorize([film_photo(t, film) for t in truths], batch_size=8)]
     figures = colour_metrics(outputs, truths)
-    truth_cf = float(np.mean([metrics.colorfulness(t)[0] for t in truths]))
     return {**{k: figures[k] for k in COLUMNS}, "cf_ratio": figures["cf"] / truth_cf}
 
 
@@ -54,12 +54,13 @@ def main(argv=None) -> dict:
     model = load_model(args.model)
     paths, _ = list_images(args.data, recursive=False)
     truths = [np.asarray(img) for _, img in load_truths(paths[: args.limit] if args.limit else paths)]
+    truth_cf = float(np.mean([metrics.colorfulness(t)[0] for t in truths]))
     result = {"model": str(args.model), "photos": len(truths), "films": {}}
     print(f"{len(truths)} photos of {args.data}, model {args.model}\n")
     print("| film | " + " | ".join(c.removeprefix("hue_") for c in COLUMNS) + " | colourfulness / truth's |")
     print("|---" * (len(COLUMNS) + 2) + "|")
     for film in FILM_RESPONSES:
-        row = result["films"][film] = measure(model, truths, film)
+        row = result["films"][film] = measure(model, truths, truth_cf, film)
         print(f"| {film} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS) + f" | {row['cf_ratio']:.2f} |", flush=True)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -118,14 +118,6 @@ def _lab_f(t: np.ndarray) -> np.ndarray:
     return f
 
 
-def rgb_to_l_numpy(rgb: np.ndarray) -> np.ndarray:
-    """sRGB (H, W, 3), uint8 or float in [0, 1] -> CIE L (H, W) float32 in [0, 100]."""
-    f = _lab_f(cv2.transform(_srgb_to_linear(rgb), _Y_WEIGHTS[None]))  # (H, W), from Y (white = 1)
-    f *= 116.0
-    f -= 16.0
-    return f
-
-
 # How black-and-white emulsions saw colour: weights on linear-light R, G, B (summing to 1, so white
 # stays white). The eye's luminance is what a colour photo's L measures; old films differ. An
 # orthochromatic film (most photographs before the 1930s) is blind to red: skies come out white and
@@ -133,7 +125,7 @@ def rgb_to_l_numpy(rgb: np.ndarray) -> np.ndarray:
 # panchromatic film sees red, but more blue than the eye does. Approximate, from the emulsions'
 # published sensitivity curves; the training draws responses between luminance and these.
 FILM_RESPONSES = {
-    "luminance": (0.2127, 0.7152, 0.0722),
+    "luminance": tuple(_Y_WEIGHTS.tolist()),  # relative luminance Y: the colour photo's own L
     "panchromatic": (0.30, 0.45, 0.25),
     "orthochromatic": (0.03, 0.52, 0.45),
     "blue-sensitive": (0.0, 0.15, 0.85),
@@ -144,14 +136,22 @@ def film_lightness(rgb: np.ndarray, weights=FILM_RESPONSES["luminance"], gamma: 
     """8-bit sRGB (H, W, 3) -> the L (H, W) float32 in [0, 100] of a black-and-white photograph of
     it: a film with spectral `weights` on linear R, G, B, a tone curve Y ** gamma, printed between
     L = `black` and L = `white` (a faded print: lifted blacks, dull whites). The defaults give the
-    colour photo's own L."""
-    y = cv2.transform(_srgb_to_linear(rgb), np.asarray(weights, np.float32)[None])
+    colour photo's own L (`rgb_to_l_numpy`)."""
+    y = cv2.transform(_srgb_to_linear(rgb), np.asarray(weights, np.float32)[None])  # (H, W), white = 1
     if gamma != 1.0:
         y = np.power(np.clip(y, 0.0, 1.0), gamma, dtype=np.float32)
-    lightness = 116.0 * _lab_f(y) - 16.0
+    lightness = _lab_f(y)
+    lightness *= 116.0
+    lightness -= 16.0
     if black != 0.0 or white != 100.0:
-        lightness = black + (white - black) / 100.0 * lightness
-    return lightness.astype(np.float32, copy=False)
+        lightness *= (white - black) / 100.0
+        lightness += black
+    return lightness
+
+
+def rgb_to_l_numpy(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (H, W, 3), uint8 or float in [0, 1] -> CIE L (H, W) float32 in [0, 100]."""
+    return film_lightness(rgb)
 
 
 L_OF_GRAY8 = rgb_to_l_numpy(np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2))[:, 0]  # (256,) float32
