@@ -76,33 +76,56 @@ PROCEDURE = (
 )
 
 
-def curves(runs: list[Path], out: Path) -> bool:
-    """Training curves from the TensorBoard logs of one run, or of several run one after the other
-    (each continuing from the last one's model: its steps drawn after the last one's); False when
-    there are none."""
-    import matplotlib
+def run_and_last_step(spec) -> tuple[Path, int | None]:
+    """`RUN` or `RUN@STEP` (the run's logs up to STEP only: a later run continued from its step-STEP
+    model, not from its end) -> (folder, STEP or None)."""
+    text = str(spec)
+    folder, sep, step = text.rpartition("@")
+    if sep and step.isdigit():
+        return Path(folder), int(step)
+    return Path(text), None
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def read_curves(runs: list) -> dict[str, dict[float, float]]:
+    """The scalars of the TensorBoard logs of one run, or of several run one after the other (each
+    continuing from the last one's model: its steps counted on from the last one's), tag ->
+    {step: value}; "hours/hue_macro" holds the validation hue hits against hours of training. A run
+    given as `RUN@STEP` is cut at that step, for a run continued from its step-STEP model: its later
+    steps (a GAN phase the next run does not descend from) are left out."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     scalars, offset, hours, clock = {}, 0, {}, 0.0
-    for run in runs:
+    for spec in runs:
+        run, stop = run_and_last_step(spec)
         last = 0
         for events in sorted(run.glob("logs/**/events.out.tfevents.*")):
             acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
             acc.Reload()
-            for tag in acc.Tags()["scalars"]:
-                scalars.setdefault(tag, {}).update({offset + e.step: e.value for e in acc.Scalars(tag)})
-                last = max([last] + [e.step for e in acc.Scalars(tag)])
-            if "train/lr_g" in acc.Tags()["scalars"] and "val/hue_macro" in acc.Tags()["scalars"]:
+            kept = {tag: [e for e in acc.Scalars(tag) if stop is None or e.step <= stop] for tag in acc.Tags()["scalars"]}
+            for tag, events_of_tag in kept.items():
+                if not events_of_tag:
+                    continue
+                scalars.setdefault(tag, {}).update({offset + e.step: e.value for e in events_of_tag})
+                last = max([last] + [e.step for e in events_of_tag])
+            if kept.get("train/lr_g") and "val/hue_macro" in kept:
                 # training hours: wall time since the launch's first logged step (a resumed launch adds its own)
-                start, times = acc.Scalars("train/lr_g")[0].wall_time, [e.wall_time for e in acc.Scalars("train/lr_g")]
-                hours.update({clock + (e.wall_time - start) / 3600: e.value for e in acc.Scalars("val/hue_macro")})
+                start, times = kept["train/lr_g"][0].wall_time, [e.wall_time for e in kept["train/lr_g"]]
+                hours.update({clock + (e.wall_time - start) / 3600: e.value for e in kept["val/hue_macro"]})
                 clock += (max(times) - start) / 3600
         offset += last
     if hours:
         scalars["hours/hue_macro"] = hours
+    return scalars
+
+
+def curves(runs: list, out: Path) -> bool:
+    """Draws `read_curves(runs)` into `out` (a PNG); False when the runs logged nothing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scalars = read_curves(runs)
     if not scalars:
         return False
     panels = [("train/loss_g_class", "colour-class cross-entropy"), ("train/loss_g_l1", "generator L1 loss"),
@@ -195,7 +218,8 @@ def main(argv=None):
     parser.add_argument("--title", help="a name for the model, for the card")
     parser.add_argument("--pretrained_only_model", type=Path, help="the model after pre-training only, to compare with (default: RUN/model-pretrained)")
     parser.add_argument("--historic_dir", type=Path, help="real black-and-white photographs for a second sheet (no ground truth)")
-    parser.add_argument("--curves_from", type=Path, nargs="+", help="runs whose logs make the curves, in order (default: RUN)")
+    parser.add_argument("--curves_from", nargs="+", help="runs whose logs make the curves, in order (default: RUN); RUN@STEP "
+                        "draws a run only up to STEP (the next run continued from its step-STEP model)")
     parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
     parser.add_argument("--limit", type=int, help="use only the first N photos of each folder (a quick check)")
     parser.add_argument("--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)")

@@ -67,7 +67,7 @@ cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$o
 
 # 6. the card: measured beside its pre-training-only self (the second run's, before its GAN phase), the
 #    previous bundled model, gray and the constant colour; the curves of both runs
-python training/report.py --run "$out/film" --curves_from "$out/run" "$out/film" --val_dir "$data/val" --fullres_dir "$data/val_fullres" \
+python training/report.py --run "$out/film" --curves_from "$out/run@6000" "$out/film" --val_dir "$data/val" --fullres_dir "$data/val_fullres" \
   --historic_dir "$data/historic" --previous_model "$gens/dfb356d" \
   --detector_generators "$gens"/7def17c "$gens"/4c32290 "$gens"/8e1cb3b "$gens"/b362435 "$gens"/b3de2da "$gens"/dfb356d \
   --title "EfficientNet-Lite0 U-Net" --command "bash training/train_default_model.sh $data $out" \
