@@ -1,6 +1,6 @@
 """A choice of colorizations: how different `colorize(variations=N)` makes them, and at what cost.
 
-    python benchmarks/bench_variations.py [--data ../shared/data/val] [--limit 200] [--strengths 0.5 1 1.5 2]
+    python benchmarks/bench_variations.py [--data ../shared/data/val] [--limit N] [--strengths 0.5 1 1.5 2]
                                           [--variations 3] [--model ID_OR_PATH] [--sheet sheet.png] [--json out.json]
 
 For each noise strength (`ColorGAN.variation_strength`), on the photos of `--data` (the truth;
@@ -92,7 +92,7 @@ def sheet(truths, examples, path: Path, rows: int = 6, size: int = 160) -> None:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "val"), help="colour photos (the truth)")
-    parser.add_argument("--limit", type=int, default=200, help="the first N photos (sorted by name)")
+    parser.add_argument("--limit", type=int, help="N photos spread evenly over the folder (default: all; file names group photos by source)")
     parser.add_argument("--protocol", choices=["256", "full"], default="256", help="as `colorgan evaluate`")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Hub id or save_pretrained folder")
     parser.add_argument("--variations", type=int, default=3, help="variations drawn per photo")
@@ -101,7 +101,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     model = load_model(args.model)
-    truths = [img for _, img in load_truths(list_images(args.data)[0][: args.limit], args.protocol)]
+    paths = list_images(args.data)[0]
+    if args.limit and args.limit < len(paths):  # spread: the first N by name would be a few sources only
+        paths = [paths[i * len(paths) // args.limit] for i in range(args.limit)]
+    truths = [img for _, img in load_truths(paths, args.protocol)]
     strengths = args.strengths or [model.variation_strength]
     rows, examples = {}, {}
     print(f"{len(truths)} photos of {args.data}, {args.variations} variations each, seed 0")
