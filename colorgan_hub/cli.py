@@ -314,8 +314,10 @@ def cmd_evaluate(args) -> int:
     for line in inputs.errors:
         report(line)
     paths, errors = inputs.paths, inputs.errors
-    if args.limit:
-        paths = paths[: args.limit]
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    if args.limit and args.limit < len(paths):  # spread: file names group photos by source, the first N would be a few sources
+        paths = [paths[i * len(paths) // args.limit] for i in range(args.limit)]
     model = load_model(args.model)
     generators = [load_model(spec) for spec in args.detector_generators]
     failed = []
@@ -326,7 +328,7 @@ def cmd_evaluate(args) -> int:
 
     try:
         result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size, report=bad_image,
-                          temperature=args.temperature, vividness=args.vividness, generators=generators)
+                          temperature=args.temperature, vividness=args.vividness, generators=generators, detector=args.detector)
     except ValueError as err:  # nothing usable to evaluate
         raise UsageError(str(err)) from None
     result["model"] = args.model or DEFAULT_MODEL
@@ -376,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="colour metrics against the gray baseline and the truth, and the detector's")
     p.add_argument("--data", type=Path, required=True, help="folder of colour photos (the ground truth)")
     p.add_argument("--model", default=None, help="Hub model id or local save_pretrained folder (default: the bundled model)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N photos")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only N photos, spread evenly over the sorted list (a quick estimate)")
     p.add_argument("-r", "--recursive", action="store_true", help="also take the photos in the folder's subfolders")
     p.add_argument("--protocol", choices=["256", "full"], default="256", help="256: short side 256 + centre crop, as the papers; full: original size")
     p.add_argument("--size", type=int, default=None, help="working resolution, long side in px (default: the model's)")
@@ -385,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
     p.add_argument("--detector-generators", nargs="+", default=[], metavar="ID_OR_PATH",
                    help="other generators (checkpoints, the other head) for the detector's 'checkpoints' family; without them that family is left out")
+    p.add_argument("--detector", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure the realness detector, most of the time taken (--no-detector: the colour metrics alone)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=cmd_evaluate)
     return parser

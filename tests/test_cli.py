@@ -243,3 +243,25 @@ def test_no_empty_output_folder_when_every_input_fails(tmp_path, tiny_model_dir,
     existing.mkdir()
     assert run("colorize", tmp_path / "broken.png", "-o", existing, "--model", tiny_model_dir) == 1
     assert existing.is_dir()  # a folder the user had is never removed
+
+
+def test_evaluate_colour_only_with_a_bad_file(tmp_path, tiny_model_dir, capsys):
+    """`colorgan evaluate --no-detector`: the colour tables for the readable photos, the bad file
+    named on stderr, exit status 1, the numbers in --json and no detector section."""
+    folder = tmp_path / "truth"
+    folder.mkdir()
+    for i in range(4):
+        make_photo(48, 40, seed=10 + i).save(folder / f"p{i}.png")
+    (folder / "x_broken.jpg").write_bytes(b"not a jpeg")
+    code = run("evaluate", "--data", folder, "--model", tiny_model_dir, "--no-detector", "--json", tmp_path / "e.json")
+    captured = capsys.readouterr()
+    assert code == 1
+    assert [line for line in captured.err.splitlines() if line.startswith("error:")][0].startswith(f"error: {folder / 'x_broken.jpg'}")
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["images"] == 4 and "detector" not in result and "detector_families" not in result
+    assert set(result["colour"]) == {"model", "gray", "constant colour", "ground truth"}
+    assert "| gray |" in captured.out and "Detector" not in captured.out
+
+    assert run("evaluate", "--data", folder, "--model", tiny_model_dir, "--no-detector", "--limit", "2", "--json", tmp_path / "two.json") == 0
+    assert json.loads((tmp_path / "two.json").read_text())["images"] == 2  # spread over the sorted names: p0 and p2
+    assert run("evaluate", "--data", folder, "--model", tiny_model_dir, "--limit", "0") == 2
