@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 
 from colorgan_hub import DEFAULT_MODEL, metrics
 from colorgan_hub.evaluate import load_truths
-from colorgan_hub.image_io import list_images
+from colorgan_hub.image_io import list_images, spread_evenly
 from colorgan_hub.model import load_model
 
 HERE = Path(__file__).parent
@@ -101,10 +101,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     model = load_model(args.model)
-    paths = list_images(args.data)[0]
-    if args.limit and args.limit < len(paths):  # spread: the first N by name would be a few sources only
-        paths = [paths[i * len(paths) // args.limit] for i in range(args.limit)]
-    truths = [img for _, img in load_truths(paths, args.protocol)]
+    truths = [img for _, img in load_truths(spread_evenly(list_images(args.data)[0], args.limit), args.protocol)]
     strengths = args.strengths or [model.variation_strength]
     rows, examples = {}, {}
     print(f"{len(truths)} photos of {args.data}, {args.variations} variations each, seed 0")

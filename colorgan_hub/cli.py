@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import DEFAULT_MODEL
 from .pipeline import MAX_VARIATIONS
 from .upscale import SCALES
-from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, list_images, load_image, output_path, save_image
+from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, list_images, load_image, output_path, save_image, spread_evenly
 from .video import STABILITY, VIDEO_SUFFIXES, VideoError, colorize_video, video_output_path
 
 VIVIDNESS_HELP = "classification models: 0 (muted, safe) to 1 (bold, risky) colour (default: the model's own, chosen on validation)"
@@ -316,8 +316,7 @@ def cmd_evaluate(args) -> int:
     paths, errors = inputs.paths, inputs.errors
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
-    if args.limit and args.limit < len(paths):  # spread: file names group photos by source, the first N would be a few sources
-        paths = [paths[i * len(paths) // args.limit] for i in range(args.limit)]
+    paths = spread_evenly(paths, args.limit)
     model = load_model(args.model)
     generators = [load_model(spec) for spec in args.detector_generators]
     failed = []

@@ -214,6 +214,15 @@ def list_images(folder, recursive: bool = True) -> tuple[list[Path], list[Path]]
     return sorted(images), sorted(others)
 
 
+def spread_evenly(items: list, count: int | None) -> list:
+    """`count` of `items` spread evenly over the list (all of them when `count` is None or not
+    smaller). Photo folders sorted by name group photos by source: the first N would cover a few
+    sources only."""
+    if count is None or count >= len(items):
+        return list(items)
+    return [items[i * len(items) // count] for i in range(count)]
+
+
 def output_path(input_path: Path, output_dir: Path) -> Path:
     """Where a colorized file goes: same stem, JPEG for JPEG inputs, PNG for everything else."""
     is_jpeg = input_path.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")

@@ -125,3 +125,10 @@ def test_realness_refuses_a_toned_print(tiny_model, photo):
     with pytest.raises(ImageError, match="monochrome \\(toned\\) photograph: no colour to judge"):
         tiny_model.realness(sepia)
     assert 0 <= tiny_model.realness(sepia, allow_grayscale=True) <= 1
+
+
+def test_spread_evenly_covers_the_whole_list():
+    from colorgan_hub.image_io import spread_evenly
+
+    assert spread_evenly(list(range(10)), 3) == [0, 3, 6]
+    assert spread_evenly(list(range(10)), None) == list(range(10)) == spread_evenly(list(range(10)), 20)
