@@ -7,7 +7,8 @@ PIL resample per crop, Lab batched in torch) and the reports' way (a torch Datas
 `__getitem__` does PIL open + resize + `skimage.color.rgb2lab` per image). Training: L1 and GAN
 steps of the U-Net ColorGAN at 256 px (and 128 px), batch 16, as training/train.py runs them; and
 the EfficientNet-Lite0 generator's pre-training step under each way of making it fast on a CPU
-(frozen stages, bf16, channels-last).
+(frozen stages, bf16, channels-last), and the Lite2 generator's (the default model's) at the
+default recipe's two settings.
 """
 
 from __future__ import annotations
@@ -117,14 +118,14 @@ ENCODER_OPTIONS = (  # (name, frozen up to stride, bf16 autocast, channels-last)
     ("whole encoder fine-tuned, fp32, contiguous (no channels-last)", 0, False, False),
     ("whole encoder fine-tuned, bf16", 0, True, True),
     ("frozen to stride 8, fp32", 8, False, True),
-    ("frozen to stride 8, bf16 (the default model's)", 8, True, True),
+    ("frozen to stride 8, bf16 (the default recipe's first run)", 8, True, True),
     ("frozen to stride 16, bf16", 16, True, True),
     ("encoder frozen whole, bf16 (decoder alone learns)", 32, True, True),
-    ("frozen to stride 4, bf16 (the default model's second run)", 4, True, True),
+    ("frozen to stride 4, bf16 (the default recipe's second run)", 4, True, True),
 )
-LITE2_OPTIONS = (  # the larger encoder, at the two settings the default model's runs use
-    ("frozen to stride 8, bf16", 8, True, True),
-    ("frozen to stride 4, bf16", 4, True, True),
+LITE2_OPTIONS = (  # the default model's encoder, at the two settings of its runs
+    ("frozen to stride 8, bf16 (the default model's first run)", 8, True, True),
+    ("frozen to stride 4, bf16 (the default model's second run)", 4, True, True),
 )
 
 
