@@ -24,7 +24,7 @@ from PIL import Image
 from colorgan_hub import DEFAULT_MODEL, metrics
 from colorgan_hub.color import FILM_RESPONSES, film_lightness
 from colorgan_hub.evaluate import colour_metrics, load_truths
-from colorgan_hub.image_io import list_images
+from colorgan_hub.image_io import list_images, spread_evenly
 from colorgan_hub.model import load_model
 from training.data import gray_of_lightness
 
@@ -47,13 +47,13 @@ def measure(model, truths: list[np.ndarray], truth_cf: float, film: str) -> dict
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "val")
-    parser.add_argument("--limit", type=int, help="the first N photos only")
+    parser.add_argument("--limit", type=int, help="N photos only, spread evenly over the sorted list (a quick check)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Hub id or folder (default: the bundled model)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     model = load_model(args.model)
     paths, _ = list_images(args.data, recursive=False)
-    truths = [np.asarray(img) for _, img in load_truths(paths[: args.limit] if args.limit else paths)]
+    truths = [np.asarray(img) for _, img in load_truths(spread_evenly(paths, args.limit))]
     truth_cf = float(np.mean([metrics.colorfulness(t)[0] for t in truths]))
     result = {"model": str(args.model), "photos": len(truths), "films": {}}
     print(f"{len(truths)} photos of {args.data}, model {args.model}\n")

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from colorgan_hub import ColorGAN
 from colorgan_hub.evaluate import evaluate, format_markdown, gray_baseline, load_truths
+from colorgan_hub.image_io import spread_evenly
 from training.data import list_images
 
 DATA_TERMS = """Real colour photos from `../shared/data/train` (14,521 photos from 12 sources, 160 or 256 px;
@@ -221,7 +222,7 @@ def main(argv=None):
     parser.add_argument("--curves_from", nargs="+", help="runs whose logs make the curves, in order (default: RUN); RUN@STEP "
                         "draws a run only up to STEP (the next run continued from its step-STEP model)")
     parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
-    parser.add_argument("--limit", type=int, help="use only the first N photos of each folder (a quick check)")
+    parser.add_argument("--limit", type=int, help="use only N photos of each folder, spread evenly over the sorted list (a quick check)")
     parser.add_argument("--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)")
     parser.add_argument("--detector_generators", nargs="*", default=[], help="other generators for the evaluation's checkpoints family")
     parser.add_argument("--previous_model", type=Path, help="the model this one replaces: a row of the tables (at its own working size and "
@@ -237,7 +238,7 @@ def main(argv=None):
             setattr(before, name, getattr(final, name))
         models = {"pre-training only": before, "final": final}
 
-    paths = list_images(args.val_dir, args.limit)
+    paths = spread_evenly(list_images(args.val_dir), args.limit)
     size = final.image_size  # every model at the final one's working size: a like-for-like table
     generators = [ColorGAN.from_pretrained(g) for g in args.detector_generators]
     results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False, generators=generators)
@@ -253,7 +254,7 @@ def main(argv=None):
     shown["colour"].update({k: v for k, v in results["final"]["colour"].items() if k != "model"})
     text = "Protocol 256 on `val`. " + format_markdown(shown)
     if args.fullres_dir:
-        fullres_paths = list_images(args.fullres_dir, args.limit)
+        fullres_paths = spread_evenly(list_images(args.fullres_dir), args.limit)
         results["fullres"] = evaluate(final, fullres_paths, protocol="full", progress=False, generators=generators)
         shown_full = results["fullres"]
         if previous is not None:
