@@ -73,6 +73,9 @@ class ColorGAN(
         d_width, d_layers: PatchGAN base channels and depth (3 gives 70x70 patches).
         d_norm: "instance", "batch" or "none" in the discriminator.
         spectral_norm: spectral normalisation on every discriminator convolution.
+        realness_features: None, or an EfficientNet-Lite variant ("efficientnet-lite0"): the
+            realness score also reads that ImageNet network's pooled features of the photo (a
+            frozen RGB body saved with the model, and a fitted linear read-out).
         variation_strength: classification head: how far `colorize(variations=N)` strays from the
             default colorization (the scale of the smooth Gumbel noise on the logits; 1 draws from
             the distribution as decoded, lower stays nearer its most likely colours).
@@ -97,6 +100,7 @@ class ColorGAN(
         spectral_norm: bool = True,
         realness_size: int | None = None,
         variation_strength: float = 0.5,
+        realness_features: str | None = None,
     ):
         super().__init__()
         if head not in HEADS:
@@ -131,6 +135,12 @@ class ColorGAN(
         # A linear read-out of the colour-structure cues (`realness.colour_cues`) added to that logit:
         # rows mean, scale and weight of each cue, fitted with the calibration (weight 0: no cues).
         self.register_buffer("realness_cues", realness.default_cue_readout())
+        # Optionally a frozen ImageNet network's pooled features of the photo and their read-out
+        # (rows mean, scale, weight), added the same way.
+        self.realness_features = realness_features
+        if realness_features is not None:
+            self.feature_net = realness.ImageNetFeatures(realness_features)
+            self.register_buffer("realness_feature_readout", realness.default_feature_readout(self.feature_net.dim))
 
     def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
@@ -172,10 +182,12 @@ class ColorGAN(
         vividness = self.vividness if vividness is None else vividness
         return generator.decode(logits, temperature, prior_correction=1.0 - vividness, rebalancing=self.class_rebalancing, noise=noise)
 
-    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True, cues: torch.Tensor | None = None) -> torch.Tensor:
+    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True, cues: torch.Tensor | None = None,
+                       features: torch.Tensor | None = None) -> torch.Tensor:
         """Logit (B,) that (L, ab) is a real colour photo, calibrated (or the raw mean patch
-        logit); inputs normalised. `cues` (B, len(CUE_NAMES)), the photos' `colour_cues`, add
-        their fitted read-out to the calibrated logit."""
+        logit); inputs normalised. `cues` (B, len(CUE_NAMES)), the photos' `colour_cues`, and
+        `features` (B, feature_net.dim), their ImageNet features, add their fitted read-outs to the
+        calibrated logit."""
         raw = self.discriminator(real_l, ab).float().mean(dim=(1, 2, 3))  # mean of the (B, 1, h, w) patch logits
         if not calibrated:
             return raw
@@ -183,7 +195,19 @@ class ColorGAN(
         logit = scale * raw + bias
         if cues is not None:
             logit = logit + self.cue_logit(cues.to(logit.device))
+        if features is not None:
+            logit = logit + self.feature_logit(features.to(logit.device))
         return logit
+
+    def feature_logit(self, features: torch.Tensor) -> torch.Tensor:
+        """The ImageNet features' part of the realness logit (B,)."""
+        mean, scale, weight = self.realness_feature_readout.float()
+        return ((features.float() - mean) / scale) @ weight
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether the realness score reads ImageNet features (a fitted read-out)."""
+        return self.realness_features is not None and bool(self.realness_feature_readout[2].abs().sum() > 0)
 
     def cue_logit(self, cues: torch.Tensor) -> torch.Tensor:
         """The cues' part of the realness logit (B,)."""

