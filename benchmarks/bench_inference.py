@@ -146,6 +146,24 @@ def peer_rows(model) -> list[dict]:
     return rows
 
 
+def realness_rows(model) -> list[dict]:
+    """`model.realness` latency per photo size, and for a model that reads ImageNet features, the
+    same with that read-out switched off (what the features cost)."""
+    rows = []
+    for width, height in SIZES[1:]:
+        img = photo(width, height)
+        row = {"size": f"{width}x{height}", "latency_s": timed(lambda: model.realness(img), 10)}
+        if model.uses_features:
+            saved = model.realness_feature_readout[2].clone()
+            model.realness_feature_readout[2].zero_()
+            try:
+                row["without_features_s"] = timed(lambda: model.realness(img), 10)
+            finally:
+                model.realness_feature_readout[2].copy_(saved)
+        rows.append(row)
+    return rows
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model to time (default: the bundled model if present, else the default architecture, random weights)")
@@ -159,6 +177,7 @@ def main(argv=None) -> dict:
         "pipeline": pipeline_rows(model),
         "full_resolution": full_resolution_overhead(model),
         "peers": peer_rows(model),
+        "realness": realness_rows(model),
     }
     print(format_tables(result))
     if args.json:
@@ -181,6 +200,10 @@ def format_tables(result: dict) -> str:
     for r in result["peers"]:
         lines.append(f"| {r['network']} | {r['params_m']:.1f} | {r['net_images_per_s_256_batch8']:.1f} | {r['net_ratio_to_ours']:.2f} | "
                      f"{r['pipeline_images_per_s_768x512']:.1f} | {r['pipeline_ratio_to_ours']:.2f} |")
+    lines += ["", "| realness score of | latency (s) | without the ImageNet features (s) |", "|---|---|---|"]
+    for r in result.get("realness", []):
+        without = f"{r['without_features_s']:.3f}" if "without_features_s" in r else "(model reads none)"
+        lines.append(f"| {r['size']} | {r['latency_s']:.3f} | {without} |")
     return "\n".join(lines)
 
 

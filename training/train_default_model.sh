@@ -55,7 +55,9 @@ done
 
 # 5. the detector: the previous bundled model's (discriminator, cue read-out, calibration, size 160)
 #    carried over, trained 1,000 steps against the family made with this generator (a third of that
-#    family's fakes at the model's own settings), then its cue read-out and Platt scaling fitted again
+#    family's fakes at the model's own settings), then its cue read-out, a read-out of ImageNet
+#    EfficientNet-Lite0 features of the photo (the network saved with the model) and the Platt scaling
+#    fitted together
 python - "$out/film/model" "$previous" "$out/start" <<'PY'
 import sys
 from colorgan_hub import ColorGAN
@@ -69,8 +71,9 @@ model.save_pretrained(sys.argv[3])
 PY
 python training/detector.py --model "$out/start" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
   --generators "${family[@]}" \
-  --train_photos 2500 --init model --learning_rate 1e-4 --steps 1000 --own_default_share 0.33 --cues --realness_size 160 \
-  --out "$out/detector"
+  --train_photos 2500 --init model --learning_rate 1e-4 --steps 1000 --own_default_share 0.33 --cues --features efficientnet-lite0 \
+  --calibration_smoothing 0.01 \
+  --realness_size 160 --out "$out/detector"
 cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$out/film/model/"
 
 # 6. the card: measured beside its pre-training-only self (the second run's, before its GAN phase), the
