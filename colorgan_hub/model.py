@@ -140,7 +140,7 @@ class ColorGAN(
         self.realness_features = realness_features
         if realness_features is not None:
             self.feature_net = realness.ImageNetFeatures(realness_features)
-            self.register_buffer("realness_feature_readout", realness.default_feature_readout(self.feature_net.dim))
+            self.register_buffer("realness_feature_readout", realness.default_readout(self.feature_net.dim))
 
     def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
@@ -196,13 +196,8 @@ class ColorGAN(
         if cues is not None:
             logit = logit + self.cue_logit(cues.to(logit.device))
         if features is not None:
-            logit = logit + self.feature_logit(features.to(logit.device))
+            logit = logit + realness.readout_logit(self.realness_feature_readout, features.to(logit.device))
         return logit
-
-    def feature_logit(self, features: torch.Tensor) -> torch.Tensor:
-        """The ImageNet features' part of the realness logit (B,)."""
-        mean, scale, weight = self.realness_feature_readout.float()
-        return ((features.float() - mean) / scale) @ weight
 
     @property
     def uses_features(self) -> bool:
@@ -211,8 +206,7 @@ class ColorGAN(
 
     def cue_logit(self, cues: torch.Tensor) -> torch.Tensor:
         """The cues' part of the realness logit (B,)."""
-        mean, scale, weight = self.realness_cues.float()
-        return ((cues.float() - mean) / scale) @ weight
+        return realness.readout_logit(self.realness_cues, cues)
 
     @property
     def uses_cues(self) -> bool:

@@ -33,7 +33,6 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-
 from torch import nn
 
 from .color import rgb_to_model_lab_numpy, uint8_to_model_lab
@@ -77,7 +76,12 @@ def _fine(x: np.ndarray) -> np.ndarray:
 
 def colour_cues(rgb: np.ndarray) -> np.ndarray:
     """The ten cues (CUE_NAMES, float32) of a working-size uint8 RGB photo (H, W, 3)."""
-    lab = rgb_to_model_lab_numpy(normalise(rgb))
+    return normalised_cues(normalise(rgb))
+
+
+def normalised_cues(normalised: np.ndarray) -> np.ndarray:
+    """`colour_cues` of a photo `normalise` has already given back (the ImageNet features read the same)."""
+    lab = rgb_to_model_lab_numpy(normalised)
     l, a, b = lab[0] * 50.0 + 50.0, lab[1] * 110.0, lab[2] * 110.0
     grad_l, grad_c = _gradient(l), np.hypot(_gradient(a), _gradient(b))
     chroma = np.hypot(a, b)
@@ -106,11 +110,22 @@ def colour_cues(rgb: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.asarray(cues, dtype=np.float32))
 
 
-def default_cue_readout() -> torch.Tensor:
-    """(3, len(CUE_NAMES)): mean 0, scale 1, weight 0 for every cue (the cues change nothing)."""
-    readout = torch.zeros(3, len(CUE_NAMES))
+def default_readout(dim: int) -> torch.Tensor:
+    """(3, dim): rows mean 0, scale 1, weight 0 for every input (a read-out that changes nothing)."""
+    readout = torch.zeros(3, dim)
     readout[1] = 1.0
     return readout
+
+
+def default_cue_readout() -> torch.Tensor:
+    """The cues' read-out that changes nothing, (3, len(CUE_NAMES))."""
+    return default_readout(len(CUE_NAMES))
+
+
+def readout_logit(readout: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A linear read-out's part of the realness logit (B,): ((values - mean) / scale) @ weight."""
+    mean, scale, weight = readout.float()
+    return ((values.float() - mean) / scale) @ weight
 
 
 FEATURE_STAGES = slice(2, None)  # of the encoder's strides 2, 4, 8, 16, 32: pooled at 8, 16 and 32
@@ -136,13 +151,6 @@ class ImageNetFeatures(nn.Module):
         x = (rgb.float() / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
         stages = [f.float() for f in self.encoder(x)[FEATURE_STAGES]]
         return torch.cat([f.mean(dim=(2, 3)) for f in stages] + [f.std(dim=(2, 3), correction=0) for f in stages], dim=1)
-
-
-def default_feature_readout(dim: int) -> torch.Tensor:
-    """(3, dim): mean 0, scale 1, weight 0 for every feature (the features change nothing)."""
-    readout = torch.zeros(3, dim)
-    readout[1] = 1.0
-    return readout
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,11 +254,9 @@ def logits(model, images, size: int | None = None, batch_size: int = 8, device=N
             indices = [scored[k] for k in batch]
             rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device).permute(0, 3, 1, 2)  # (B, 3, h, w) uint8
             real_l, real_ab = uint8_to_model_lab(rgb)
-            cues = torch.from_numpy(np.stack([colour_cues(prepared[i]) for i in indices])) if read_cues else None
-            features = None
-            if read_features:
-                normalised = np.stack([normalise(prepared[i]) for i in indices])
-                features = model.feature_net(torch.from_numpy(normalised).to(device).permute(0, 3, 1, 2))
+            normalised = [normalise(prepared[i]) for i in indices] if read_cues or read_features else None  # once for both
+            cues = torch.from_numpy(np.stack([normalised_cues(x) for x in normalised])) if read_cues else None
+            features = model.feature_net(torch.from_numpy(np.stack(normalised)).to(device).permute(0, 3, 1, 2)) if read_features else None
             batch_logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues, features=features).float().cpu().tolist()
             for i, x in zip(indices, batch_logits):
                 results[i] = x

@@ -136,7 +136,7 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
     aligned with `photos` (fake i made from photo i). Fitted on the whole mix, the 944 features
     overfit it; this way the calibration weighs one number.
     Sets model.realness_calibration, model.realness_cues (and model.realness_feature_readout);
-    returns the counts, scale, bias, the cue weights and the features' weight norm and share."""
+    returns the counts, scale, bias, the cue weights, the features' weight norm and the weight of their score."""
     if features and model.realness_features is None:
         raise ValueError("features=True needs a model with realness_features (its ImageNet network)")
     if len(photos) < 8:
@@ -156,7 +156,7 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
         readout[0], readout[1] = values.mean(0), values.std(0).clamp_min(1e-6)
         inputs.append((values - readout[0]) / readout[1])
     if model.realness_features is not None:
-        feature_readout = realness.default_feature_readout(model.feature_net.dim).double()
+        feature_readout = realness.default_readout(model.feature_net.dim).double()
     if features:
         if n_fake != n_real:
             raise ValueError(f"features need the fakes aligned with the photos: {n_fake} fakes for {n_real} photos")
@@ -164,8 +164,9 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
         if any(len(family) != n_real for family in against):
             raise ValueError(f"feature_fakes must be lists aligned with the {n_real} photos")
         described = lambda batch: torch.from_numpy(realness.photo_features(model, batch)).double()
+        fake_features = described(fakes)
         mean, scale, weight, bias, real_scores, fake_scores = _feature_scores(
-            described(photos), described(fakes), [described(family) for family in against], feature_penalty)
+            described(photos), fake_features, [fake_features if family is fakes else described(family) for family in against], feature_penalty)
         inputs.append(torch.cat([real_scores, fake_scores])[:, None])
     x = torch.cat(inputs, dim=1)  # (N, 1 + cues + 1 feature score)
     penalty = torch.zeros(x.shape[1], dtype=torch.float64)
