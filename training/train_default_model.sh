@@ -27,23 +27,29 @@ train=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf
   --seed 0 --validation_steps 1000 --checkpointing_steps 250
 
 # 2. second run, from the first one's model: 4,000 more pre-training steps with old-film inputs on
-#    half the crops and the stride-8 stage fine-tuned too (launch 1), then the GAN phase validated
-#    every 100 steps, the best validated generator kept (launch 2)
+#    half the crops and the stride-8 stage fine-tuned too
 film=("${train[@]}" --output_dir "$out/film" --pretrained_model "$out/run/model" --film_probability 0.5
   --pretrain_steps 4000 --learning_rate 1e-4 --lr_warmup_steps 100 --freeze_encoder_stride 4 --seed 1)
 "${film[@]}" --gan_steps 0 --validation_steps 500 --checkpointing_steps 250
-"${film[@]}" --gan_steps 600 --validation_steps 100 --checkpointing_steps 100
 
-# 3. the decoding defaults, chosen on 200 validation photos spread over val/ against the colour
+# 3. third run, from the second one's model: 4,000 more pre-training steps with the whole encoder
+#    fine-tuned and every encoder BatchNorm frozen (launch 1), then the GAN phase validated every
+#    100 steps, the best validated generator kept (launch 2)
+full=("${train[@]}" --output_dir "$out/full" --pretrained_model "$out/film/model" --film_probability 0.5
+  --pretrain_steps 4000 --learning_rate 1e-4 --lr_warmup_steps 100 --freeze_encoder_stride 0 --freeze_encoder_batchnorm --seed 2)
+"${full[@]}" --gan_steps 0 --validation_steps 250 --checkpointing_steps 250
+"${full[@]}" --gan_steps 600 --validation_steps 100 --checkpointing_steps 100
+
+# 4. the decoding defaults, chosen on 200 validation photos spread over val/ against the colour
 #    targets (+0.3 dB over gray, colourfulness 80% of the truth's, hue hits 0.5), at working size 128
-python training/choose_decoding.py --model "$out/film/model" --validation_data_dir "$data/val" --max_validation_samples 200 \
-  --select_psnr_gain 0.3 --select_cf_ratio 0.8 --select_hue_macro 0.5 --out "$out/film/model" \
-  --vividness 0.6 0.65 0.7 0.75 0.8 --temperature 0.5 0.6 0.7 --image_size 128 --json "$out/decoding.json"
+python training/choose_decoding.py --model "$out/full/model" --validation_data_dir "$data/val" --max_validation_samples 200 \
+  --select_psnr_gain 0.3 --select_cf_ratio 0.8 --select_hue_macro 0.5 --out "$out/full/model" \
+  --vividness 0.6 0.7 0.8 0.9 1.0 --temperature 0.5 0.6 0.7 --image_size 128 --json "$out/decoding.json"
 
-# 4. the colorizer family's other generators: the models bundled before, from git history
+# 5. the colorizer family's other generators: the models bundled before, from git history
 #    (the last one is the model this one replaces)
 gens="$out/family-generators"
-commits=(7def17c 4c32290 8e1cb3b b362435 b3de2da dfb356d 99d1394)
+commits=(7def17c 4c32290 8e1cb3b b362435 b3de2da dfb356d 99d1394 05759ec)
 family=("${commits[@]/#/$gens/}")
 previous=${family[-1]}
 for commit in "${commits[@]}"; do
@@ -53,12 +59,12 @@ for commit in "${commits[@]}"; do
   fi
 done
 
-# 5. the detector: the previous bundled model's (discriminator, cue read-out, calibration, size 160)
+# 6. the detector: the previous bundled model's (discriminator, cue read-out, calibration, size 160)
 #    carried over, trained 1,000 steps against the family made with this generator (a third of that
 #    family's fakes at the model's own settings), then its cue read-out, a read-out of ImageNet
 #    EfficientNet-Lite0 features of the photo (the network saved with the model) and the Platt scaling
 #    fitted together
-python - "$out/film/model" "$previous" "$out/start" <<'PY'
+python - "$out/full/model" "$previous" "$out/start" <<'PY'
 import sys
 from colorgan_hub import ColorGAN
 from training.calibration import with_config
@@ -74,11 +80,11 @@ python training/detector.py --model "$out/start" --train_data_dir "$data/train" 
   --train_photos 2500 --init model --learning_rate 1e-4 --steps 1000 --own_default_share 0.33 --cues --features efficientnet-lite0 \
   --calibration_smoothing 0.01 \
   --realness_size 160 --out "$out/detector"
-cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$out/film/model/"
+cp "$out/detector/model/model.safetensors" "$out/detector/model/config.json" "$out/full/model/"
 
-# 6. the card: measured beside its pre-training-only self (the second run's, before its GAN phase), the
-#    previous bundled model, gray and the constant colour; the curves of both runs
-python training/report.py --run "$out/film" --curves_from "$out/run@6000" "$out/film" --val_dir "$data/val" --fullres_dir "$data/val_fullres" \
+# 7. the card: measured beside its pre-training-only self (the third run's, before its GAN phase), the
+#    previous bundled model, gray and the constant colour; the curves of the three runs
+python training/report.py --run "$out/full" --curves_from "$out/run@6000" "$out/film@4000" "$out/full" --val_dir "$data/val" --fullres_dir "$data/val_fullres" \
   --historic_dir "$data/historic" --previous_model "$previous" --detector_generators "${family[@]}" \
   --title "EfficientNet-${variant^} U-Net" --command "bash training/train_default_model.sh $data $out" \
   --procedure "$(cat training/default_model_procedure.md)"
