@@ -239,8 +239,9 @@ class EfficientNetUNetGenerator(nn.Module):
         convolutions learn against the statistics the encoder has, not a small batch's)."""
         encoder = self.encoder
         self.frozen = [encoder._conv_stem, encoder._bn0, *encoder._blocks[: encoder.blocks_up_to_stride(stride)]] if stride else []
-        if batchnorm:
-            self.frozen += [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if batchnorm:  # the BatchNorm layers outside the frozen stages (those inside are frozen with them)
+            inside = {id(m) for stage in self.frozen for m in stage.modules()}
+            self.frozen += [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in inside]
         for module in self.frozen:
             module.requires_grad_(False)
         self.train(self.training)

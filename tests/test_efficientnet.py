@@ -123,6 +123,20 @@ def test_frozen_encoder_batchnorm_keeps_its_statistics_while_the_whole_encoder_l
     assert not any(m.training for m in norms)
 
 
+def test_frozen_stages_and_frozen_batchnorm_together():
+    """freeze_encoder(8, batchnorm=True): the stages up to stride 8 are frozen whole, the later
+    stages learn with their BatchNorm frozen; each module is frozen once."""
+    body = EfficientNetUNetGenerator("efficientnet-lite0", out_ch=4, width=8, half_res_logits=True)
+    body.freeze_encoder(8, batchnorm=True)
+    body.train()
+    assert not body.encoder._blocks[4]._bn2.training and not body.encoder._blocks[5]._bn2.training
+    frozen_modules = [id(m) for stage in body.frozen for m in stage.modules()]
+    assert len(frozen_modules) == len(set(frozen_modules))
+    body(torch.rand(2, 1, 64, 64)).sum().backward()
+    assert body.encoder._blocks[4]._project_conv.weight.grad is None
+    assert body.encoder._blocks[5]._project_conv.weight.grad is not None and body.encoder._blocks[5]._bn2.weight.grad is None
+
+
 def test_saved_model_loads_without_the_weights_package(tmp_path, monkeypatch):
     """A trained model is one safetensors file: loading builds the architecture only."""
     torch.manual_seed(0)
