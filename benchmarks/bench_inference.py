@@ -70,18 +70,20 @@ def peak_rss_mb() -> float:
 
 
 def pipeline_rows(model) -> list[dict]:
+    """Each size at one scale, then with `multiscale=True` (classification head)."""
     clock = NetworkClock(model.generator)
     rows = []
-    for width, height in SIZES:
-        img = photo(width, height)
-        repeats = 10 if width * height < 1e6 else 5
-        clock.total = 0.0
-        latency = timed(lambda: model.colorize(img), repeats)
-        network = clock.total / (repeats + 1)
-        rows.append({
-            "size": f"{width}x{height}", "latency_s": latency, "images_per_s": 1 / latency,
-            "outside_network_share": max(0.0, 1 - network / latency), "peak_rss_mb": peak_rss_mb(),
-        })
+    for multiscale in (False, True) if model.head == "classification" else (False,):
+        for width, height in SIZES:
+            img = photo(width, height)
+            repeats = 10 if width * height < 1e6 else 5
+            clock.total = 0.0
+            latency = timed(lambda: model.colorize(img, multiscale=multiscale), repeats)
+            network = clock.total / (repeats + 1)
+            rows.append({
+                "size": f"{width}x{height}" + (" multiscale" if multiscale else ""), "latency_s": latency, "images_per_s": 1 / latency,
+                "outside_network_share": max(0.0, 1 - network / latency), "peak_rss_mb": peak_rss_mb(),
+            })
     return rows
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import fakes, metrics
+from . import fakes, metrics, pipeline
 from .fullres import recombine
 from .image_io import ImageError, center_crop, jpeg_roundtrip, load_image
 
@@ -197,7 +197,7 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None, vividness=None,
-             generators=()) -> dict:
+             generators=(), multiscale=False) -> dict:
     """The whole evaluation on the photos at `paths`; a JSON-ready dict. With `progress`, one bar
     per stage on stderr: colorize, colour metrics (every row), detector (every variant), the
     detector against the colorizer family (`generators`: other generators for its checkpoints
@@ -209,7 +209,7 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
     with _bar(len(truths), "colorize", progress) as bar:
         for start in range(0, len(truths), batch_size):
             chunk = [img for _, img in truths[start : start + batch_size]]
-            outputs += model.colorize(chunk, size=size, batch_size=batch_size, temperature=temperature, vividness=vividness)
+            outputs += model.colorize(chunk, size=size, batch_size=batch_size, temperature=temperature, vividness=vividness, multiscale=multiscale)
             bar.update(len(chunk))
     truth_arrays = [np.asarray(img) for _, img in truths]
     candidates = {
@@ -224,6 +224,7 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
     if model.head == "classification":
         result["temperature"] = model.temperature if temperature is None else temperature
         result["vividness"] = model.vividness if vividness is None else vividness
+        result["multiscale"] = multiscale
     if detector:  # the detector looks at its own working size (model.realness_size), whatever --size colorized at
         result["detector_size"] = model.realness_size
         clean = {}
@@ -241,6 +242,8 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
 def format_markdown(result: dict) -> str:
     """The evaluation as markdown tables."""
     temperature = f", vividness {result['vividness']}, temperature {result['temperature']}" if "temperature" in result else ""
+    if result.get("multiscale"):
+        temperature += f", multi-scale (also at {round(result['size'] * pipeline.MULTISCALE_FACTOR)})"
     families = list(metrics.HUE_FAMILIES)
     lines = [
         f"Protocol {result['protocol']}, {result['images']} images, working size {result['size']}{temperature}.",

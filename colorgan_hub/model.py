@@ -142,23 +142,51 @@ class ColorGAN(
             self.feature_net = realness.ImageNetFeatures(realness_features)
             self.register_buffer("realness_feature_readout", realness.default_readout(self.feature_net.dim))
 
-    def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None) -> torch.Tensor:
+    def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None,
+                   coarse_scale: float | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
-        (classification head only) default to the config's."""
+        (classification head only) default to the config's; `coarse_scale`: see `class_logits`."""
         if self.head == "regression":
+            if coarse_scale:
+                raise ValueError("multiscale needs a model with the classification head (this one regresses ab)")
             return self.generator(real_l)
-        return self.decode(self.generator(real_l), temperature, vividness)
+        return self.decode(self.class_logits(real_l, coarse_scale), temperature, vividness)
+
+    def class_logits(self, real_l: torch.Tensor, coarse_scale: float | None = None) -> torch.Tensor:
+        """The classification head's logits (B, K, H/2, W/2) of normalised L (B, 1, H, W).
+
+        `coarse_scale` (0 to 1, e.g. 2/3): the network also sees the photo shrunk by that factor,
+        and the two colour distributions are averaged, as log-probabilities, on the full grid
+        (multi-scale inference: the photo at two sizes agrees on more colours than at one)."""
+        logits = self.generator(real_l)
+        if not coarse_scale:
+            return logits
+        if not 0 < coarse_scale < 1:
+            raise ValueError(f"coarse_scale must be between 0 and 1, got {coarse_scale}")
+        height, width = real_l.shape[-2:]
+        h, w = max(1, round(height * coarse_scale)), max(1, round(width * coarse_scale))
+        small = nn.functional.interpolate(real_l.float(), size=(h, w), mode="area").to(real_l.dtype)
+        multiple = self.generator.multiple
+        small = nn.functional.pad(small, (0, -w % multiple, 0, -h % multiple), mode="replicate")  # the network's multiple; cropped below
+        coarse = self.generator(small.contiguous(memory_format=torch.channels_last) if real_l.is_contiguous(memory_format=torch.channels_last)
+                                and not real_l.is_contiguous() else small)
+        coarse = coarse[..., : (h + 1) // 2, : (w + 1) // 2].float()  # the photo's part, at half resolution as the logits
+        coarse = nn.functional.interpolate(coarse, size=logits.shape[-2:], mode="bilinear", align_corners=False)
+        mixed = (torch.log_softmax(logits.float(), dim=1) + torch.log_softmax(coarse, dim=1)) / 2
+        if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
+            mixed = mixed.contiguous(memory_format=torch.channels_last)  # decode's fast path
+        return mixed
 
     def sample_ab(self, real_l: torch.Tensor, variations: int, seed: int | Sequence[int] = 0, temperature: float | None = None,
-                  vividness: float | None = None) -> torch.Tensor:
+                  vividness: float | None = None, coarse_scale: float | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> `variations` plausible colorizations (N, B, 2, H, W), each
         decoded from the logits plus smooth Gumbel noise (`networks.smooth_gumbel_noise`, scaled by
         `variation_strength`), so each region of a photo takes one colour. `seed`: one for the
         batch or one per photo; variation n of a photo depends on (its seed, n) and its shape
-        alone, not on the rest of the batch. Classification head."""
+        alone, not on the rest of the batch. `coarse_scale`: see `class_logits`. Classification head."""
         if self.head != "classification":
             raise ValueError("variations need a model with the classification head (this one regresses ab)")
-        logits = self.generator(real_l)  # (B, K, h, w), once for all variations
+        logits = self.class_logits(real_l, coarse_scale)  # (B, K, h, w), once for all variations
         default = self.decode(logits, temperature, vividness)  # (B, 2, H, W)
         mean_chroma = lambda ab: ab.norm(dim=1).mean(dim=(1, 2)).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
         default_chroma = mean_chroma(default)
@@ -215,11 +243,11 @@ class ColorGAN(
 
     def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False,
-                 upscale: int = 1, variations: int | None = None, seed: int = 0):
+                 upscale: int = 1, variations: int | None = None, seed: int = 0, multiscale: bool = False):
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
         return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels,
                                  temperature=temperature, vividness=vividness, return_exceptions=return_exceptions,
-                                 upscale=upscale, variations=variations, seed=seed)
+                                 upscale=upscale, variations=variations, seed=seed, multiscale=multiscale)
 
     def colorize_video(self, source, destination, **options):
         """Colorize a video file into `destination` (same size, rate, audio): see

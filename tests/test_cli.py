@@ -265,3 +265,19 @@ def test_evaluate_colour_only_with_a_bad_file(tmp_path, tiny_model_dir, capsys):
     assert run("evaluate", "--data", folder, "--model", tiny_model_dir, "--no-detector", "--limit", "2", "--json", tmp_path / "two.json") == 0
     assert json.loads((tmp_path / "two.json").read_text())["images"] == 2  # spread over the sorted names: p0 and p2
     assert run("evaluate", "--data", folder, "--model", tiny_model_dir, "--limit", "0") == 2
+
+
+def test_cli_multiscale(tmp_path, tiny_model_dir, capsys):
+    """--multiscale colorizes photos; a regression model refuses it with exit 2 and one line."""
+    from colorgan_hub import ColorGAN
+
+    from .conftest import TINY
+
+    make_photo(40, 30, seed=2).convert("L").save(tmp_path / "old.png")
+    out = tmp_path / "out"
+    assert cli.main(["colorize", str(tmp_path / "old.png"), "-o", str(out), "--model", tiny_model_dir, "--multiscale"]) == 0
+    assert Image.open(out / "old.png").size == (40, 30)
+    regression = tmp_path / "regression"
+    ColorGAN(**TINY, head="regression").save_pretrained(regression)
+    assert cli.main(["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "out2"), "--model", str(regression), "--multiscale"]) == 2
+    assert "--multiscale needs a model with the classification head" in capsys.readouterr().err

@@ -46,6 +46,19 @@ def test_default_model_beats_gray_and_the_constant_colour(default_model):
     assert model["hue_blue/cyan"] > 0.5
 
 
+def test_default_multiscale_is_more_faithful(default_model):
+    """multiscale=True on real photos it never saw: closer to the truth than one scale (measured:
+    PSNR 23.75 against 23.32 dB on these four) and still well above the constant colour's hues
+    (measured: hue hits macro 0.675 against 0.743 at one scale; on `val` 0.473 against 0.463)."""
+    truths = [Image.fromarray(getattr(skdata, name)()).convert("RGB").resize((256, 256)) for name in PHOTOS]
+    arrays = [np.asarray(t) for t in truths]
+    multi = colour_metrics([np.asarray(o) for o in default_model.colorize([t.convert("L") for t in truths], multiscale=True)], arrays)
+    single = colour_metrics([np.asarray(o) for o in default_model.colorize([t.convert("L") for t in truths])], arrays)
+    constant = colour_metrics([constant_baseline(t) for t in truths], arrays)
+    assert multi["psnr"] > single["psnr"] + 0.2
+    assert multi["hue_macro"] > constant["hue_macro"] + 0.2
+
+
 def test_default_variations_differ_smoothly_and_keep_their_hues(default_model):
     """Variations of real photos: different colorizations (a few ab units apart on average), as
     smooth as the default one (no salt and pepper, no blotches), and about as right."""

@@ -231,3 +231,33 @@ def test_large_photo_overlapped_path_matches_the_serial_one(tiny_model, monkeypa
     serial = np.asarray(tiny_model.colorize(img))
     assert np.array_equal(overlapped, serial)
     assert np.abs(rgb_to_l_numpy(overlapped) - _input_l(img)).max() < 0.5
+
+
+def test_multiscale_averages_the_two_sizes_colour_distributions(tiny_model):
+    """class_logits(coarse_scale): the mean of the log-probabilities of the photo at its size and
+    shrunk by the scale (brought back onto the full grid); shapes as the single-scale logits."""
+    torch.manual_seed(0)
+    real_l = torch.rand(2, 1, 96, 48) * 2 - 1
+    with torch.no_grad():
+        single = tiny_model.class_logits(real_l)
+        mixed = tiny_model.class_logits(real_l, 2 / 3)
+        coarse = tiny_model.generator(torch.nn.functional.interpolate(real_l, size=(64, 32), mode="area"))  # (B, K, 32, 16)
+        coarse = torch.nn.functional.interpolate(coarse, size=single.shape[-2:], mode="bilinear", align_corners=False)
+    assert mixed.shape == single.shape
+    expected = (torch.log_softmax(single, 1) + torch.log_softmax(coarse, 1)) / 2
+    torch.testing.assert_close(mixed, expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="coarse_scale"):
+        tiny_model.class_logits(real_l, 1.5)
+
+
+def test_multiscale_colorize_keeps_size_and_lightness(tiny_model):
+    """multiscale=True: each photo, of any shape (the shrunk copy padded to the network's multiple),
+    comes back at its size with its own L; a regression model says it cannot."""
+    photos = [make_photo(150, 70, seed=3), make_photo(61, 97, seed=4)]
+    for photo, m in zip(photos, tiny_model.colorize(photos, multiscale=True, batch_size=2)):
+        assert m.size == photo.size
+        assert np.abs(rgb_to_l_numpy(np.asarray(m)) - rgb_to_l_numpy(np.asarray(photo))).max() < 0.6
+    assert len(tiny_model.colorize(photos[0], multiscale=True, variations=2)) == 2
+    regression = ColorGAN(**TINY, head="regression").eval()
+    with pytest.raises(ValueError, match="multiscale needs a model with the classification head"):
+        regression.colorize(photos[0], multiscale=True)

@@ -112,6 +112,9 @@ def test_colorize_endpoint_upscales_and_offers_variations(client, photo_files):
     assert np.abs(images[0] - images[1]).mean() > 0.5  # different colorizations
     assert np.array_equal(np.asarray(Image.open(after), np.int16), images[0])
     assert "240x160 (upscaled x2) 3 variations" in note
+    (before, after), _, _, note, _ = client.predict(
+        handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, 0.5, "off", 1, 0, True, api_name="/colorize")
+    assert Image.open(after).size == (120, 80) and "at working size 128 and 192 (multi-scale)" in note
 
 
 def test_oversized_upload_names_the_limit(client, tmp_path, monkeypatch):
