@@ -168,9 +168,7 @@ class ColorGAN(
         small = nn.functional.interpolate(real_l.float(), size=(h, w), mode="area").to(real_l.dtype)
         multiple = self.generator.multiple
         small = nn.functional.pad(small, (0, -w % multiple, 0, -h % multiple), mode="replicate")  # the network's multiple; cropped below
-        coarse = self.generator(small.contiguous(memory_format=torch.channels_last) if real_l.is_contiguous(memory_format=torch.channels_last)
-                                and not real_l.is_contiguous() else small)
-        coarse = coarse[..., : (h + 1) // 2, : (w + 1) // 2].float()  # the photo's part, at half resolution as the logits
+        coarse = self.generator(small)[..., : (h + 1) // 2, : (w + 1) // 2].float()  # the photo's part, at half resolution as the logits
         coarse = nn.functional.interpolate(coarse, size=logits.shape[-2:], mode="bilinear", align_corners=False)
         mixed = (torch.log_softmax(logits.float(), dim=1) + torch.log_softmax(coarse, dim=1)) / 2
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
