@@ -220,7 +220,7 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     different plausible colorizations instead of one image, the same ones for the same `seed`.
     `multiscale`: the network sees each photo at 1.5x the working size and at the working size,
     and their colour distributions are averaged (classification head; about 3x the network time;
-    on `val` +0.17 dB and +0.010 hue hits, docs/bundled-models.md).
+    on `val` +0.16 dB and +0.010 hue hits, docs/bundled-models.md).
 
     A list is read `batch_size` photos at a time, so memory holds one batch of full-size photos
     however long the list. An image that cannot be read raises ImageError naming it; with
