@@ -22,6 +22,8 @@ Compiled on first use (a few seconds) and cached on disk by numba (`cache=True`)
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit, prange
 
@@ -93,12 +95,14 @@ def _max_chroma_table() -> np.ndarray:
 
 
 _MAX_CHROMA = None  # built on first use (about 0.5 s)
+_MAX_CHROMA_LOCK = threading.Lock()
 
 
 def _tables():
     global _MAX_CHROMA
-    if _MAX_CHROMA is None:
-        _MAX_CHROMA = _max_chroma_table()
+    with _MAX_CHROMA_LOCK:
+        if _MAX_CHROMA is None:
+            _MAX_CHROMA = _max_chroma_table()
     return _Y_FROM_RGB8, _Y_FROM_GRAY8, _F_OF_Y, _M, _CODE_AT_BIN, _STEP_IN_BIN, _MAX_CHROMA
 
 

@@ -32,9 +32,9 @@ def bundled_random(tmp_path, monkeypatch):
     for scale in upscale.SCALES:
         random_upscaler(scale, seed=scale).save_pretrained(tmp_path / f"x{scale}")
     monkeypatch.setattr(upscale, "BUNDLED", tmp_path)
-    load_upscaler.cache_clear()
+    upscale._bundled.cache_clear()
     yield tmp_path
-    load_upscaler.cache_clear()
+    upscale._bundled.cache_clear()
 
 
 def test_fresh_upscaler_is_bicubic():
@@ -79,7 +79,7 @@ def test_bundled_upscalers_beat_bicubic_on_a_real_photo(scale):
     skimage_data = pytest.importorskip("skimage.data")
     from training.train_upscaler import evaluate
 
-    load_upscaler.cache_clear()
+    upscale._bundled.cache_clear()
     scores = evaluate(load_upscaler(scale), [np.repeat(skimage_data.camera()[..., None], 3, axis=2)], scale)
     assert scores["network"] > scores["bicubic"] + 0.2, scores
 
