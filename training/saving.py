@@ -1,8 +1,13 @@
-"""Saving a trained ColorGAN: `save_pretrained` with its model card filled in, optionally with
-float16 weights (loading casts them back to float32)."""
+"""Saving in training: a trained ColorGAN (`save_pretrained` with its model card filled in,
+optionally float16 weights that loading casts back to float32), the trainers' checkpoints
+(written atomically, the last few kept, found again for `--resume_from_checkpoint latest`), and
+the one learning-rate schedule they share (linear warm-up, then cosine decay)."""
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -30,3 +35,38 @@ def halve_weights(folder: Path) -> None:
     weights = Path(folder, "model.safetensors")
     state = {k: (v.half() if v.dtype == torch.float32 and k not in FLOAT32_KEYS else v) for k, v in load_file(str(weights)).items()}
     save_file(state, str(weights), metadata={"format": "pt"})
+
+
+def checkpoints(output_dir) -> list[Path]:
+    """Complete checkpoints (checkpoint-STEP folders), oldest first (an interrupted save is still named *.tmp)."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save_checkpoint(accelerator, output_dir, step: int, keep: int) -> Path:
+    """`accelerator.save_state` into OUTPUT_DIR/checkpoint-STEP.tmp, then renamed: a process killed
+    mid-write leaves only a .tmp, and the last complete checkpoint whole. The `keep` newest stay."""
+    final = Path(output_dir, f"checkpoint-{step}")
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        for old in checkpoints(output_dir)[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def warmup_cosine(step: int, peak: float, warmup: int, total: int, floor: float = 0.0) -> float:
+    """The learning rate at step `step` (0-based): linear warm-up over `warmup` steps to `peak`,
+    then cosine decay to `floor` x `peak` at step `total` - 1. A function of the step alone, so a
+    resumed run continues the same curve with no scheduler state in its checkpoint."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup - 1))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))

@@ -50,7 +50,7 @@ from training.data import (DataConfig, build_stream, channels_last, collate, cou
                            training_stream, usable_photos)
 from training.losses import GAN_LOSSES, ColourClassLoss, PerceptualLoss, colorfulness_loss, degrade, detector_loss, discriminator_loss, generator_adversarial_loss
 from training import selection
-from training.saving import save_model
+from training.saving import checkpoints, save_checkpoint, save_model, warmup_cosine
 
 logger = get_logger(__name__)
 MIN_CALIBRATION_PHOTOS = 8
@@ -370,16 +370,10 @@ PHASE_STEPS = {"pretrain": pretrain_step, "gan": gan_step, "detector": detector_
 
 def pretrain_lr(step: int, args) -> float:
     """The generator's learning rate at pre-training step `step` (0-based): linear warm-up, then
-    constant or cosine decay to --min_lr_ratio. A function of the step alone, so a resumed run
-    continues the same curve without a scheduler state in its checkpoint."""
-    if step < args.lr_warmup_steps:
-        return args.learning_rate * (step + 1) / args.lr_warmup_steps
+    constant or cosine decay to --min_lr_ratio (`saving.warmup_cosine`)."""
     if args.lr_schedule == "constant":
-        return args.learning_rate
-    span = max(1, args.pretrain_steps - args.lr_warmup_steps - 1)
-    progress = min(1.0, (step - args.lr_warmup_steps) / span)
-    ratio = args.min_lr_ratio + (1 - args.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return args.learning_rate * ratio
+        return args.learning_rate * min(1.0, (step + 1) / args.lr_warmup_steps) if args.lr_warmup_steps else args.learning_rate
+    return warmup_cosine(step, args.learning_rate, args.lr_warmup_steps, args.pretrain_steps, args.min_lr_ratio)
 
 
 def phase_of(step: int, args) -> str:
@@ -579,7 +573,7 @@ def after_step(run: Run, phase: str, logs: dict, drops: dict, progress) -> None:
                 save_best(run, result, step)
         run.state.best_score = broadcast_float(accelerator, run.state.best_score)
     if step % args.checkpointing_steps == 0 or step == total_steps:
-        save_checkpoint(accelerator, args, step)
+        save_checkpoint(accelerator, args.output_dir, step, args.checkpoints_total_limit)
 
 
 def finish(run: Run, data_config: DataConfig, calibrate_on_validation: bool, drops: dict) -> dict:
@@ -721,28 +715,6 @@ def model_card(args, head: str, stage: str = "", validation: dict | None = None)
         ),
         "evaluation": f"Final validation ({args.validation_data_dir}): {evaluation}" if evaluation else None,
     }
-
-
-def checkpoints(output_dir) -> list[Path]:
-    """Complete checkpoints, oldest first (an interrupted save is still named *.tmp)."""
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def save_checkpoint(accelerator, args, step):
-    """save_state into checkpoint-N.tmp, then rename: a crash mid-write leaves only a .tmp."""
-    final = Path(args.output_dir, f"checkpoint-{step}")
-    tmp = final.with_name(final.name + ".tmp")
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        os.replace(tmp, final)
-        for old in checkpoints(args.output_dir)[: -args.checkpoints_total_limit]:
-            shutil.rmtree(old)
-    accelerator.wait_for_everyone()
 
 
 if __name__ == "__main__":

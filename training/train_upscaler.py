@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from colorgan_hub.color import gray_to_l_numpy
 from colorgan_hub.upscale import SCALES, Upscaler, upscale_l
 from training.data import DataConfig, Damage, UpscaleStream, add_source_arguments, build_stream, check_source_arguments, downscale, gray_photo, list_images
-from training.train import checkpoints, save_checkpoint
+from training.saving import checkpoints, save_checkpoint, warmup_cosine
 
 logger = get_logger(__name__)
 
@@ -111,11 +111,8 @@ def evaluate(upscaler: Upscaler | None, photos: list, scale: int, jpeg_quality: 
 
 
 def learning_rate(step: int, args) -> float:
-    """Linear warm-up, then cosine decay to 1% of the peak; a function of the step alone."""
-    if step < args.lr_warmup_steps:
-        return args.learning_rate * (step + 1) / args.lr_warmup_steps
-    progress = (step - args.lr_warmup_steps) / max(1, args.max_train_steps - args.lr_warmup_steps)
-    return args.learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    """Linear warm-up, then cosine decay to 1% of the peak (`saving.warmup_cosine`)."""
+    return warmup_cosine(step, args.learning_rate, args.lr_warmup_steps, args.max_train_steps, floor=0.01)
 
 
 class UpscaleState:
@@ -187,7 +184,7 @@ def main(args):
         if validation and (state.step % args.validation_steps == 0 or state.step == args.max_train_steps):
             validate(accelerator, upscaler, validation, args, state)
         if state.step % args.checkpointing_steps == 0 or state.step == args.max_train_steps:
-            save_checkpoint(accelerator, args, state.step)
+            save_checkpoint(accelerator, args.output_dir, state.step, args.checkpoints_total_limit)
     progress.close()
 
     # the end: the best validated weights (the last ones without validation) are the model
