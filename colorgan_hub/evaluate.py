@@ -197,12 +197,14 @@ def _bar(total: int, desc: str, enabled: bool):
 
 
 def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None, vividness=None,
-             generators=(), multiscale=False) -> dict:
+             generators=(), multiscale=None) -> dict:
     """The whole evaluation on the photos at `paths`; a JSON-ready dict. With `progress`, one bar
     per stage on stderr: colorize, colour metrics (every row), detector (every variant), the
     detector against the colorizer family (`generators`: other generators for its checkpoints
-    family, left out without them)."""
+    family, left out without them). `multiscale`: as `colorize` (None: its default)."""
     truths = load_truths(paths, protocol, report=report)
+    if multiscale is None:
+        multiscale = model.head == "classification"
     if not truths:
         raise ValueError("no usable images to evaluate")
     outputs = []

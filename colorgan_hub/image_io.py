@@ -64,7 +64,8 @@ def check_size(img: Image.Image, source: str, max_pixels: int = DEFAULT_MAX_PIXE
 
 
 def load_image(image, max_pixels: int = DEFAULT_MAX_PIXELS, source: str | None = None) -> Image.Image:
-    """Open a path, PIL image or numpy array as a fully decoded, upright PIL image.
+    """Open a path, PIL image, numpy array or an encoded file's bytes as a fully decoded, upright
+    PIL image.
 
     Raises ImageError for anything that cannot be colorized, naming `source` (default: the path).
     """
@@ -72,9 +73,16 @@ def load_image(image, max_pixels: int = DEFAULT_MAX_PIXELS, source: str | None =
     if isinstance(image, np.ndarray):
         image = _from_array(image, source)
     elif isinstance(image, (str, os.PathLike)):
-        image = _open_file(Path(image), source, max_pixels)
+        problem = file_problem(Path(image))
+        if problem:
+            raise ImageError(source, problem)
+        image = _decode(Path(image), source, max_pixels)
+    elif isinstance(image, (bytes, bytearray)):
+        if not image:
+            raise ImageError(source, "empty file")
+        image = _decode(io.BytesIO(image), source, max_pixels)
     elif not isinstance(image, Image.Image):
-        raise ImageError(source, f"expected a path, PIL image or numpy array, got {type(image).__name__}")
+        raise ImageError(source, f"expected a path, PIL image, numpy array or bytes, got {type(image).__name__}")
     check_size(image, source, max_pixels)
     return upright(image)
 
@@ -114,14 +122,12 @@ def file_problem(path: Path, what: str = "an image") -> str | None:
     return None
 
 
-def _open_file(path: Path, source: str, max_pixels: int) -> Image.Image:
-    problem = file_problem(path)
-    if problem:
-        raise ImageError(source, problem)
+def _decode(file, source: str, max_pixels: int) -> Image.Image:
+    """A path or binary file object -> the decoded PIL image; ImageError naming `source` otherwise."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(file)
             check_size(img, source, max_pixels)  # before decoding anything
             img.load()
     except ImageError:

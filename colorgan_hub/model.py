@@ -21,7 +21,9 @@ from torch import nn
 
 from . import pipeline, realness
 from .color import AB_SCALE, ab_bin_centres
+from .guidance import NO_GUIDANCE, Guidance, Guide, HintError
 from .image_io import DEFAULT_MAX_PIXELS
+from .options import check_options
 from .networks import ColorClassifier, EfficientNetUNetGenerator, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, gaussian_blur, init_weights, smooth_gumbel_noise
 
 HEADS = ("classification", "regression")
@@ -79,6 +81,8 @@ class ColorGAN(
         variation_strength: classification head: how far `colorize(variations=N)` strays from the
             default colorization (the scale of the smooth Gumbel noise on the logits; 1 draws from
             the distribution as decoded, lower stays nearer its most likely colours).
+        guidance: None, or "attention" / "maps": the model takes point hints and a reference photo
+            (`guidance.Guide`, on an EfficientNet encoder with the classification head).
     """
 
     def __init__(
@@ -101,14 +105,14 @@ class ColorGAN(
         realness_size: int | None = None,
         variation_strength: float = 0.5,
         realness_features: str | None = None,
+        guidance: str | None = None,
     ):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 0 <= class_rebalancing <= 1 or not 0 <= vividness <= 1:
-            raise ValueError(f"class_rebalancing and vividness must be in [0, 1], got {class_rebalancing}, {vividness}")
+        check_options(temperature=temperature, vividness=vividness, size=image_size)
+        if not 0 <= class_rebalancing <= 1:
+            raise ValueError(f"class_rebalancing must be in [0, 1], got {class_rebalancing}")
         if variation_strength < 0:
             raise ValueError(f"variation_strength must be >= 0, got {variation_strength}")
         if realness_size is not None and realness_size < 16:
@@ -127,9 +131,14 @@ class ColorGAN(
         else:
             body = ResNetUNetGenerator(encoder, 1, out_ch, upsample=upsample, half_res_logits=classify)
         self.generator = ColorClassifier(body, bins) if classify else body
+        self.guidance = guidance
+        if guidance is not None and not (classify and encoder.startswith("efficientnet")):
+            raise ValueError("guidance needs the classification head on an EfficientNet encoder")
         self.discriminator = PatchDiscriminator(3, width=d_width, n_layers=d_layers, norm=d_norm, spectral_norm=spectral_norm)
         init_weights(self.generator)
         init_weights(self.discriminator)
+        if guidance is not None:
+            self.guide = Guide(guidance, body.stage_channels, bins)  # its own initialisation (zero where it enters)
         # Platt scaling of the mean patch logit: p = sigmoid(scale * logit + bias); fitted in training.
         self.register_buffer("realness_calibration", torch.tensor([1.0, 0.0]))
         # A linear read-out of the colour-structure cues (`realness.colour_cues`) added to that logit:
@@ -143,22 +152,27 @@ class ColorGAN(
             self.register_buffer("realness_feature_readout", realness.default_readout(self.feature_net.dim))
 
     def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None,
-                   coarse_scale: float | None = None) -> torch.Tensor:
+                   coarse_scale: float | None = None, guidance: Guidance | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
-        (classification head only) default to the config's; `coarse_scale`: see `class_logits`."""
+        (classification head only) default to the config's; `coarse_scale`: see `class_logits`;
+        `guidance`: hints and reference palettes (`guidance.Guidance`, a model with `guidance`)."""
         if self.head == "regression":
             if coarse_scale:
                 raise ValueError("multiscale needs a model with the classification head (this one regresses ab)")
+            if guidance is not None and not guidance.empty:
+                raise HintError(NO_GUIDANCE)
             return self.generator(real_l)
-        return self.decode(self.class_logits(real_l, coarse_scale), temperature, vividness)
+        return self.decode(self.class_logits(real_l, coarse_scale, guidance), temperature, vividness)
 
-    def class_logits(self, real_l: torch.Tensor, coarse_scale: float | None = None) -> torch.Tensor:
+    def class_logits(self, real_l: torch.Tensor, coarse_scale: float | None = None, guidance: Guidance | None = None) -> torch.Tensor:
         """The classification head's logits (B, K, H/2, W/2) of normalised L (B, 1, H, W).
 
         `coarse_scale` (0 to 1, e.g. 2/3): the network also sees the photo shrunk by that factor,
         and the two colour distributions are averaged, as log-probabilities, on the full grid
-        (multi-scale inference: the photo at two sizes agrees on more colours than at one)."""
-        logits = self.generator(real_l)
+        (multi-scale inference: the photo at two sizes agrees on more colours than at one).
+        `guidance`: the hints and reference palettes steer both passes (guided log-probabilities;
+        without any, the plain logits)."""
+        logits = self.guided_logits(real_l, guidance)
         if not coarse_scale:
             return logits
         if not 0 < coarse_scale < 1:
@@ -168,23 +182,40 @@ class ColorGAN(
         small = nn.functional.interpolate(real_l.float(), size=(h, w), mode="area").to(real_l.dtype)
         multiple = self.generator.multiple
         small = nn.functional.pad(small, (0, -w % multiple, 0, -h % multiple), mode="replicate")  # the network's multiple; cropped below
-        coarse = self.generator(small)[..., : (h + 1) // 2, : (w + 1) // 2].float()  # the photo's part, at half resolution as the logits
+        small_guidance = None if guidance is None else guidance.scaled(w / width)
+        coarse = self.guided_logits(small, small_guidance)[..., : (h + 1) // 2, : (w + 1) // 2].float()  # the photo's part, at half resolution as the logits
         coarse = nn.functional.interpolate(coarse, size=logits.shape[-2:], mode="bilinear", align_corners=False)
         mixed = (torch.log_softmax(logits.float(), dim=1) + torch.log_softmax(coarse, dim=1)) / 2
         if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
             mixed = mixed.contiguous(memory_format=torch.channels_last)  # decode's fast path
         return mixed
 
+    def guided_logits(self, real_l: torch.Tensor, guidance: Guidance | None = None) -> torch.Tensor:
+        """One pass of the classification generator: guided log-probabilities (`Guide`) when
+        `guidance` holds hints or a palette, else its plain logits, bit for bit."""
+        if guidance is None or guidance.empty:
+            return self.generator(real_l)
+        if self.guidance is None:
+            raise HintError(NO_GUIDANCE)
+        guidance = guidance.to(real_l.device)
+        state = {}  # what the hook passes to `mix`, for this call only
+        logits = self.generator(real_l, hook=self.guide.hook(guidance, real_l.shape[-2:], state))
+        guided = self.guide.mix(logits, guidance, state, self.generator.bins, self.generator.prior)
+        if logits.is_contiguous(memory_format=torch.channels_last) and not logits.is_contiguous():
+            guided = guided.contiguous(memory_format=torch.channels_last)  # decode's fast path
+        return guided
+
     def sample_ab(self, real_l: torch.Tensor, variations: int, seed: int | Sequence[int] = 0, temperature: float | None = None,
-                  vividness: float | None = None, coarse_scale: float | None = None) -> torch.Tensor:
+                  vividness: float | None = None, coarse_scale: float | None = None, guidance: Guidance | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> `variations` plausible colorizations (N, B, 2, H, W), each
         decoded from the logits plus smooth Gumbel noise (`networks.smooth_gumbel_noise`, scaled by
         `variation_strength`), so each region of a photo takes one colour. `seed`: one for the
         batch or one per photo; variation n of a photo depends on (its seed, n) and its shape
-        alone, not on the rest of the batch. `coarse_scale`: see `class_logits`. Classification head."""
+        alone, not on the rest of the batch. `coarse_scale`, `guidance`: see `class_logits` (each
+        variation keeps the hints). Classification head."""
         if self.head != "classification":
             raise ValueError("variations need a model with the classification head (this one regresses ab)")
-        logits = self.class_logits(real_l, coarse_scale)  # (B, K, h, w), once for all variations
+        logits = self.class_logits(real_l, coarse_scale, guidance)  # (B, K, h, w), once for all variations
         default = self.decode(logits, temperature, vividness)  # (B, 2, H, W)
         mean_chroma = lambda ab: ab.norm(dim=1).mean(dim=(1, 2)).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
         default_chroma = mean_chroma(default)
@@ -241,11 +272,16 @@ class ColorGAN(
 
     def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False,
-                 upscale: int = 1, variations: int | None = None, seed: int = 0, multiscale: bool = False):
+                 upscale: int = 1, variations: int | None = None, seed: int = 0, multiscale: bool | None = None, hints=None, reference=None):
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
         return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels,
                                  temperature=temperature, vividness=vividness, return_exceptions=return_exceptions,
-                                 upscale=upscale, variations=variations, seed=seed, multiscale=multiscale)
+                                 upscale=upscale, variations=variations, seed=seed, multiscale=multiscale, hints=hints, reference=reference)
+
+    def suggest_colours(self, image, x: float, y: float, k: int = 6, hints=None, reference=None, **options):
+        """The k most likely colours at (x, y) of a photo, most likely first: see
+        `colorgan_hub.pipeline.suggest_colours`."""
+        return pipeline.suggest_colours(self, image, x, y, k=k, hints=hints, reference=reference, **options)
 
     def colorize_video(self, source, destination, **options):
         """Colorize a video file into `destination` (same size, rate, audio): see

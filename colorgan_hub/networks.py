@@ -209,6 +209,7 @@ class EfficientNetUNetGenerator(nn.Module):
         self.encoder = EfficientNetLiteEncoder(encoder, in_ch=1)
         skips = self.encoder.channels  # strides 2, 4, 8, 16, 32
         widths = (6 * width, 3 * width, 2 * width, width)  # decoder outputs at strides 16, 8, 4, 2
+        self.stage_channels = widths
         self.decoder = nn.ModuleList()
         in_ch = skips[-1]
         for skip_ch, out in zip(reversed(skips[:-1]), widths):
@@ -220,12 +221,16 @@ class EfficientNetUNetGenerator(nn.Module):
             self.decoder.append(_DecoderBlock(width, 1, width, upsample))  # /2 -> /1, skip = L itself
             self.head = nn.Sequential(nn.Conv2d(width, out_ch, 3, padding=1), nn.Tanh())
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
+    def forward(self, l: torch.Tensor, hook=None) -> torch.Tensor:
+        """`hook(stage, x) -> x`, if given, sees each decoder block's output (stage 0 at stride 16,
+        1 at 8, 2 at 4, 3 at 2) and returns what the next block gets: guidance enters there."""
         gray = (gray_srgb_from_l(l) - IMAGENET_MEAN) / IMAGENET_STD  # (B, 1, H, W), as the weights expect
         features = self.encoder(gray)  # strides 2, 4, 8, 16, 32
         x = features.pop()  # (B, C, H/32, W/32)
-        for block, skip in zip(self.decoder, [*reversed(features), l]):
+        for stage, (block, skip) in enumerate(zip(self.decoder, [*reversed(features), l])):
             x = block(x, skip)
+            if hook is not None:
+                x = hook(stage, x)
         return self.head(x)  # (B, 2, H, W) ab, or (B, K, H/2, W/2) logits
 
     def load_encoder_weights(self, path: str | Path) -> None:
@@ -271,8 +276,8 @@ class ColorClassifier(nn.Module):
         self.register_buffer("bins", bins.float())  # (K, 2), ab / AB_SCALE
         self.register_buffer("prior", torch.full((len(bins),), 1.0 / len(bins)))  # (K,), set by training
 
-    def forward(self, l: torch.Tensor) -> torch.Tensor:
-        return self.body(l)  # (B, K, H/2, W/2) logits
+    def forward(self, l: torch.Tensor, hook=None) -> torch.Tensor:
+        return self.body(l) if hook is None else self.body(l, hook)  # (B, K, H/2, W/2) logits
 
     def rebalancing_weights(self, mix: float, sigma: float = 5.0 / 110.0) -> torch.Tensor:
         """Zhang et al.'s class rebalancing weights (K,) from the prior: proportional to

@@ -6,59 +6,31 @@ multiple the U-Net needs); its ab prediction is upsampled bilinearly to the full
 recombined with the ORIGINAL full-resolution L, so the output keeps every detail and the exact
 lightness of the input (with `upscale`, the L the upscaler made of it; with `variations`,
 several decodings of the same network output). Device (cuda > mps > cpu) and dtype (bf16/fp16
-autocast on accelerators, fp32 on CPU) are decided here and nowhere else.
+autocast on accelerators, fp32 on CPU) come from `devices.py`; every entry point is safe to call
+from several threads on one model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+import threading
 import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
-from .color import gray_to_l_numpy, normalize_l, rgb_to_l_numpy
+from .color import AB_SCALE, gray_to_l_numpy, lab_to_rgb, normalize_l, rgb_to_l_numpy
+from .devices import inference, pick_device
 from .fullres import recombine
+from .guidance import NO_GUIDANCE, Guidance, HintError, check_hints, hint_points, reference_palette
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, load_image, to_rgb_alpha
-from .upscale import SCALES, load_upscaler, upscale_l
-
-def pick_device() -> torch.device:
-    """The fastest device present: cuda, then Apple's mps, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _autocast(device: torch.device):
-    """bf16 (or fp16 where bf16 is missing) on accelerators; plain fp32 on the CPU."""
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    if device.type == "mps":
-        return torch.autocast("mps", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def inference(model, device):
-    """Eval mode on `device` under inference_mode, restoring train mode after (validation)."""
-    was_training = model.training
-    if next(model.parameters()).device != device:
-        model.to(device)
-    model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU; a no-op once set
-    model.eval()
-    try:
-        with torch.inference_mode(), _autocast(device):
-            yield
-    finally:
-        model.train(was_training)
+from .options import MAX_VARIATIONS, MULTISCALE_FACTOR, check_options  # noqa: F401 (MAX_VARIATIONS: the pipeline's bound, re-exported)
+from .upscale import load_upscaler, upscale_l
 
 
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
@@ -98,14 +70,16 @@ def _lightness(img: Image.Image, size: int) -> tuple[np.ndarray, np.ndarray | No
 
 _OVERLAP_PIXELS = 1_000_000
 _HELPER = None
+_HELPER_LOCK = threading.Lock()
 
 
 def _helper() -> ThreadPoolExecutor:
     """One helper thread, started on first use, for work that overlaps with the caller's."""
     global _HELPER
-    if _HELPER is None:
-        _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorgan")
-    return _HELPER
+    with _HELPER_LOCK:
+        if _HELPER is None:
+            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorgan")
+        return _HELPER
 
 
 def _shrink(img: Image.Image, shape: tuple[int, int]) -> Image.Image:
@@ -139,12 +113,12 @@ def padded_shape(shape: tuple[int, int], multiple: int) -> tuple[int, int]:
 
 
 def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device, temperature=None, vividness=None,
-               variations: int | None = None, seed: int = 0, coarse_scale: float | None = None) -> np.ndarray:
+               variations: int | None = None, seed: int = 0, coarse_scale: float | None = None, guidance: Guidance | None = None) -> np.ndarray:
     """The network step, inside `inference`: working-size L arrays ((h, w) float32 in [0, 100],
     each at most `padded`) -> ab (B, H, W, 2) float32 in Lab units at the padded size (the
     symmetric padding goes on the bottom and right: crop [:h, :w] back); with `variations` N,
     (N, B, H, W, 2), N colorizations drawn with `seed` (`ColorGAN.sample_ab`); `coarse_scale`:
-    multi-scale (`ColorGAN.class_logits`)."""
+    multi-scale (`ColorGAN.class_logits`); `guidance`: the photos' hints and palettes."""
     l_batch = []
     for l_work in l_works:
         pad = ((0, padded[0] - l_work.shape[0]), (0, padded[1] - l_work.shape[1]))
@@ -153,9 +127,9 @@ def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device
     real_l = real_l.contiguous(memory_format=torch.channels_last)
     if variations:
         seeds = [photo_seed(seed, l_work) for l_work in l_works]
-        fake_ab = model.sample_ab(real_l, variations, seeds, temperature, vividness, coarse_scale).float() * model.ab_scale  # (N, B, 2, H, W)
+        fake_ab = model.sample_ab(real_l, variations, seeds, temperature, vividness, coarse_scale, guidance).float() * model.ab_scale  # (N, B, 2, H, W)
         return fake_ab.permute(0, 1, 3, 4, 2).cpu().numpy()
-    fake_ab = model.predict_ab(real_l, temperature, vividness, coarse_scale).float() * model.ab_scale  # (B, 2, H, W), Lab units
+    fake_ab = model.predict_ab(real_l, temperature, vividness, coarse_scale, guidance).float() * model.ab_scale  # (B, 2, H, W), Lab units
     return fake_ab.permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -164,26 +138,6 @@ def photo_seed(seed: int, l_work: np.ndarray) -> int:
     working-size L (to 0.1), so that the same seed gives the same variations of a photo while
     photos of one size do not all get the same noise pattern."""
     return zlib.crc32(np.round(l_work * 10).astype(np.int16).tobytes(), seed & 0xFFFFFFFF) + (seed >> 32 << 32)
-
-
-def check_options(temperature=None, vividness=None, batch_size: int = 1, upscale: int = 1, variations: int | None = None, seed: int = 0) -> None:
-    """ValueError, one line, for a colorize option out of its range (the CLI's exit 2)."""
-    if temperature is not None and not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if vividness is not None and not 0 <= vividness <= 1:
-        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if upscale not in (1, *SCALES):
-        raise ValueError(f"upscale must be 1 (off) or one of {', '.join(map(str, SCALES))}, got {upscale}")
-    if variations is not None and not 1 <= variations <= MAX_VARIATIONS:
-        raise ValueError(f"variations must be between 1 and {MAX_VARIATIONS}, got {variations}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a whole number >= 0, got {seed}")
-
-
-MAX_VARIATIONS = 16
-MULTISCALE_FACTOR = 1.5  # multiscale: the photo at this many times the working size, and at the working size
 
 
 def upscaled(source: np.ndarray, alpha: np.ndarray | None, scale: int, device, max_pixels: int, name: str):
@@ -206,7 +160,7 @@ def upscaled(source: np.ndarray, alpha: np.ndarray | None, scale: int, device, m
 
 def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
              temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False,
-             upscale: int = 1, variations: int | None = None, seed: int = 0, multiscale: bool = False):
+             upscale: int = 1, variations: int | None = None, seed: int = 0, multiscale: bool | None = None, hints=None, reference=None):
     """Colorize one image (returns a PIL image) or a list (returns a list, run in batches).
 
     Each image may be a path, a PIL image or numpy array of any mode. The result is RGB (RGBA if
@@ -218,9 +172,17 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     the bundled upscaler (`colorgan_hub.upscale`), and the result has that size and that L; the
     result's pixels count against `max_pixels`. `variations` N: each result is a list of N
     different plausible colorizations instead of one image, the same ones for the same `seed`.
-    `multiscale`: the network sees each photo at 1.5x the working size and at the working size,
-    and their colour distributions are averaged (classification head; about 3x the network time;
-    on `val` +0.16 dB and +0.010 hue hits, docs/bundled-models.md).
+    `multiscale` (the default for a model with the classification head; False: one scale, about
+    3x faster): the network sees each photo at 1.5x the working size and at the working size, and
+    their colour distributions are averaged (docs/bundled-models.md has what it gains).
+
+    `hints` (a model with guidance inputs, such as the bundled one): [(x, y, colour), ...], x and y
+    in the input photo's pixels (top-left origin, floats allowed, also with `upscale`), colour
+    "#rrggbb" or (r, g, b) of 0-255 (or `guidance.Chroma(a, b)`): that colour's chroma spreads over
+    the region the point belongs to; the lightness stays the photo's. For a list of photos, a list
+    of such lists (None for a photo without). `reference`: a colour photo (path, PIL image or
+    array) whose palette every result takes. Both work with every other option; a model without
+    guidance inputs refuses them (`guidance.HintError`, a ValueError, as for a bad hint).
 
     A list is read `batch_size` photos at a time, so memory holds one batch of full-size photos
     however long the list. An image that cannot be read raises ImageError naming it; with
@@ -229,8 +191,17 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
     """
     check_options(temperature, vividness, batch_size, upscale, variations, seed)
     images, single = as_list(images)
+    per_photo_hints = _hints_per_photo(hints, single, len(images))
+    palette = None
+    if any(per_photo_hints) or reference is not None:
+        if getattr(model, "guidance", None) is None:
+            raise HintError(NO_GUIDANCE)
+        if reference is not None:
+            palette = reference_palette(reference, model.generator.bins, max_pixels)
     size = size or model.image_size
     coarse_scale = None
+    if multiscale is None:
+        multiscale = model.head == "classification"
     if multiscale:  # a regression model refuses it in ColorGAN.predict_ab
         size, coarse_scale = round(size * MULTISCALE_FACTOR), 1 / MULTISCALE_FACTOR
     device = torch.device(device) if device is not None else pick_device()
@@ -244,23 +215,28 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
                 name = describe(images[i], i)
                 try:
                     img = load_image(images[i], max_pixels=max_pixels, source=name)
+                    photo_hints = check_hints(per_photo_hints[i], img.width, img.height, name)
                     source, alpha, l_work = _lightness(img, size)
                     if upscale > 1:
                         source, alpha = upscaled(source, alpha, upscale, device, max_pixels, name)
-                except ImageError as error:
+                except (ImageError, HintError) as error:
                     if single or not return_exceptions:
                         raise
                     results[i] = error
                     continue
-                prepared[i] = (source, alpha, l_work, padded_shape(l_work.shape, multiple))
+                scale = l_work.shape[1] / img.width  # input pixels -> working pixels
+                prepared[i] = (source, alpha, l_work, padded_shape(l_work.shape, multiple), [(x * scale, y * scale, a, b) for x, y, a, b in photo_hints])
                 del img
             order = list(prepared)
             for group in same_shape_batches([prepared[i][3] for i in order], batch_size):
                 indices = [order[k] for k in group]
+                guidance = None
+                if palette is not None or any(prepared[i][4] for i in indices):
+                    guidance = Guidance(hint_points([prepared[i][4] for i in indices]), None if palette is None else palette.expand(len(indices), -1))
                 fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness, variations, seed,
-                                     coarse_scale)
+                                     coarse_scale, guidance)
                 for k, i in enumerate(indices):
-                    source, alpha, l_work, _ = prepared.pop(i)
+                    source, alpha, l_work, _, _ = prepared.pop(i)
                     h, w = l_work.shape
                     if variations:
                         results[i] = [Image.fromarray(recombine(source, ab[k, :h, :w], alpha)) for ab in fake_ab]
@@ -268,3 +244,97 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
                         results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
                     del source  # free the full-size input as soon as it is done
     return results[0] if single else results
+
+
+def _hints_per_photo(hints, single: bool, count: int) -> list:
+    """`colorize`'s hints as one entry per photo (None for none)."""
+    if hints is None:
+        return [None] * count
+    if single:
+        return [hints]
+    if not isinstance(hints, (list, tuple)) or len(hints) != count:
+        raise HintError(f"hints for a list of {count} photos must be a list of {count} per-photo lists (None for a photo without)")
+    return list(hints)
+
+
+class Suggestion(NamedTuple):
+    """A colour `suggest_colours` offers: "#rrggbb", its (r, g, b), and the share of the model's
+    colour distribution at the point that lies near it."""
+
+    colour: str
+    rgb: tuple[int, int, int]
+    probability: float
+
+
+def suggest_colours(model, image, x: float, y: float, k: int = 6, hints=None, reference=None, size: int | None = None,
+                    multiscale: bool | None = None, vividness: float | None = None, device=None,
+                    max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Suggestion]:
+    """The `k` most likely colours at (x, y) (the photo's pixels, top-left origin) from the
+    classification head's distribution there, with the photo's other `hints` and `reference`
+    taken into account: distinct colours (a colour's neighbours within 20 Lab units count with
+    it), as RGB at that point's lightness (chroma reduced to fit sRGB), most likely first. The
+    distribution is the one `colorize` decodes (its `vividness` correction included)."""
+    if model.head != "classification":
+        raise ValueError("colour suggestions need a model with the classification head (this one regresses ab)")
+    if not 1 <= k <= 32:
+        raise ValueError(f"k must be between 1 and 32, got {k}")
+    name = describe(image)
+    img = load_image(image, max_pixels=max_pixels, source=name)
+    check_hints([(x, y, "#808080")], img.width, img.height, name)  # the point itself must lie on the photo
+    photo_hints = check_hints(hints, img.width, img.height, name)
+    if (photo_hints or reference is not None) and getattr(model, "guidance", None) is None:
+        raise HintError(NO_GUIDANCE)
+    palette = None if reference is None else reference_palette(reference, model.generator.bins, max_pixels)
+    size = size or model.image_size
+    multiscale = model.head == "classification" if multiscale is None else multiscale
+    if multiscale:
+        size = round(size * MULTISCALE_FACTOR)
+    source, _, l_work = _lightness(img, size)
+    scale = l_work.shape[1] / img.width
+    device = torch.device(device) if device is not None else pick_device()
+    padded = padded_shape(l_work.shape, model.generator.multiple)
+    l_pad = np.pad(l_work, ((0, padded[0] - l_work.shape[0]), (0, padded[1] - l_work.shape[1])), mode="symmetric")
+    guidance = None
+    if photo_hints or palette is not None:
+        guidance = Guidance(hint_points([[(hx * scale, hy * scale, a, b) for hx, hy, a, b in photo_hints]]), None if palette is None else palette[None])
+    with inference(model, device):
+        real_l = normalize_l(torch.from_numpy(l_pad)[None, None].to(device))
+        logits = model.class_logits(real_l, 1 / MULTISCALE_FACTOR if multiscale else None, guidance).float()  # (1, K, h, w)
+        vividness = model.vividness if vividness is None else vividness
+        weights = model.generator.rebalancing_weights(model.class_rebalancing)
+        logits = logits - (1 - vividness) * torch.log(weights).view(1, -1, 1, 1)
+        h, w = logits.shape[-2:]
+        where = torch.tensor([[[[x * scale / 2 / w * 2 - 1, y * scale / 2 / h * 2 - 1]]]], device=device, dtype=torch.float32)
+        probs = torch.softmax(torch.nn.functional.grid_sample(logits, where, align_corners=False)[0, :, 0, 0], dim=0).cpu()  # (K,)
+    bins = model.generator.bins.float().cpu() * AB_SCALE  # (K, 2) Lab units
+    near = torch.cdist(bins, bins) <= 20.0
+    mass = near.float() @ probs  # each colour with its neighbours
+    chosen = []
+    for index in torch.argsort(mass, descending=True).tolist():
+        if any(near[index, c] for c in chosen):
+            continue
+        chosen.append(index)
+        if len(chosen) == k:
+            break
+    lightness = float(_point_lightness(source, x, y))
+    return [Suggestion(*_displayable(lightness, *bins[i].tolist()), float(mass[i])) for i in chosen]
+
+
+def _point_lightness(source: np.ndarray, x: float, y: float) -> float:
+    """L (0-100) of the full-resolution source (uint8 gray or RGB, or float L) at (x, y)."""
+    row, col = min(int(y), source.shape[0] - 1), min(int(x), source.shape[1] - 1)
+    if source.dtype != np.uint8:
+        return float(source[row, col])
+    pixel = source[row : row + 1, col : col + 1]
+    return float((gray_to_l_numpy(pixel) if pixel.ndim == 2 else rgb_to_l_numpy(pixel))[0, 0])
+
+
+def _displayable(lightness: float, a: float, b: float) -> tuple[str, tuple[int, int, int]]:
+    """("#rrggbb", (r, g, b)) of Lab (lightness, a, b), its chroma reduced until it fits sRGB."""
+    shrink = torch.linspace(1.0, 0.0, 41)
+    lab = torch.stack([torch.full_like(shrink, lightness), a * shrink, b * shrink], dim=1)[:, :, None, None]  # (41, 3, 1, 1)
+    rgb = lab_to_rgb(lab, clip=False)[:, :, 0, 0]
+    fits = ((rgb >= -1e-3) & (rgb <= 1 + 1e-3)).all(dim=1)
+    best = rgb[int(fits.float().argmax())].clamp(0, 1)
+    r, g, b8 = (int(round(float(c) * 255)) for c in best)
+    return f"#{r:02x}{g:02x}{b8:02x}", (r, g, b8)

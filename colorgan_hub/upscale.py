@@ -16,13 +16,18 @@ same as in one piece.
 from __future__ import annotations
 
 import functools
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
+from huggingface_hub import PyTorchModelHubMixin, constants
 from torch import nn
+
+from .devices import settled
+from .options import SCALES
 
 _CARD = """---
 {{ card_data }}
@@ -52,7 +57,6 @@ Code: {{ repo_url | default("[More Information Needed]", true) }}; for research 
 like the photos it was trained on.
 """
 
-SCALES = (2, 4)
 BUNDLED = Path(__file__).with_name("upscalers")  # x2/ and x4/, save_pretrained folders
 L_MAX = 100.0  # the network sees L / 100, in [0, 1]
 
@@ -86,6 +90,16 @@ class Upscaler(
         nn.init.zeros_(self.tail[0].weight)  # starts as plain bicubic
         nn.init.zeros_(self.tail[0].bias)
 
+    @classmethod
+    def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, map_location="cpu", strict=False,
+                         **model_kwargs):
+        if os.path.isdir(model_id):  # the mixin's own loader would print a line for a local folder
+            weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
+            return cls._load_as_safetensor(cls(**model_kwargs), weights, map_location, strict)
+        return super()._from_pretrained(model_id=model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                        local_files_only=local_files_only, token=token, map_location=map_location, strict=strict,
+                                        **model_kwargs)
+
     @property
     def reach(self) -> int:
         """How many input pixels away a pixel of the input can change an output pixel: the
@@ -99,11 +113,19 @@ class Upscaler(
         return base + self.tail(features)  # the residual, shuffled up to (B, 1, sH, sW)
 
 
-@functools.lru_cache(maxsize=None)
+_LOAD_LOCK = threading.Lock()
+
+
 def load_upscaler(scale: int) -> Upscaler:
-    """The bundled upscaler for `scale` (2 or 4), loaded once."""
+    """The bundled upscaler for `scale` (2 or 4), loaded once (also when threads ask at once)."""
     if scale not in SCALES:
         raise ValueError(f"upscale must be 1 (off) or one of {SCALES}, got {scale}")
+    with _LOAD_LOCK:
+        return _bundled(scale)
+
+
+@functools.lru_cache(maxsize=None)
+def _bundled(scale: int) -> Upscaler:
     return Upscaler.from_pretrained(str(BUNDLED / f"x{scale}")).eval()
 
 
@@ -115,14 +137,11 @@ def upscale_l(upscaler: Upscaler, l: np.ndarray, device=None, tile: int = 256) -
     tiles and channels-last weights: 2.6x faster on a CPU than 768 px tiles in planar layout
     (the 32-channel features of a tile stay in cache)."""
     device = torch.device(device or "cpu")
-    if next(upscaler.parameters()).device != device:
-        upscaler.to(device)
-    upscaler.to(memory_format=torch.channels_last)  # a no-op once set
     s, margin = upscaler.scale, upscaler.reach
     h, w = l.shape
     padded = np.pad(l.astype(np.float32) / L_MAX, margin, mode="symmetric")
     out = np.empty((h * s, w * s), np.float32)
-    with torch.inference_mode():
+    with settled(upscaler, device), torch.inference_mode():
         for y in range(0, h, tile):
             for x in range(0, w, tile):
                 th, tw = min(tile, h - y), min(tile, w - x)

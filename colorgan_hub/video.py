@@ -35,11 +35,11 @@ from PIL import Image
 
 from .color import gray_to_l_numpy
 from .fullres import recombine
+from .guidance import NO_GUIDANCE, Guidance, HintError, reference_palette
 from .image_io import InputError, file_problem
+from .options import STABILITY, VIDEO_SUFFIXES, check_options
 from .pipeline import inference, padded_shape, pick_device, predict_ab, resize, working_shape
 
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv", ".3gp"}
-STABILITY = 0.85  # share of the motion-compensated previous colour kept where it matches (0: independent frames)
 KEPT_CONTAINERS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}  # written as they came; others become .mkv
 MAX_VIDEO_PIXELS = 8192 * 4320  # per frame: 8K
 MIN_VIDEO_SIDE = 16
@@ -64,8 +64,7 @@ class TemporalFusion:
     """
 
     def __init__(self, stability: float = STABILITY):
-        if not 0 <= stability < 1:
-            raise ValueError(f"stability must be in [0, 1), got {stability}")
+        check_options(stability=stability)
         self.stability = stability
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._previous = None  # (gray, fused ab) of the last frame
@@ -119,11 +118,13 @@ class VideoColorizer:
     """
 
     def __init__(self, model, size: int | None = None, stability: float = STABILITY, vividness: float | None = None,
-                 temperature: float | None = None, batch_size: int = 4, device=None):
-        if temperature is not None and not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if vividness is not None and not 0 <= vividness <= 1:
-            raise ValueError(f"vividness must be in [0, 1], got {vividness}")
+                 temperature: float | None = None, batch_size: int = 4, device=None, reference=None):
+        check_options(temperature=temperature, vividness=vividness, size=size, stability=stability)
+        self.palette = None  # `reference`: a colour photo whose palette every frame takes (a model with guidance inputs)
+        if reference is not None:
+            if getattr(model, "guidance", None) is None:
+                raise HintError(NO_GUIDANCE)
+            self.palette = reference_palette(reference, model.generator.bins)
         self.model, self.size = model, size or model.image_size
         self.vividness, self.temperature, self.batch_size = vividness, temperature, max(1, batch_size)
         self.device = torch.device(device) if device is not None else pick_device()
@@ -151,8 +152,9 @@ class VideoColorizer:
         h, w = working_shape(*grays[0].shape, self.size)
         smalls = [resize(gray, (h, w)) for gray in grays]
         with inference(self.model, self.device):
+            guidance = None if self.palette is None else Guidance(torch.zeros(len(smalls), 0, 5), self.palette.expand(len(smalls), -1))
             ab = predict_ab(self.model, [gray_to_l_numpy(small) for small in smalls], padded_shape((h, w), self.model.generator.multiple),
-                            self.device, self.temperature, self.vividness)
+                            self.device, self.temperature, self.vividness, guidance=guidance)
         for gray, small, frame_ab in zip(grays, smalls, ab):
             fused, new_shot = self.fusion(small, np.ascontiguousarray(frame_ab[:h, :w]))
             if new_shot and self.frames_done:
@@ -322,11 +324,12 @@ def _audio_streams(output, audio_streams: list, notes: list[str]) -> dict:
 
 def colorize_video(model, source, destination, *, size: int | None = None, stability: float = STABILITY, vividness: float | None = None,
                    temperature: float | None = None, batch_size: int = 4, device=None, crf: int = 18, max_seconds: float | None = None,
-                   max_pixels: int = MAX_VIDEO_PIXELS, progress: Callable[[int, int | None], None] | None = None) -> VideoResult:
+                   max_pixels: int = MAX_VIDEO_PIXELS, progress: Callable[[int, int | None], None] | None = None, reference=None) -> VideoResult:
     """Colorize the video file `source` into `destination` (its suffix picks the container:
     .mp4, .mov, .mkv, .avi: H.264; .webm: VP9). Same size, frame rate and timestamps; audio
     streams copied untouched. `max_seconds` stops after that much of the clip (audio too).
-    `progress(frames_done, frames_expected or None)` is called after each frame.
+    `progress(frames_done, frames_expected or None)` is called after each frame. `reference`: a
+    colour photo whose palette every frame takes (a model with guidance inputs).
 
     A clip stored sideways with a display rotation (phones' portrait clips) is colorized and
     written upright, as players show it.
@@ -359,7 +362,7 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
             how = ", then ".join((["mirrored"] if mirrored else []) + ([f"turned {turns * 90} degrees counter-clockwise"] if turns else []))
             notes.append(f"turned upright: players show this file {how} (a display matrix, as phones write); "
                          "the colorized video is written as they show it")
-        colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device)
+        colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device, reference)
         seconds = float(video.duration * video.time_base) if video.duration else container.duration / 1e6 if container.duration else None
         expected = video.frames or (round(seconds * float(video.average_rate)) if seconds and video.average_rate else None)
         timestamps = deque()  # (pts, time_base) of the frames waiting in the colorizer: a batch at most
