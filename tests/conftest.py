@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# datasets' cache of the tests' own datasets: a folder of the run, not the user's ~/.cache
+os.environ.setdefault("HF_DATASETS_CACHE", __import__("tempfile").mkdtemp(prefix="colorgan-tests-datasets-"))
 
 import numpy as np
 import pytest
