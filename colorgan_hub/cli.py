@@ -1,14 +1,15 @@
 """The `colorgan` command line: colorize files and folders, score photos for realness.
 
     colorgan colorize old.jpg scans/ "more/*.png" film.mp4 -o colored/ [--model ID_OR_PATH] [--size 256] [--vividness 0.8]
-                      [--upscale 2] [--variations 3 --seed 0]
+                      [--upscale 2] [--variations 3 --seed 0] [--hint X,Y,#rrggbb ...] [--hints FILE.json] [--reference PHOTO]
     colorgan score photo.jpg colored/*.png [--model ID_OR_PATH] [--json]
     colorgan evaluate --data DIR [--model ID_OR_PATH] [--limit N] [--protocol 256|full] [--vividness V] [--temperature T]
                       [--detector-generators ID_OR_PATH ...] [--json OUT]
     colorgan demo [--host 127.0.0.1] [--port 7860]
 
 One line per bad file on stderr, the rest carry on. Exit status: 0 all done, 1 some input
-failed, 2 usage error (bad arguments, a model that cannot be loaded).
+failed, 2 usage error (bad arguments, a model that cannot be loaded, a hint or reference that
+cannot be used). Modules are imported when a command needs them: `--help` does not load torch.
 """
 
 from __future__ import annotations
@@ -25,15 +26,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import DEFAULT_MODEL
-from .pipeline import MAX_VARIATIONS
-from .upscale import SCALES
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, list_images, load_image, output_path, save_image, spread_evenly
-from .video import STABILITY, VIDEO_SUFFIXES, VideoError, colorize_video, video_output_path
+from .options import MAX_VARIATIONS, STABILITY, VIDEO_SUFFIXES, check_options
 
 VIVIDNESS_HELP = "classification models: 0 (muted, safe) to 1 (bold, risky) colour (default: the model's own, chosen on validation)"
 TEMPERATURE_HELP = "classification models: annealed-mean temperature, 1 the distribution's mean, towards 0 its likeliest colour (default: the model's own)"
 MULTISCALE_HELP = ("classification models, photos: the network also sees each photo at 1.5x the working size and averages the "
-                   "two colour distributions: more faithful colour for about 3x the network time")
+                   "two colour distributions (the default: more faithful colour; --no-multiscale: one scale, about 3x faster)")
 
 
 class UsageError(Exception):
@@ -154,6 +153,8 @@ def _progress(items, what: str):
 
 
 def cmd_colorize(args) -> int:
+    from .guidance import HintError
+
     inputs = Inputs(args.inputs, args.recursive, videos=True)
     created = _output_folder(args.output_dir)
     for line in inputs.notes:
@@ -162,22 +163,29 @@ def cmd_colorize(args) -> int:
         report(line)
     paths = inputs.paths
     model = load_model(args.model)
-    if args.multiscale and model.head != "classification":
+    multiscale = model.head == "classification" if args.multiscale is None else args.multiscale  # the default where the model can
+    if multiscale and model.head != "classification":
         raise UsageError("--multiscale needs a model with the classification head (this one regresses ab)")
-    failed, written, claimed = len(inputs.errors), 0, {}
+    if args.variations and model.head != "classification":
+        raise UsageError("--variations needs a model with the classification head (this one regresses ab)")
+    hints_for, reference = _guidance(args, model, paths)
+    failed, written, claimed, hint_failures = len(inputs.errors), 0, {}, 0
     pending = []  # (path, image, destination) waiting for a batch
 
     def flush():
-        nonlocal failed, written
+        nonlocal failed, written, hint_failures
         if not pending:
             return
+        hints = [hints_for(path) for path, _, _ in pending] if hints_for else None
         outputs = model.colorize([img for _, img, _ in pending], size=args.size, batch_size=args.batch_size, temperature=args.temperature,
                                  vividness=args.vividness, max_pixels=args.max_pixels, return_exceptions=True,
-                                 upscale=args.upscale, variations=args.variations, seed=args.seed, multiscale=args.multiscale)
+                                 upscale=args.upscale, variations=args.variations, seed=args.seed, multiscale=multiscale,
+                                 hints=hints, reference=reference)
         for (path, _, dests), out in zip(pending, outputs):
             if isinstance(out, Exception):  # one photo's failure is its own: the batch's others are written
                 report(str(out))
                 failed += 1
+                hint_failures += isinstance(out, HintError)
                 continue
             try:
                 for image, dest in zip(out if args.variations else [out], dests):
@@ -206,17 +214,98 @@ def cmd_colorize(args) -> int:
         if len(pending) >= args.batch_size:
             flush()
     flush()
-    if inputs.videos and (args.upscale > 1 or args.variations):
-        report("videos are colorized once, at their own size: --upscale and --variations apply to photos", "note")
+    if inputs.videos and (args.upscale > 1 or args.variations or hints_for):
+        report("videos are colorized once, at their own size, with --reference only: --upscale, --variations and hints apply to photos", "note")
     for path in inputs.videos:
-        done = _colorize_video(model, path, args, claimed)
+        done = _colorize_video(model, path, args, claimed, reference)
         written += done
         failed += not done
     if created and not written:  # nothing came out: leave no empty folder behind
         with contextlib.suppress(OSError):
             args.output_dir.rmdir()
     print(_summary("colorized", written, inputs, failed, f" into {args.output_dir}"), file=sys.stderr)
-    return 1 if failed else 0
+    return 2 if hint_failures else 1 if failed else 0
+
+
+def _guidance(args, model, paths: list[Path]):
+    """(hints_for(path) -> that photo's hints or None, or None when no hints were given; the
+    reference as a loaded image, or None), from --hint, --hints and --reference. UsageError for
+    a malformed hint or file, an unusable reference, or a model without guidance inputs."""
+    from .guidance import NO_GUIDANCE, HintError, parse_colour, reference_palette
+
+    hints_for, reference = None, None
+    if not (args.hint or args.hints or args.reference):
+        return hints_for, reference
+    if getattr(model, "guidance", None) is None:
+        raise UsageError(NO_GUIDANCE)
+    if args.hints:
+        hints_for = _hints_file(args.hints, paths)
+    if args.hint:
+        extra = args.hint
+        by_file = hints_for
+        hints_for = lambda path: (by_file(path) or []) + extra if by_file else extra  # noqa: E731 (--hint: on every photo)
+    for path in paths if hints_for else []:
+        for n, hint in enumerate(hints_for(path) or [], 1):
+            try:
+                parse_colour(hint[2])
+            except HintError as err:
+                raise UsageError(f"hint {n} for {path}: {err}") from None
+    if args.reference:
+        try:
+            reference = load_image(args.reference, max_pixels=args.max_pixels)
+            reference_palette(reference, model.generator.bins)  # checked once, before any photo
+        except (ImageError, HintError) as err:
+            raise UsageError(f"--reference: {err}") from None
+    return hints_for, reference
+
+
+def _hint_flag(text: str) -> tuple[float, float, str]:
+    """--hint X,Y,COLOUR -> (x, y, colour); argparse's error otherwise."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        return float(parts[0]), float(parts[1]), parts[2].strip()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not X,Y,COLOUR (e.g. 120,80,#2a5db0)") from None
+
+
+def _hints_file(path: Path, photos: list[Path]):
+    """--hints FILE.json: a list of {"x":, "y":, "colour":} for one photo, or an object keyed by
+    file name (or path as given) for several -> hints_for(path). UsageError, naming the file, for
+    anything else."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise UsageError(f"--hints {path}: cannot read it ({err.strerror or err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"--hints {path}: not JSON ({err})") from None
+
+    def hint_list(value, where: str) -> list:
+        if not isinstance(value, list):
+            raise UsageError(f"--hints {path}: {where} must be a list of {{\"x\":, \"y\":, \"colour\":}}")
+        out = []
+        for n, item in enumerate(value, 1):
+            colour = item.get("colour", item.get("color")) if isinstance(item, dict) else None
+            try:
+                out.append((float(item["x"]), float(item["y"]), colour if isinstance(colour, str) else list(colour)))
+            except (KeyError, TypeError, ValueError):
+                raise UsageError(f"--hints {path}: {where}, hint {n} is not {{\"x\": number, \"y\": number, \"colour\": \"#rrggbb\"}}: {item!r}") from None
+        return out
+
+    if isinstance(data, list):
+        if len(photos) > 1:
+            raise UsageError(f"--hints {path}: a list of hints is for one photo; for {len(photos)} photos key them by file name")
+        hints = hint_list(data, "the list")
+        return lambda photo: hints
+    if not isinstance(data, dict):
+        raise UsageError(f"--hints {path}: must be a list of hints or an object keyed by file name")
+    by_name = {key: hint_list(value, f"{key!r}") for key, value in data.items()}
+    known = {str(p) for p in photos} | {p.name for p in photos}
+    unknown = [key for key in by_name if key not in known]
+    if unknown:
+        raise UsageError(f"--hints {path}: no input photo is named {unknown[0]!r}")
+    return lambda photo: by_name.get(str(photo), by_name.get(photo.name))
 
 
 def destinations(dest: Path, variations: int | None) -> list[Path]:
@@ -235,8 +324,10 @@ def _destination_problem(path: Path, dest: Path, claimed: dict, overwrite: bool)
     return None
 
 
-def _colorize_video(model, path: Path, args, claimed: dict) -> bool:
+def _colorize_video(model, path: Path, args, claimed: dict, reference=None) -> bool:
     """One video file into the output folder, with a progress bar in frames; False if it failed."""
+    from .video import VideoError, colorize_video, video_output_path
+
     dest = video_output_path(path, args.output_dir)
     problem = _destination_problem(path, dest, claimed, args.overwrite)
     if problem:
@@ -254,7 +345,7 @@ def _colorize_video(model, path: Path, args, claimed: dict) -> bool:
         report(f"{path}: --multiscale is for photos; the video's frames are colorized at one scale", "note")
     try:
         result = colorize_video(model, path, dest, size=args.size, stability=args.stability, vividness=args.vividness,
-                                temperature=args.temperature, progress=progress, max_pixels=args.max_pixels)
+                                temperature=args.temperature, progress=progress, max_pixels=args.max_pixels, reference=reference)
     except VideoError as err:
         report(str(err))
         return False
@@ -295,6 +386,106 @@ def cmd_score(args) -> int:
     if failed or inputs.skipped or not inputs.paths:
         print(_summary("scored", len(scores), inputs, failed), file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_colorize_dataset(args) -> int:
+    try:
+        import datasets  # noqa: F401
+        from accelerate import PartialState
+    except ImportError as err:
+        raise UsageError(f"colorize-dataset needs the datasets extra: pip install 'colorgan-hub[datasets]' ({err})") from None
+    import torch
+
+    from .collection import CollectionError, Job, prepare_output, read_job, run_share, totals, write_card
+
+    if args.num_processes > 1 and "LOCAL_RANK" not in os.environ:  # the shortcut: the same command under `accelerate launch`
+        return _relaunch(args)
+    state = PartialState(cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()))
+    if args.reference and not Path(args.reference).is_file():
+        raise UsageError(f"--reference {args.reference}: no such file")
+    options = {"size": args.size, "vividness": args.vividness, "temperature": args.temperature, "multiscale": args.multiscale,
+               "upscale": args.upscale, "reference": args.reference}
+    job = Job(source=args.source, split=args.split, config=args.config, image_column=args.image_column, model=args.model or DEFAULT_MODEL,
+              options={k: v for k, v in options.items() if v is not None and not (k == "upscale" and v == 1)}, score=args.score,
+              image_format=args.format, shard_size=args.shard_size, processes=state.num_processes)
+    out_dir = args.output_dir
+    problem = None
+    if state.is_main_process:
+        try:
+            from .collection import open_source
+
+            open_source(job)  # a source that cannot be opened stops the job before anything is written
+            prepare_output(out_dir, job, args.resume, args.overwrite)
+        except CollectionError as err:
+            problem = str(err)
+    problem = _shared(state, problem)
+    if problem:
+        raise UsageError(problem)
+    job.id = read_job(out_dir).id  # every process names its shards with the job's id
+    model = load_model(args.model)
+    if job.options.get("reference"):
+        from .guidance import HintError, reference_palette
+
+        if getattr(model, "guidance", None) is None:
+            raise UsageError("--reference: the model takes no reference photo (it has no guidance inputs)")
+        try:
+            reference_palette(job.options["reference"], model.generator.bins)
+        except HintError as err:
+            raise UsageError(f"--reference: {err}") from None
+    bar = tqdm(desc="colorize-dataset", unit="image", file=sys.stderr, disable=not state.is_main_process, total=_expected_rows(job, state))
+    try:
+        counts = run_share(model, job, out_dir, state.process_index, state.num_processes, device=state.device, max_pixels=args.max_pixels,
+                           batch_size=args.batch_size, progress=lambda n: bar.update(n * state.num_processes))
+    except CollectionError as err:
+        raise UsageError(str(err)) from None
+    finally:
+        bar.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return 0
+    done = totals(out_dir, state.num_processes)
+    write_card(out_dir, job, done)
+    skipped = f", {counts.skipped * state.num_processes if counts.skipped else 0} already done" if args.resume else ""
+    print(f"colorized {done['colorized']} of {done['rows']} row(s) into {out_dir} ({done['failed']} failed{skipped}; "
+          f"{state.num_processes} process(es), {done['shards']} shard(s))", file=sys.stderr)
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
+        api.upload_folder(repo_id=args.push_to_hub, folder_path=str(out_dir), repo_type="dataset", ignore_patterns=[".colorgan/*", "colorgan-job.json"])
+        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
+    return 1 if done["failed"] else 0
+
+
+def _shared(state, value):
+    """The main process's `value`, on every process."""
+    if state.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
+
+
+def _expected_rows(job, state) -> int | None:
+    """How many rows the progress bar expects: the file count of a local folder, a Hub split's size, or None."""
+    path = Path(job.source)
+    if path.is_dir() and not any(path.glob("*.parquet")):
+        return len(list_images(path)[0])
+    return None
+
+
+def _relaunch(args) -> int:
+    """--num-processes N: the same command under `accelerate launch` with N processes."""
+    import subprocess
+
+    argv = [a for a in args.argv if not a.startswith("--num-processes")]
+    if "--num-processes" in args.argv:
+        at = args.argv.index("--num-processes")
+        argv = args.argv[:at] + args.argv[at + 2 :]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(args.num_processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "colorgan_hub.cli", *argv]
+    return subprocess.call(command)
 
 
 def cmd_demo(args) -> int:
@@ -361,7 +552,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
-    p.add_argument("--multiscale", action="store_true", help=MULTISCALE_HELP)
+    p.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=None, help=MULTISCALE_HELP)
+    p.add_argument("--hint", type=_hint_flag, action="append", default=[], metavar="X,Y,COLOUR",
+                   help="a colour hint: that region of the photo takes COLOUR (#rrggbb), X and Y in the photo's pixels from the top left "
+                        "(repeat for more; on every input photo)")
+    p.add_argument("--hints", type=Path, metavar="FILE.json",
+                   help='hints from a file: a list of {"x":, "y":, "colour":} for one photo, or an object keyed by file name')
+    p.add_argument("--reference", metavar="PHOTO", help="a colour photo whose palette the results take (photos and videos)")
     p.add_argument("--stability", type=float, default=STABILITY,
                    help=f"videos: share of the previous frame's colour carried along the motion, 0 (independent frames) to below 1 (default: {STABILITY})")
     p.add_argument("--upscale", type=int, default=1, metavar="N",
@@ -370,17 +567,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"write N different plausible colorizations of each photo, NAME-1 ... NAME-N (1 to {MAX_VARIATIONS}; photos only)")
     p.add_argument("--seed", type=int, default=0, help="which variations --variations draws: the same seed gives the same ones (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.set_defaults(func=cmd_colorize)
+    p.set_defaults(func=cmd_colorize, subparser=p)
+
+    p = sub.add_parser("colorize-dataset", help="colorize a whole dataset (Hub id, folder or Parquet files) into a dataset of Parquet shards")
+    p.add_argument("source", help="a Hub dataset id, a local folder of photos, or Parquet files (a file, a folder of them, or a quoted pattern)")
+    p.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for the colorized dataset (Parquet shards and a card)")
+    p.add_argument("--split", default="train", help="the split to colorize (Hub datasets; default: train)")
+    p.add_argument("--config", default=None, help="the dataset's configuration (Hub datasets with several)")
+    p.add_argument("--image-column", default=None, help="the column of photos (default: the first image column)")
+    p.add_argument("--model", default=None, help="Hub model id or local save_pretrained folder (default: the bundled model)")
+    p.add_argument("--size", type=int, default=None, help="working resolution, long side in px (default: the model's)")
+    p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
+    p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
+    p.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=None, help=MULTISCALE_HELP)
+    p.add_argument("--upscale", type=int, default=1, metavar="N", help="bring each photo to N times its size first (2 or 4; default: 1, off)")
+    p.add_argument("--reference", metavar="PHOTO", help="a colour photo whose palette every result takes")
+    p.add_argument("--score", action="store_true", help="also add each result's realness score (a 'realness' column)")
+    p.add_argument("--format", choices=["auto", "png", "jpeg"], default="auto",
+                   help="how the colorized images are stored: auto (JPEG quality 95 for JPEG sources, PNG otherwise), png or jpeg")
+    p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
+    p.add_argument("--shard-size", type=int, default=500, help="rows per Parquet shard (the unit a killed job redoes)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse images larger than this many pixels (their row gets the error)")
+    p.add_argument("--num-processes", type=int, default=1, metavar="N",
+                   help="run N processes (the same command under `accelerate launch`; each takes its share of the rows)")
+    p.add_argument("--resume", action="store_true", help="finish a killed job in --output-dir: its finished shards are kept")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished or killed job's output in --output-dir")
+    p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the finished dataset to the Hub")
+    p.set_defaults(func=cmd_colorize_dataset, subparser=p)
 
     p = sub.add_parser("score", help="probability that colour photos were photographed in colour (monochrome: a black-and-white or toned print)")
     common(p)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=cmd_score, subparser=p)
 
     p = sub.add_parser("demo", help="start the Gradio demo on http://127.0.0.1:7860")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.add_argument("--port", type=int, default=7860, help="port to serve on")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, subparser=p)
 
     p = sub.add_parser("evaluate", help="colour metrics against the gray baseline and the truth, and the detector's")
     p.add_argument("--data", type=Path, required=True, help="folder of colour photos (the ground truth)")
@@ -392,35 +615,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="images per network batch")
     p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
-    p.add_argument("--multiscale", action="store_true", help=MULTISCALE_HELP)
+    p.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=None, help=MULTISCALE_HELP)
     p.add_argument("--detector-generators", nargs="+", default=[], metavar="ID_OR_PATH",
                    help="other generators (checkpoints, the other head) for the detector's 'checkpoints' family; without them that family is left out")
     p.add_argument("--detector", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure the realness detector, most of the time taken (--no-detector: the colour metrics alone)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, subparser=p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
-    if getattr(args, "size", None) is not None and args.size < 16:
-        parser.error("--size must be at least 16")
-    if getattr(args, "batch_size", 1) < 1:
-        parser.error("--batch-size must be at least 1")
-    if getattr(args, "temperature", None) is not None and not 0 < args.temperature <= 10:
-        parser.error("--temperature must be in (0, 10]")
-    if getattr(args, "vividness", None) is not None and not 0 <= args.vividness <= 1:
-        parser.error("--vividness must be in [0, 1]")
-    if getattr(args, "stability", None) is not None and not 0 <= args.stability < 1:
-        parser.error("--stability must be in [0, 1)")
-    if getattr(args, "upscale", 1) not in (1, *SCALES):
-        parser.error(f"--upscale must be 1 (off), {' or '.join(map(str, SCALES))}")
-    if getattr(args, "variations", None) is not None and not 1 <= args.variations <= MAX_VARIATIONS:
-        parser.error(f"--variations must be between 1 and {MAX_VARIATIONS}")
-    if getattr(args, "seed", 0) < 0:
-        parser.error("--seed must be >= 0")
+    args.argv = argv
+    try:  # the options' one check (colorgan_hub.options), as the library makes it; the subcommand's usage on error
+        check_options(**{name: getattr(args, name) for name in ("temperature", "vividness", "batch_size", "upscale", "variations", "seed",
+                                                                 "size", "stability") if getattr(args, name, None) is not None})
+        if getattr(args, "shard_size", 1) < 1 or getattr(args, "num_processes", 1) < 1:
+            raise ValueError(f"{'shard_size' if args.shard_size < 1 else 'num_processes'} must be at least 1")
+        if getattr(args, "resume", False) and getattr(args, "overwrite", False):
+            raise ValueError("resume and --overwrite: give one of them")
+    except ValueError as err:
+        name, rest = str(err).split(" ", 1)
+        args.subparser.error(f"--{name.replace('_', '-')} {rest}")
     try:
         return args.func(args)
     except UsageError as err:

@@ -3,9 +3,12 @@
     colorgan demo                 # or: python space/app.py
     COLORGAN_MODELS="user/colorgan-large,./runs/x/model" colorgan demo   # more models to pick from
 
-Handlers only call the package's `colorize`, `colorize_video` and `realness`; models are loaded
-once and cached. All are API endpoints (`/colorize`, `/colorize_video`, `/score`) for
-`gradio_client`.
+Handlers only call the package's `colorize`, `suggest_colours`, `colorize_video` and `realness`;
+models are loaded once and cached. Hints: a click on the hint canvas places one (its colour the
+likeliest the model suggests there), a suggested swatch or the colour picker recolours the last
+one, Undo and Clear take them back; the colorization follows each change. The endpoints
+(`/colorize`, `/colorize_video`, `/score`) are an API for `gradio_client`; `/colorize` takes the
+hints as a JSON list of {"x", "y", "colour"} and a reference photo.
 """
 
 from __future__ import annotations
@@ -13,28 +16,60 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from . import DEFAULT_MODEL, fullres
 from .image_io import ImageError, NoColourError, load_image
 from .model import ColorGAN, ModelLoadError, load_model
-from .pipeline import MULTISCALE_FACTOR
-from .video import STABILITY, VideoError
+from .guidance import HintError
+from .options import MAX_VARIATIONS, MULTISCALE_FACTOR, STABILITY
+from .video import VideoError
 
 BUNDLED = "bundled default"
 MAX_FILE_SIZE = "100mb"  # uploads above this are refused by Gradio before any decoding (a minute of HD video fits)
 MAX_PIXELS = 50_000_000  # the package's decompression-bomb guard
-CONCURRENCY = 2  # requests computed at once (2 cores); the rest wait in the queue
+CONCURRENCY = int(os.environ.get("COLORGAN_DEMO_CONCURRENCY", 2))  # requests computed at once (benchmarks/bench_serving.py); the rest wait in the queue
 MAX_VIDEO_SECONDS = 60  # the Space colorizes at most the first minute of a clip
 MAX_VIDEO_PIXELS = 1920 * 1080  # and frames up to Full HD
 UPSCALE_CHOICES = {"off": 1, "2x": 2, "4x": 4}
-MAX_DEMO_VARIATIONS = 6
 EXAMPLES = ("astronaut", "chelsea", "coffee", "rocket")  # photos scikit-image already ships
+CANVAS_SIDE = 1024  # the hint canvas shows the photo at most this large (hint positions are in the photo's pixels)
+SUGGESTIONS = 6
+
+
+def canvas_scale(photo: Image.Image) -> float:
+    """Photo pixels per canvas pixel."""
+    return max(1.0, max(photo.size) / CANVAS_SIDE)
+
+
+def draw_hints(photo: Image.Image | None, hints: list[dict]) -> Image.Image | None:
+    """The hint canvas: the photo in gray, at most CANVAS_SIDE px, each hint a dot of its colour
+    in a white and black ring."""
+    if photo is None:
+        return None
+    scale = canvas_scale(photo)
+    canvas = photo.convert("L").convert("RGB")
+    if scale > 1:
+        canvas = canvas.resize((round(photo.width / scale), round(photo.height / scale)), Image.Resampling.BOX)
+    pen = ImageDraw.Draw(canvas)
+    radius = max(4, round(max(canvas.size) / 90))
+    for hint in hints:
+        x, y = hint["x"] / scale, hint["y"] / scale
+        pen.ellipse((x - radius - 2, y - radius - 2, x + radius + 2, y + radius + 2), fill="black")
+        pen.ellipse((x - radius - 1, y - radius - 1, x + radius + 1, y + radius + 1), fill="white")
+        pen.ellipse((x - radius + 1, y - radius + 1, x + radius - 1, y + radius - 1), fill=hint["colour"])
+    return canvas
+
+
+def swatches(suggestions) -> list[tuple[Image.Image, str]]:
+    """Suggested colours as small solid images with their hex code and share, for a gallery."""
+    return [(Image.new("RGB", (48, 48), s.colour), f"{s.colour} ({s.probability:.0%})") for s in suggestions]
 
 
 def model_choices() -> dict[str, str]:
@@ -47,9 +82,18 @@ def model_choices() -> dict[str, str]:
     return choices
 
 
-@lru_cache(maxsize=4)
+_LOAD_LOCK = threading.Lock()
+
+
 def load(spec: str) -> ColorGAN:
-    """The model of a menu entry, loaded once (a ModelLoadError says in one line why it cannot be)."""
+    """The model of a menu entry, loaded once, also when the first requests arrive together (a
+    ModelLoadError says in one line why it cannot be)."""
+    with _LOAD_LOCK:
+        return _load(spec)
+
+
+@lru_cache(maxsize=4)
+def _load(spec: str) -> ColorGAN:
     return load_model(spec)
 
 
@@ -137,16 +181,19 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         except ModelLoadError as err:
             raise gr.Error(str(err), print_exception=False) from None
 
-    def colorize(image, resolution, model_name, vividness=None, temperature=None, upscale="off", variations=1, seed=0, multiscale=False):
+    def colorize(image, resolution, model_name, vividness=None, temperature=None, upscale="off", variations=1, seed=0, multiscale=True,
+                 hints=None, reference=None):
         if image is None:
             raise gr.Error("Upload or paste a photo first.")
         model = model_for(model_name)
         variations, scale = int(variations or 1), UPSCALE_CHOICES.get(upscale, 1)
+        multiscale = bool(multiscale) and model.head == "classification"
         start = time.perf_counter()
         try:
             colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS, upscale=scale,
                                      vividness=None if vividness is None else float(vividness), temperature=float(temperature) if temperature else None,
-                                     variations=variations if variations > 1 else None, seed=int(seed or 0), multiscale=bool(multiscale))
+                                     variations=variations if variations > 1 else None, seed=int(seed or 0), multiscale=multiscale,
+                                     hints=[(h["x"], h["y"], h["colour"]) for h in hints or []] or None, reference=reference)
         except (ImageError, ValueError) as err:
             raise gr.Error(getattr(err, "reason", str(err)), print_exception=False) from None
         choices = colored if variations > 1 else [colored]
@@ -156,16 +203,57 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         # (named by content) on every request, so identical concurrent requests raced a reader.
         folder = folders.new()
         gray = folder / "grayscale.png"
-        choices[0].convert("L").save(gray)
+        choices[0].convert("L").save(gray, compress_level=1)  # lossless either way; level 1 is several times faster on a large photo
         outs = [folder / (f"colorized-{n}.png" if variations > 1 else "colorized.png") for n in range(1, len(choices) + 1)]
         for img, out in zip(choices, outs):
-            img.save(out)
+            img.save(out, compress_level=1)
         size = f"{choices[0].width}x{choices[0].height}" + (f" (upscaled x{scale})" if scale > 1 else "")
         what = f"{variations} variations" if variations > 1 else "colorized"
         scales = f" and {round(int(resolution) * MULTISCALE_FACTOR)} (multi-scale)" if multiscale else ""
-        note = f"{size} {what} at working size {int(resolution)}{scales} in {seconds:.2f} s"
+        guided = f" with {len(hints)} hint(s)" if hints else ""
+        guided += " and the reference's palette" if reference is not None else ""
+        note = f"{size} {what}{guided} at working size {int(resolution)}{scales} in {seconds:.2f} s"
         gallery = [(str(out), f"variation {n}") for n, out in enumerate(outs, 1)] if variations > 1 else []
         return (str(gray), str(outs[0])), str(outs[0]), _probabilities(p), note, gallery
+
+    def recolorize(image, *rest):
+        """`colorize` after a change of the hints or the reference; nothing before there is a photo."""
+        return colorize(image, *rest) if image is not None else [gr.skip()] * 5
+
+    def new_photo(image):
+        """A new photo: its canvas, no hints."""
+        return draw_hints(image, []), [], [], gr.Gallery(value=[])
+
+    def place_hint(image, hints, model_name, reference, evt: gr.SelectData):
+        """A click on the canvas: a hint there in the likeliest colour the model suggests, the
+        suggestions offered as swatches."""
+        if image is None:
+            raise gr.Error("Upload or paste a photo first.")
+        model = model_for(model_name)
+        scale = canvas_scale(image)
+        x, y = (evt.index[0] + 0.5) * scale, (evt.index[1] + 0.5) * scale
+        try:
+            suggested = model.suggest_colours(image, x, y, k=SUGGESTIONS, hints=[(h["x"], h["y"], h["colour"]) for h in hints] or None,
+                                              reference=reference, max_pixels=MAX_PIXELS)
+        except (ImageError, ValueError) as err:
+            raise gr.Error(getattr(err, "reason", str(err)), print_exception=False) from None
+        hints = [*hints, {"x": round(x, 1), "y": round(y, 1), "colour": suggested[0].colour}]
+        return draw_hints(image, hints), hints, [s.colour for s in suggested], swatches(suggested), suggested[0].colour
+
+    def recolour_last(image, hints, colour):
+        """The colour picker or a swatch: the last hint takes that colour."""
+        if not hints:
+            raise gr.Error("Click on the photo to place a hint first.")
+        hints = [*hints[:-1], {**hints[-1], "colour": colour}]
+        return draw_hints(image, hints), hints
+
+    def pick_swatch(image, hints, suggested, evt: gr.SelectData):
+        colour = suggested[evt.index]
+        return (*recolour_last(image, hints, colour), colour)
+
+    def undo(image, hints):
+        hints = hints[:-1]
+        return draw_hints(image, hints), hints
 
     def pick(slider_value, evt: gr.SelectData):
         """A variation picked in the gallery goes to the before/after slider and the download."""
@@ -207,31 +295,56 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         with gr.Tab("Colorize"):
             with gr.Row():
                 with gr.Column():
-                    photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Photo (grayscale or colour)")
-                    resolution = gr.Slider(128, 768, value=default_size, step=32, label="Working resolution (long side, px)")
-                    vividness = gr.Slider(0.0, 1.0, value=default_vividness, step=0.05, label="Vividness: 0 muted and safe, 1 bold and risky",
-                                          info="how far the colours may stray from the safest guess (classification models)")
-                    upscale = gr.Radio(list(UPSCALE_CHOICES), value="off", label="Upscale",
-                                       info="bring a small scan to 2x or 4x its width and height before colorizing")
-                    multiscale = gr.Checkbox(False, label="Multi-scale",
-                                             info="the network also sees the photo at 1.5x the working resolution: more faithful colour, about 3x its time")
-                    with gr.Row():
-                        variations = gr.Slider(1, MAX_DEMO_VARIATIONS, value=1, step=1, label="Variations",
-                                               info="more than 1: different plausible colorizations to pick from")
-                        seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="the same seed gives the same variations")
-                    with gr.Accordion("Advanced", open=False):
+                    photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Photo (grayscale or colour)", height=300)
+                    button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+                    with gr.Accordion("Hints: tell it the colour", open=False, elem_id="hints-panel"):
+                        gr.Markdown("Click on the photo where you know the colour: the likeliest colours there are offered below; "
+                                    "the last hint takes the one you pick. Its colour spreads over the region it belongs to.")
+                        canvas = gr.Image(type="pil", interactive=False, label="Click to place a hint", elem_id="hint-canvas", height=300, buttons=[])
+                        swatch_gallery = gr.Gallery(label="Suggested colours: click one", columns=SUGGESTIONS, height=90, allow_preview=False,
+                                                    elem_id="hint-swatches")
+                        with gr.Row():
+                            picker = gr.ColorPicker(label="Or any colour", elem_id="hint-colour")
+                            undo_button = gr.Button("Undo", elem_id="hint-undo")
+                            clear_button = gr.Button("Clear hints", elem_id="hint-clear")
+                        hints = gr.JSON(value=[], label="Hints (x, y in the photo's pixels)", elem_id="hint-list")
+                        reference = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], height=160,
+                                               label="Reference photo (optional): its palette", elem_id="reference")
+                    with gr.Accordion("Options", open=False):
+                        resolution = gr.Slider(128, 768, value=default_size, step=32, label="Working resolution (long side, px)")
+                        vividness = gr.Slider(0.0, 1.0, value=default_vividness, step=0.05, label="Vividness: 0 muted and safe, 1 bold and risky",
+                                              info="how far the colours may stray from the safest guess (classification models)")
+                        upscale = gr.Radio(list(UPSCALE_CHOICES), value="off", label="Upscale",
+                                           info="bring a small scan to 2x or 4x its width and height before colorizing")
+                        multiscale = gr.Checkbox(True, label="Multi-scale",
+                                                 info="the network also sees the photo at 1.5x the working resolution: more faithful colour (off: about 3x faster)")
+                        with gr.Row():
+                            variations = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Variations",
+                                                   info="more than 1: different plausible colorizations to pick from")
+                            seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="the same seed gives the same variations")
                         temperature = gr.Slider(0.1, 1.0, value=default_temperature, step=0.02, label="Temperature",
                                                 info="annealing of the predicted colour distribution: 1 its mean, lower towards its likeliest colour")
-                    button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                 with gr.Column():
-                    slider = gr.ImageSlider(type="filepath", format="png", label="Before / after", elem_id="before-after")
+                    slider = gr.ImageSlider(type="filepath", format="png", label="Before / after", elem_id="before-after", interactive=False)
                     gallery = gr.Gallery(label="Variations: click one to compare it", columns=6, height=200, visible=False, elem_id="variations")
                     probs = gr.Label(label="Real or colorized? (the result)", elem_id="result-label")
-                    timing = gr.Markdown()
+                    timing = gr.Markdown(label="Timing", elem_id="timing")
                     download = gr.File(label="Download PNG")
             gr.Examples(example_files(), inputs=photo)
-            button.click(colorize, [photo, resolution, model_name, vividness, temperature, upscale, variations, seed, multiscale],
-                         [slider, download, probs, timing, gallery], api_name="colorize", concurrency_limit=CONCURRENCY)
+            suggested = gr.State([])
+            colorize_inputs = [photo, resolution, model_name, vividness, temperature, upscale, variations, seed, multiscale, hints, reference]
+            colorize_outputs = [slider, download, probs, timing, gallery]
+            button.click(colorize, colorize_inputs, colorize_outputs, api_name="colorize", concurrency_limit=CONCURRENCY)
+            photo.change(new_photo, photo, [canvas, hints, suggested, swatch_gallery], api_name=False)
+            # each change of the hints or the reference: the colorization follows (once there is a photo)
+            follow = dict(fn=recolorize, inputs=colorize_inputs, outputs=colorize_outputs, api_name=False, concurrency_limit=CONCURRENCY)
+            canvas.select(place_hint, [photo, hints, model_name, reference], [canvas, hints, suggested, swatch_gallery, picker], api_name=False,
+                          concurrency_limit=CONCURRENCY).success(**follow)
+            swatch_gallery.select(pick_swatch, [photo, hints, suggested], [canvas, hints, picker], api_name=False).success(**follow)
+            picker.input(recolour_last, [photo, hints, picker], [canvas, hints], api_name=False).success(**follow)
+            undo_button.click(undo, [photo, hints], [canvas, hints], api_name=False).success(**follow)
+            clear_button.click(lambda image: (draw_hints(image, []), []), photo, [canvas, hints], api_name=False).success(**follow)
+            reference.change(**follow)
             gallery.select(pick, slider, [slider, download], api_name=False)
             variations.change(lambda n: gr.Gallery(visible=int(n) > 1), variations, gallery, api_name=False)
         with gr.Tab("Video"):
@@ -248,7 +361,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                     clip_button = gr.Button("Colorize video", variant="primary", elem_id="colorize-video-button")
                 with gr.Column():
                     clip_out = gr.Video(label="Colorized", elem_id="video-output")
-                    clip_note = gr.Markdown(elem_id="video-note")
+                    clip_note = gr.Markdown(label="Video note", elem_id="video-note")
             clip_button.click(colorize_clip, [clip, clip_resolution, model_name, clip_vividness, stability], [clip_out, clip_note],
                               api_name="colorize_video", concurrency_limit=1)
         with gr.Tab("Real or colorized?"):

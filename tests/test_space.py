@@ -68,7 +68,7 @@ def test_colorize_endpoint(client, photo_files):
     assert Image.open(download).format == "PNG"
     assert {c["label"] for c in label["confidences"]} == {"photographed in colour", "colorized by machine"}
     assert sum(c["confidence"] for c in label["confidences"]) == pytest.approx(1.0)
-    assert "120x80 colorized at working size 128 in" in note
+    assert "120x80 colorized at working size 128 and 192 (multi-scale) in" in note  # multi-scale by default
 
 
 def test_score_endpoint_and_grayscale_answer(client, photo_files):
@@ -231,3 +231,48 @@ def test_request_folders_are_pruned_and_removed_with_the_app(monkeypatch):
 def test_a_model_that_cannot_be_loaded_is_one_line(tmp_path):
     with pytest.raises(RuntimeError, match=r"cannot load model .*: the folder has no config.json"):
         demo_module.build_demo({"broken": str(tmp_path)})
+
+
+def test_cold_start_under_concurrent_load(tmp_path, bad_uploads):
+    """A freshly started demo on the bundled model (a Space after sleeping), hit by 8 clients at once
+    before any request has warmed it up: every good photo comes back, the corrupt ones get their
+    one-line reason, and the server still answers afterwards."""
+    import subprocess
+    import sys
+
+    for i in range(6):
+        make_photo(160 + 40 * i, 120 + 24 * i, seed=20 + i).convert("L").save(tmp_path / f"photo{i}.png")
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "colorgan_hub.cli", "demo", "--port", str(port)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, f"the demo exited: {server.stdout.read()}"
+            assert time.time() < deadline, "the demo did not start within 120 s"
+            time.sleep(0.2)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        uploads = [tmp_path / f"photo{i}.png" for i in range(6)] + [bad_uploads / "cut.jpg", bad_uploads / "notes.png"]
+
+        def request(path):
+            try:
+                return client.predict(handle_file(str(path)), 128, "bundled default", api_name="/colorize")
+            except AppError as err:
+                return err
+
+        with ThreadPoolExecutor(len(uploads)) as pool:
+            results = list(pool.map(request, uploads))
+        for path, result in zip(uploads[:6], results[:6]):
+            assert not isinstance(result, Exception), f"{path.name}: {result}"
+            assert "colorized at working size 128" in result[3]
+        assert "cut.jpg: truncated or corrupt image" in str(results[6])
+        assert "notes.png: not an image file" in str(results[7])
+        assert server.poll() is None, "the demo died under load"
+        again = client.predict(handle_file(str(uploads[0])), 128, "bundled default", api_name="/colorize")
+        assert "colorized" in again[3]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
