@@ -10,9 +10,13 @@ the colorizer sees their L only), against the default colorization:
   to the default output;
 - hue hits (macro over the five hue families) of the default and of each variation;
 - smoothness: ab total variation (mean |d/dx| + |d/dy| of a and b) of each variation over the
-  default's; blotches or salt-and-pepper would raise it.
+  default's; blotches or salt-and-pepper would raise it;
+- global share: for each pair of variations, the distance between their image-mean ab over their
+  mean per-pixel ab distance (1: they differ by a pure tint; low: by region), averaged over pairs
+  and photos.
 The targets: each variation's hue hits within 0.05 of the default's, total variation at most
-1.2x the default's; `chosen` is the strength with the most diversity that meets both.
+1.2x the default's, global share at most 0.3; `chosen` is the strength with the most diversity
+that meets them.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from colorgan_hub.image_io import list_images, spread_evenly
 from colorgan_hub.model import load_model
 
 HERE = Path(__file__).parent
-HUE_MARGIN, TV_RATIO = 0.05, 1.2
+HUE_MARGIN, TV_RATIO, GLOBAL_SHARE = 0.05, 1.2, 0.3
 
 
 def total_variation(ab: np.ndarray) -> float:
@@ -47,6 +51,7 @@ def measure(model, truths: list[Image.Image], variations: int, seed: int = 0) ->
     hue_default = {name: np.zeros(2, np.int64) for name in metrics.HUE_FAMILIES}
     hue_each = [{name: np.zeros(2, np.int64) for name in metrics.HUE_FAMILIES} for _ in range(variations)]
     pair_sum = default_sum = pixels = 0.0
+    shares = []
     tv_default, tv_each = 0.0, np.zeros(variations)
     for truth, default, options in zip(truths, defaults, drawn):
         ab_t = metrics.image_ab(np.asarray(truth))
@@ -61,6 +66,9 @@ def measure(model, truths: list[Image.Image], variations: int, seed: int = 0) ->
         tv_default += total_variation(ab_d)
         for ab_i, ab_j in itertools.combinations(abs_v, 2):
             pair_sum += np.linalg.norm(ab_i - ab_j, axis=0)[chromatic].sum()
+            per_pixel = np.linalg.norm(ab_i - ab_j, axis=0).mean()
+            if per_pixel > 0.5:  # pairs that differ at all
+                shares.append(np.linalg.norm(ab_i.mean(axis=(1, 2)) - ab_j.mean(axis=(1, 2))) / per_pixel)
         pixels += chromatic.sum()
     pairs = variations * (variations - 1) / 2
     hue_variations = [metrics.hue_rates(counts)["macro"] for counts in hue_each]
@@ -70,9 +78,10 @@ def measure(model, truths: list[Image.Image], variations: int, seed: int = 0) ->
         "hue_macro_default": metrics.hue_rates(hue_default)["macro"],
         "hue_macro_variations": hue_variations,
         "tv_ratio_variations": list(tv_each / tv_default),
+        "global_share": float(np.mean(shares)) if shares else 0.0,
     }
     figures["meets_targets"] = bool(all(abs(h - figures["hue_macro_default"]) <= HUE_MARGIN for h in hue_variations)
-                                    and max(figures["tv_ratio_variations"]) <= TV_RATIO)
+                                    and max(figures["tv_ratio_variations"]) <= TV_RATIO and figures["global_share"] <= GLOBAL_SHARE)
     return figures, list(zip(defaults, drawn))
 
 
@@ -105,14 +114,14 @@ def main(argv=None) -> dict:
     strengths = args.strengths or [model.variation_strength]
     rows, examples = {}, {}
     print(f"{len(truths)} photos of {args.data}, {args.variations} variations each, seed 0")
-    print("| strength | diversity (ab) | to default (ab) | hue macro default | hue macro variations | TV / default | targets | s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| strength | diversity (ab) | to default (ab) | global share | hue macro default | hue macro variations | TV / default | targets | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for strength in strengths:
         model.variation_strength = strength
         start = time.perf_counter()
         rows[strength], examples[strength] = measure(model, truths, args.variations)
         row = rows[strength]
-        print(f"| {strength:g} | {row['diversity']:.2f} | {row['distance_to_default']:.2f} | {row['hue_macro_default']:.3f} | "
+        print(f"| {strength:g} | {row['diversity']:.2f} | {row['distance_to_default']:.2f} | {row['global_share']:.2f} | {row['hue_macro_default']:.3f} | "
               f"{' / '.join(f'{h:.3f}' for h in row['hue_macro_variations'])} | {' / '.join(f'{t:.2f}' for t in row['tv_ratio_variations'])} | "
               f"{'met' if row['meets_targets'] else 'missed'} | {time.perf_counter() - start:.0f} |")
     passing = [s for s in strengths if rows[s]["meets_targets"]]

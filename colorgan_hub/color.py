@@ -16,7 +16,6 @@ everywhere else through `normalize_*` / `denormalize_*`.
 from __future__ import annotations
 
 import cv2
-import kornia.color
 import numpy as np
 import torch
 
@@ -35,11 +34,15 @@ _LAB_KAPPA = 7.787  # (29/6)^2 / 3
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     """sRGB (B, 3, H, W) in [0, 1] -> Lab (B, 3, H, W): L in [0, 100], a/b in about [-110, 110]."""
+    import kornia.color  # here, not at the top: inference never needs it, and it costs a quarter second to import
+
     return kornia.color.rgb_to_lab(rgb)
 
 
 def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     """Lab (B, 3, H, W) -> sRGB (B, 3, H, W), clipped to [0, 1] unless `clip=False`."""
+    import kornia.color
+
     return kornia.color.lab_to_rgb(lab, clip=clip)
 
 

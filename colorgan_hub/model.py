@@ -7,6 +7,7 @@ half-precision files back to the model's float32, so a shipped fp16 file loads l
 
 from __future__ import annotations
 
+import contextvars
 import os
 import socket
 from collections.abc import Sequence
@@ -33,6 +34,9 @@ VARIATION_BLUR = 3.0  # px at a 128 px working size: a variation's change of col
 # then. Models on the Hub keep loading as they were saved: a key added later gets an entry here,
 # and an existing key's default never changes meaning without one.
 LEGACY_CONFIG = {"head": "regression"}  # the first release had the regression head only
+
+# The classification bins of a model being loaded (`_from_pretrained`), for its constructor.
+_SAVED_BINS: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("saved_bins", default=None)
 
 _CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 
@@ -122,7 +126,7 @@ class ColorGAN(
         self.class_rebalancing, self.vividness, self.variation_strength = class_rebalancing, vividness, variation_strength
         self.ab_scale = AB_SCALE
         classify = head == "classification"
-        bins = ab_bin_centres(bin_size) / AB_SCALE if classify else None
+        bins = (_SAVED_BINS.get() if _SAVED_BINS.get() is not None else ab_bin_centres(bin_size) / AB_SCALE) if classify else None
         out_ch = len(bins) if classify else 2
         if encoder == "unet":
             body = UNetGenerator(1, out_ch, width=width, depth=depth, upsample=upsample, dropout=dropout, half_res_logits=classify)
@@ -209,7 +213,9 @@ class ColorGAN(
                   vividness: float | None = None, coarse_scale: float | None = None, guidance: Guidance | None = None) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> `variations` plausible colorizations (N, B, 2, H, W), each
         decoded from the logits plus smooth Gumbel noise (`networks.smooth_gumbel_noise`, scaled by
-        `variation_strength`), so each region of a photo takes one colour. `seed`: one for the
+        `variation_strength`), so each region of a photo takes one colour; the change the whole
+        photo shares (the median over its pixels: a tint) is taken out, so variations differ by
+        region, not by cast. `seed`: one for the
         batch or one per photo; variation n of a photo depends on (its seed, n) and its shape
         alone, not on the rest of the batch. `coarse_scale`, `guidance`: see `class_logits` (each
         variation keeps the hints). Classification head."""
@@ -225,7 +231,10 @@ class ColorGAN(
         for n in range(variations):
             noise = torch.cat([smooth_gumbel_noise(self.generator.bins, logits.shape[2:], seed=(s * 1_000_003 + n) % 2**63) for s in seeds])
             noise = noise * self.variation_strength  # (B, K, h, w)
-            sample = default + gaussian_blur(self.decode(logits, temperature, vividness, noise=noise) - default, blur)
+            change = gaussian_blur(self.decode(logits, temperature, vividness, noise=noise) - default, blur)  # (B, 2, H, W)
+            # the change most of the photo shares is a tint, not another colorization: take it out (the median
+            # over the pixels, so that a region's own change stays and is not spread over the rest)
+            sample = default + change - change.flatten(2).median(dim=2).values[:, :, None, None]
             # noisy logits anneal to bolder colour than the default's: keep each photo's mean chroma
             samples.append(sample * (default_chroma / mean_chroma(sample).clamp_min(1e-6)))
         return torch.stack(samples)
@@ -310,7 +319,6 @@ class ColorGAN(
     @classmethod
     def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, map_location="cpu", strict=True, **model_kwargs):
         model_kwargs = {**LEGACY_CONFIG, **model_kwargs}  # keys its config.json has (or the caller gives) win
-        model = cls(**model_kwargs)
         if os.path.isdir(model_id):
             weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
         else:
@@ -319,6 +327,12 @@ class ColorGAN(
                 force_download=force_download, token=token, local_files_only=local_files_only,
             )
         state = load_file(weights, device=str(map_location))
+        saved_bins = state.get("generator.bins")
+        saving = _SAVED_BINS.set(saved_bins.float() if saved_bins is not None and saved_bins.dim() == 2 else None)
+        try:  # the saved colour bins, not recomputed (they would be overwritten, and working out the gamut takes a while)
+            model = cls(**model_kwargs)
+        finally:
+            _SAVED_BINS.reset(saving)
         expected = model.state_dict()
         state = {k: v.to(expected[k].dtype) if k in expected else v for k, v in state.items()}
         state.setdefault("realness_cues", realness.default_cue_readout())  # saved before the cues: none read
