@@ -121,7 +121,7 @@ def _load_input(path: Path, max_pixels: int):
 
 def _summary(done: str, written: int, inputs: Inputs, failed: int, where: str = "") -> str:
     """The closing line of a command: how many of how many, what failed, what was skipped."""
-    total = len(inputs.paths) + len(inputs.videos)
+    total = len(inputs.paths) + len(inputs.videos) + len(inputs.errors)  # an input that named nothing usable counts as one that failed
     noun = "image(s)" if not inputs.videos else "video(s)" if not inputs.paths else "file(s)"
     if not total:
         line = f"nothing {done}: no image in the inputs"
@@ -149,7 +149,8 @@ def _output_folder(folder: Path) -> bool:
 
 
 def _progress(items, what: str):
-    return tqdm(items, desc=what, unit="image", disable=len(items) <= 1, file=sys.stderr)
+    # disable=None: no bar when stderr is not a terminal (a log would fill with bar updates between the error lines)
+    return tqdm(items, desc=what, unit="image", disable=True if len(items) <= 1 else None, file=sys.stderr)
 
 
 def cmd_colorize(args) -> int:
@@ -338,7 +339,7 @@ def _colorize_video(model, path: Path, args, claimed: dict, reference=None) -> b
 
     def progress(done, expected):
         if not bars:
-            bars.append(tqdm(desc=path.name, total=expected, unit="frame", file=sys.stderr, leave=False))
+            bars.append(tqdm(desc=path.name, total=expected, unit="frame", file=sys.stderr, leave=False, disable=None))
         bars[0].update(done - bars[0].n)
 
     if args.multiscale:
@@ -432,7 +433,7 @@ def cmd_colorize_dataset(args) -> int:
             reference_palette(job.options["reference"], model.generator.bins)
         except HintError as err:
             raise UsageError(f"--reference: {err}") from None
-    bar = tqdm(desc="colorize-dataset", unit="image", file=sys.stderr, disable=not state.is_main_process, total=_expected_rows(job, state))
+    bar = tqdm(desc="colorize-dataset", unit="image", file=sys.stderr, disable=None if state.is_main_process else True, total=_expected_rows(job, state))
     try:
         counts = run_share(model, job, out_dir, state.process_index, state.num_processes, device=state.device, max_pixels=args.max_pixels,
                            batch_size=args.batch_size, progress=lambda n: bar.update(n * state.num_processes))

@@ -281,3 +281,18 @@ def test_cli_multiscale(tmp_path, tiny_model_dir, capsys):
     ColorGAN(**TINY, head="regression").save_pretrained(regression)
     assert cli.main(["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "out2"), "--model", str(regression), "--multiscale"]) == 2
     assert "--multiscale needs a model with the classification head" in capsys.readouterr().err
+
+
+def test_closing_line_counts_every_input(photos, tiny_model_dir, capsys):
+    """Four bad files and a pattern that matches nothing beside one good photo: 1 of 6, 5 failed."""
+    bad = photos / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "notes.png").write_text("not pixels")
+    (bad / "cut.jpg").write_bytes((photos / "scans" / "old.jpg").read_bytes()[:300])
+    code = run("colorize", bad, photos / "missing.png", str(photos / "nothing" / "*.png"), photos / "scans" / "old.jpg",
+               "-o", photos / "out", "--model", tiny_model_dir)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.strip().splitlines()[-1] == f"colorized 1 of 6 image(s) into {photos / 'out'} (5 failed)"
+    assert all(line.startswith("error: ") for line in err.strip().splitlines()[:-1])  # no progress-bar lines between them when not a terminal
