@@ -22,12 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from peers import ECCV16Net  # benchmarks/peers.py, beside this script
 from PIL import Image
 
 from colorgan_hub import DEFAULT_MODEL, ColorGAN
 from colorgan_hub.networks import UNetGenerator
-
-from peers import ECCV16Net  # benchmarks/peers.py, beside this script
 
 SIZES = [(256, 256), (768, 512), (4000, 3000)]
 

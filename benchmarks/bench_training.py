@@ -23,10 +23,10 @@ import torch
 from PIL import Image
 
 from colorgan_hub import ColorGAN
-
-ROOT = Path(__file__).resolve().parents[1]
 from training.data import ColorizationStream, DataConfig, batch_to_lab, build_stream, collate, list_images
 from training.losses import ColourClassLoss, discriminator_loss, generator_adversarial_loss
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class ReportsDataset(torch.utils.data.Dataset):

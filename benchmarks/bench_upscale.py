@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from bench_inference import timed  # median seconds after a warm-up
 from PIL import Image, ImageDraw
 
 from colorgan_hub import DEFAULT_MODEL
@@ -30,8 +31,6 @@ from colorgan_hub.model import load_model
 from colorgan_hub.upscale import SCALES, load_upscaler, upscale_l
 from training.data import gray_photo
 from training.train_upscaler import evaluate
-
-from bench_inference import timed  # median seconds after a warm-up
 
 HERE = Path(__file__).parent
 TARGETS = {2: 1.0, 4: 0.5}

@@ -36,8 +36,9 @@ from colorgan_hub.fullres import warm_up
 from colorgan_hub.image_io import list_images
 from colorgan_hub.metrics import HUE_FAMILIES, hue_hits_of, hue_rates, image_ab
 from colorgan_hub.model import load_model
+from colorgan_hub.options import STABILITY
 from colorgan_hub.pipeline import working_shape
-from colorgan_hub.video import STABILITY, VideoColorizer, colorize_video
+from colorgan_hub.video import VideoColorizer, colorize_video
 
 HERE = Path(__file__).parent
 

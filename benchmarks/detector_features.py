@@ -55,11 +55,11 @@ import torch
 
 from colorgan_hub import DEFAULT_MODEL, fakes
 from colorgan_hub.color import rgb_to_model_lab, rgb_to_model_lab_numpy
-from colorgan_hub.realness import CUE_NAMES, _fine, _gradient, colour_cues, normalise, working_rgb
 from colorgan_hub.image_io import load_image
 from colorgan_hub.metrics import roc_auc
 from colorgan_hub.model import load_model
 from colorgan_hub.pipeline import padded_shape, working_shape
+from colorgan_hub.realness import CUE_NAMES, _fine, _gradient, colour_cues, normalise, working_rgb
 from training.selection import validation_truths
 
 HERE = Path(__file__).parent

@@ -182,7 +182,7 @@ def cmd_colorize(args) -> int:
                                  vividness=args.vividness, max_pixels=args.max_pixels, return_exceptions=True,
                                  upscale=args.upscale, variations=args.variations, seed=args.seed, multiscale=multiscale,
                                  hints=hints, reference=reference)
-        for (path, _, dests), out in zip(pending, outputs):
+        for (_, _, dests), out in zip(pending, outputs):
             if isinstance(out, Exception):  # one photo's failure is its own: the batch's others are written
                 report(str(out))
                 failed += 1

@@ -34,8 +34,6 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from .image_io import ImageError, load_image
 
 JOB_FILE = "colorgan-job.json"

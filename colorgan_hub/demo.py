@@ -27,7 +27,6 @@ from PIL import Image, ImageDraw
 from . import DEFAULT_MODEL, fullres
 from .image_io import ImageError, NoColourError, load_image
 from .model import ColorGAN, ModelLoadError, load_model
-from .guidance import HintError
 from .options import MAX_VARIATIONS, MULTISCALE_FACTOR, STABILITY
 from .video import VideoError
 
@@ -317,7 +316,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                         upscale = gr.Radio(list(UPSCALE_CHOICES), value="off", label="Upscale",
                                            info="bring a small scan to 2x or 4x its width and height before colorizing")
                         multiscale = gr.Checkbox(True, label="Multi-scale",
-                                                 info="the network also sees the photo at 1.5x the working resolution: more faithful colour (off: about 3x faster)")
+                                                 info="the network also sees the photo at 1.5x the working size: more faithful colour (off: about 3x faster)")
                         with gr.Row():
                             variations = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Variations",
                                                    info="more than 1: different plausible colorizations to pick from")

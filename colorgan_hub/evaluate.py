@@ -16,9 +16,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import fakes, metrics, pipeline
+from . import fakes, metrics
 from .fullres import recombine
 from .image_io import ImageError, center_crop, jpeg_roundtrip, load_image
+from .options import MULTISCALE_FACTOR
 
 PROTOCOLS = ("256", "full")
 
@@ -245,7 +246,7 @@ def format_markdown(result: dict) -> str:
     """The evaluation as markdown tables."""
     temperature = f", vividness {result['vividness']}, temperature {result['temperature']}" if "temperature" in result else ""
     if result.get("multiscale"):
-        temperature += f", multi-scale (also at {round(result['size'] * pipeline.MULTISCALE_FACTOR)})"
+        temperature += f", multi-scale (also at {round(result['size'] * MULTISCALE_FACTOR)})"
     families = list(metrics.HUE_FAMILIES)
     lines = [
         f"Protocol {result['protocol']}, {result['images']} images, working size {result['size']}{temperature}.",
@@ -261,7 +262,8 @@ def format_markdown(result: dict) -> str:
     for name, row in result["colour"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row['hue_' + f]:.3f}" for f in families) + " |")
     if "detector" in result:
-        lines += ["", f"Detector (real photos vs this model's colorizations of them; it looks at long side {result.get('detector_size', result['size'])} px):", "",
+        size = result.get("detector_size", result["size"])
+        lines += ["", f"Detector (real photos vs this model's colorizations of them; it looks at long side {size} px):", "",
                   "| | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]
         names = {"clean": "clean", "jpeg75": "JPEG quality 75", "half": "resized to half"}
         for key, row in result["detector"].items():
@@ -270,7 +272,8 @@ def format_markdown(result: dict) -> str:
         lines += ["", "Detector against the colorizer family (real photos vs each family's colorizations of them):", "",
                   "| fakes | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]
         for key, row in result["detector_families"].items():
-            lines.append(f"| {FAMILY_NAMES.get(key, key)} | {row['auc']:.4f} | {row['ap']:.4f} | {row['accuracy']:.4f} | {row['hter']:.4f} | {row['ece']:.4f} |")
+            figures = " | ".join(f"{row[k]:.4f}" for k in ("auc", "ap", "accuracy", "hter", "ece"))
+            lines.append(f"| {FAMILY_NAMES.get(key, key)} | {figures} |")
         mix = result["detector_families"].get("mix")
         if mix:
             lines += ["", f"On the mix: median confidence {mix['median_confidence']:.3f}, share of answers beyond 0.999 / 0.001: {mix['saturated']:.3f}."]

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .color import AB_SCALE, rgb_to_model_lab_numpy
-from .image_io import ImageError, NoColourError, describe, is_monochrome, load_image, to_rgb_alpha
+from .image_io import ImageError, describe, is_monochrome, load_image, to_rgb_alpha
 
 DESIGNS = ("attention", "maps")
 PALETTE_SIZE = 128  # px, long side, at which a reference's palette is counted

@@ -24,8 +24,17 @@ from . import pipeline, realness
 from .color import AB_SCALE, ab_bin_centres
 from .guidance import NO_GUIDANCE, Guidance, Guide, HintError
 from .image_io import DEFAULT_MAX_PIXELS
+from .networks import (
+    ColorClassifier,
+    EfficientNetUNetGenerator,
+    PatchDiscriminator,
+    ResNetUNetGenerator,
+    UNetGenerator,
+    gaussian_blur,
+    init_weights,
+    smooth_gumbel_noise,
+)
 from .options import check_options
-from .networks import ColorClassifier, EfficientNetUNetGenerator, PatchDiscriminator, ResNetUNetGenerator, UNetGenerator, gaussian_blur, init_weights, smooth_gumbel_noise
 
 HEADS = ("classification", "regression")
 VARIATION_BLUR = 3.0  # px at a 128 px working size: a variation's change of colour is smoothed over this (no salt and pepper)

@@ -29,7 +29,7 @@ from .devices import inference, pick_device
 from .fullres import recombine
 from .guidance import NO_GUIDANCE, Guidance, HintError, check_hints, hint_points, reference_palette
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, load_image, to_rgb_alpha
-from .options import MAX_VARIATIONS, MULTISCALE_FACTOR, check_options  # noqa: F401 (MAX_VARIATIONS: the pipeline's bound, re-exported)
+from .options import MULTISCALE_FACTOR, check_options
 from .upscale import load_upscaler, upscale_l
 
 

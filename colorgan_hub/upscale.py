@@ -124,7 +124,7 @@ def load_upscaler(scale: int) -> Upscaler:
         return _bundled(scale)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bundled(scale: int) -> Upscaler:
     return Upscaler.from_pretrained(str(BUNDLED / f"x{scale}")).eval()
 

@@ -37,7 +37,7 @@ from .color import gray_to_l_numpy
 from .fullres import recombine
 from .guidance import NO_GUIDANCE, Guidance, HintError, reference_palette
 from .image_io import InputError, file_problem
-from .options import STABILITY, VIDEO_SUFFIXES, check_options
+from .options import STABILITY, check_options
 from .pipeline import inference, padded_shape, pick_device, predict_ab, resize, working_shape
 
 KEPT_CONTAINERS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}  # written as they came; others become .mkv

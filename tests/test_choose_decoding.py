@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from colorgan_hub import ColorGAN
+from training import choose_decoding, selection
 
 from .conftest import TINY, make_photo
-
-from training import choose_decoding, selection
 
 
 def test_score_is_the_weakest_ratio_against_its_target():

@@ -9,10 +9,10 @@ from skimage import color as skcolor
 from colorgan_hub import ColorGAN
 from colorgan_hub.color import AB_SCALE, ab_bin_centres
 from colorgan_hub.networks import ColorClassifier, UNetGenerator
+from training.data import ab_histogram
+from training.losses import ColourClassLoss, _SoftCrossEntropy
 
 from .conftest import TINY, make_photo
-
-from training.losses import ColourClassLoss, _SoftCrossEntropy, ab_histogram
 
 
 def test_bins_are_the_grid_cells_that_meet_the_srgb_gamut():

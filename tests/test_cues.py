@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from colorgan_hub import ColorGAN, fakes
 from colorgan_hub.realness import CUE_NAMES, colour_cues, default_cue_readout, normalise, photo_cues
-from safetensors.torch import load_file, save_file
 from tests.conftest import make_photo
 from training.calibration import fit_realness_calibration
 

@@ -8,10 +8,9 @@ import torch
 
 from colorgan_hub import ColorGAN
 from colorgan_hub.efficientnet import lite_weights_path
+from training import detector
 
 from .conftest import make_photo
-
-from training import detector
 
 
 @pytest.fixture(scope="module")

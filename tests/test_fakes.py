@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from colorgan_hub import ColorGAN, fakes, metrics
-from colorgan_hub.evaluate import evaluate, family_detector_metrics, format_markdown
 from colorgan_hub.color import rgb_to_l_numpy
+from colorgan_hub.evaluate import evaluate, family_detector_metrics, format_markdown
 
 from .conftest import TINY, make_photo
 

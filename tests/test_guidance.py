@@ -142,7 +142,7 @@ def test_suggestions_are_distinct_colours_at_the_point_lightness(guided_model, g
     assert len({s.colour for s in suggestions}) == 4
     lightness = rgb_to_l_numpy(np.array([[gray_photo.convert("RGB").getpixel((60, 45))]], np.uint8))[0, 0]
     for s in suggestions:
-        assert s.colour == "#%02x%02x%02x" % s.rgb
+        assert s.colour == "#{:02x}{:02x}{:02x}".format(*s.rgb)
         assert abs(rgb_to_l_numpy(np.array([[s.rgb]], np.uint8))[0, 0] - lightness) < 3
     with pytest.raises(HintError, match="outside the photo"):
         guided_model.suggest_colours(gray_photo, 500, 45)

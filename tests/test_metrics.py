@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from skimage.metrics import structural_similarity
 from skimage import color as skcolor
+from skimage.metrics import structural_similarity
 
 from colorgan_hub import metrics
 

@@ -24,7 +24,7 @@ def _input_l(img):
 def _as_mode(mode, size=(45, 31)):
     base = make_photo(*size, seed=7)
     if mode == "I;16":
-        return Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257))  # 16-bit gray
+        return Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)  # 16-bit gray
     if mode == "I":
         return Image.fromarray(np.asarray(base.convert("L"), np.int32) * 257)
     if mode == "F":

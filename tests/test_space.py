@@ -189,7 +189,7 @@ def test_browser_upload_shows_slider_and_label(app, photo_files):
 def test_video_endpoint_colorizes_a_clip_and_names_a_bad_one(client, tmp_path):
     import av
 
-    from .test_video import H, SHOT, W, two_shots, write_clip
+    from .test_video import SHOT, H, W, two_shots, write_clip
 
     clip = tmp_path / "film.mkv"
     write_clip(clip, two_shots())

@@ -17,10 +17,9 @@ import torch
 from PIL import Image
 
 from colorgan_hub import ColorGAN
+from training import calibration, data, losses, train
 
 from .conftest import make_photo
-
-from training import calibration, data, losses, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = json.dumps({"image_size": 64, "width": 8, "depth": 4, "d_width": 8})
@@ -63,14 +62,14 @@ def train_args(photo_folders, out, *extra):
     return train.parse_args([
         "--train_data_dir", str(train_dir), "--validation_data_dir", str(val_dir), "--output_dir", str(out),
         "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "4", "--min_image_size", "64",
-        "--pretrain_steps", "3", "--gan_steps", "3", "--detector_steps", "3", "--validation_steps", "3",
-        "--checkpointing_steps", "3", "--calibration_fraction", "0.3", "--calibration_samples", "8",
+        "--pretrain_steps", "3", "--gan_steps", "3", "--validation_steps", "3",
+        "--checkpointing_steps", "3", "--realness_calibration_fraction", "0.3",
         "--max_validation_samples", "4", "--num_validation_images", "2", "--report_to", "none", *map(str, extra),
     ])
 
 
 def test_stream_sees_every_file_and_counts_each_bad_kind(photo_folders):
-    args = train_args(photo_folders, "unused", "--calibration_fraction", "0", "--detector_steps", "0")
+    args = train_args(photo_folders, "unused", "--realness_calibration_fraction", "0")
     stream, column = data.build_stream(data.DataConfig.from_args(args))
     dataset = data.ColorizationStream(stream, column, 32, min_size=64, repeat=False)
     batches = list(torch.utils.data.DataLoader(dataset, batch_size=5, collate_fn=data.collate))
@@ -100,14 +99,13 @@ def test_batch_to_lab_shapes_and_ranges():
     assert real_l.min() >= -1 and real_l.max() <= 1 and real_ab.abs().max() <= 1
 
 
-def test_all_phases_through_main(photo_folders, tmp_path):
-    summary = train.main(train_args(photo_folders, tmp_path, "--use_ema", "--report_to", "tensorboard", "--checkpoints_total_limit", "2"))
+def test_both_phases_through_main(photo_folders, tmp_path):
+    summary = train.main(train_args(photo_folders, tmp_path, "--use_ema", "--report_to", "tensorboard", "--checkpoints_total_limit", "2",
+                                    "--gan_steps", "6"))
     assert summary["steps"] == 9 and summary["nonfinite"] == 0
     assert summary["drops"]["undecodable"] >= 1 and summary["drops"]["grayscale"] >= 1
     assert set(summary["validation"]) >= {"psnr", "cf", "psnr_gain", "cf_ratio", "score"}
-    assert summary["calibration_photos"] >= 8 and summary["scale"] != 1.0
     model = ColorGAN.from_pretrained(tmp_path / "model")
-    assert model.realness_calibration.tolist() == pytest.approx([summary["scale"], summary["bias"]], rel=1e-5)
     assert json.loads((tmp_path / "model" / "config.json").read_text())["width"] == 8
     card = (tmp_path / "model" / "README.md").read_text()
     assert "3 pre-training steps" in card and "colour-class cross-entropy" in card and "Final validation" in card
@@ -121,14 +119,14 @@ def test_all_phases_through_main(photo_folders, tmp_path):
 
 
 def test_resume_continues_from_latest_complete_checkpoint(photo_folders, tmp_path):
-    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "0", "--detector_steps", "0",
+    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "0",
                           "--checkpointing_steps", "2"))
     (tmp_path / "checkpoint-99.tmp").mkdir()  # a save that died half-way is not a checkpoint
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "3", "--detector_steps", "0",
+    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "3",
                                     "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest"))
     assert summary["steps"] == 7
     assert [p.name for p in train.checkpoints(tmp_path)][-1] == "checkpoint-7"
@@ -138,7 +136,7 @@ def test_sigkill_then_resume_finishes_with_same_step_count(photo_folders, tmp_pa
     train_dir, val_dir = photo_folders
     cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
            "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "4", "--pretrain_steps", "300", "--gan_steps", "0",
-           "--detector_steps", "0", "--checkpointing_steps", "20", "--report_to", "none", "--calibration_fraction", "0"]
+           "--checkpointing_steps", "20", "--report_to", "none", "--realness_calibration_fraction", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300  # a loaded machine is slow to start
@@ -167,7 +165,7 @@ def test_two_processes_see_different_samples(photo_folders, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
            "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "2", "--pretrain_steps", "2",
-           "--gan_steps", "2", "--detector_steps", "0", "--checkpointing_steps", "4", "--report_to", "none"]
+           "--gan_steps", "2", "--checkpointing_steps", "4", "--report_to", "none"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -181,7 +179,7 @@ def test_two_processes_see_different_samples(photo_folders, tmp_path):
 def test_push_to_hub_uploads_the_model_folder(photo_folders, tmp_path):
     with mock.patch.object(train.HfApi, "create_repo") as create_repo, mock.patch.object(train.HfApi, "upload_folder") as upload:
         create_repo.return_value.repo_id = "someone/colorgan-test"
-        train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--detector_steps", "0",
+        train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0",
                               "--push_to_hub", "--hub_model_id", "someone/colorgan-test"))
     create_repo.assert_called_once_with("someone/colorgan-test", exist_ok=True)
     folder = Path(upload.call_args.kwargs["folder_path"])
@@ -196,9 +194,9 @@ def test_nonfinite_losses_skip_then_abort(photo_folders, tmp_path):
     assert not (tmp_path / "model").exists()
 
 
-def test_regression_head_trains_through_all_phases(photo_folders, tmp_path):
+def test_regression_head_trains_through_both_phases(photo_folders, tmp_path):
     summary = train.main(train_args(photo_folders, tmp_path, "--model_config", TINY_REGRESSION))
-    assert summary["steps"] == 9
+    assert summary["steps"] == 6
     model = ColorGAN.from_pretrained(tmp_path / "model")
     assert model.head == "regression" and "L1" in (tmp_path / "model" / "README.md").read_text()
 
@@ -210,7 +208,7 @@ def test_efficientnet_generator_starts_from_imagenet_and_fine_tunes_past_the_fro
 
     config = json.dumps({"image_size": 64, "encoder": "efficientnet-lite0", "width": 8, "d_width": 8})
     train.main(train_args(photo_folders, tmp_path, "--model_config", config, "--pretrain_steps", "2", "--gan_steps", "1",
-                          "--detector_steps", "0", "--freeze_encoder_stride", "8", "--encoder_lr_scale", "0.5"))
+                          "--freeze_encoder_stride", "8", "--encoder_lr_scale", "0.5"))
     imagenet = EfficientNetLiteEncoder("efficientnet-lite0")
     imagenet.load_lite_weights(lite_weights_path("efficientnet-lite0"))
     trained = ColorGAN.from_pretrained(tmp_path / "model").generator.body.encoder
@@ -232,7 +230,7 @@ def test_missing_encoder_weights_package_is_a_setup_error(photo_folders, tmp_pat
 
 
 def test_half_precision_save_loads_back(photo_folders, tmp_path):
-    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--detector_steps", "0", "--save_dtype", "float16"))
+    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--save_dtype", "float16"))
     from safetensors.torch import load_file
 
     state = load_file(str(tmp_path / "model" / "model.safetensors"))
@@ -256,7 +254,8 @@ def test_pretrain_learning_rate_warms_up_then_decays_to_the_floor():
 @pytest.mark.parametrize("argv, message", [
     (["--output_dir", "x"], "exactly one of"),
     (["--output_dir", "x", "--train_data_dir", "d", "--push_to_hub"], "--hub_model_id"),
-    (["--output_dir", "x", "--train_data_dir", "d", "--calibration_fraction", "0"], "--realness_calibration_fraction > 0"),
+    (["--output_dir", "x", "--train_data_dir", "d", "--realness_calibration_fraction", "1"], "--realness_calibration_fraction must be in [0, 1)"),
+    (["--output_dir", "x", "--train_data_dir", "d", "--pretrain_steps", "0", "--gan_steps", "0"], "not both 0"),
     (["--output_dir", "x", "--train_data_dir", "d", "--resume_from_checkpoint", "nowhere"], "no such checkpoint folder"),
     (["--output_dir", "x", "--train_data_dir", "d", "--min_lr_ratio", "1.5"], "--min_lr_ratio in [0, 1]"),
 ])
@@ -270,8 +269,8 @@ def test_recalibrate_at_a_new_working_size(photo_folders, tmp_path, tiny_model_d
     from training import calibrate
 
     train_dir, _ = photo_folders
-    result = calibrate.main(["--model", tiny_model_dir, "--train_data_dir", str(train_dir), "--calibration_fraction", "0.3",
-                             "--calibration_samples", "8", "--image_size", "48", "--out", str(tmp_path / "recalibrated")])
+    result = calibrate.main(["--model", tiny_model_dir, "--train_data_dir", str(train_dir), "--realness_calibration_fraction", "0.3",
+                             "--realness_calibration_photos", "8", "--image_size", "48", "--out", str(tmp_path / "recalibrated")])
     model = ColorGAN.from_pretrained(tmp_path / "recalibrated")
     assert model.image_size == 48 and result["calibration_photos"] >= 8
     assert model.realness_calibration.tolist() == pytest.approx([result["scale"], result["bias"]], rel=1e-5)
@@ -298,7 +297,7 @@ def test_colourfulness_loss_matches_the_metric_and_pulls_gray_towards_colour():
 
 
 def test_saved_generator_has_batchnorm_statistics_of_its_own_weights(photo_folders, tmp_path):
-    args = train_args(photo_folders, tmp_path, "--detector_steps", "0", "--use_ema", "--ema_decay", "0.5",
+    args = train_args(photo_folders, tmp_path, "--use_ema", "--ema_decay", "0.5",
                       "--batchnorm_statistics_batches", "2", "--lambda_colorfulness", "0.5")
     train.main(args)
     saved = ColorGAN.from_pretrained(tmp_path / "model")
@@ -350,29 +349,6 @@ def test_setup_error_is_one_line_and_exit_2_from_the_command_line(photo_folders,
     assert "Traceback" not in result.stderr and time.time() - start < 60
 
 
-def test_too_few_held_out_photos_fall_back_to_the_validation_folder(photo_folders, tmp_path):
-    train_dir, _ = photo_folders
-    val_dir = tmp_path / "val"
-    val_dir.mkdir()
-    for i in range(10):
-        make_photo(80, 80, seed=300 + i).save(val_dir / f"v{i}.png")
-    summary = train.main(train_args((train_dir, val_dir), tmp_path / "run", "--realness_calibration_fraction", "0.001",
-                                    "--realness_calibration_photos", "50"))
-    assert summary["calibration_photos"] == 10  # the validation folder's
-    assert ColorGAN.from_pretrained(tmp_path / "run" / "model").realness_calibration.tolist() == pytest.approx([summary["scale"], summary["bias"]], rel=1e-5)
-    with pytest.raises(train.SetupError, match="only 0 training photos are held out .* raise --realness_calibration_fraction"):
-        train.main(train_args(photo_folders, tmp_path / "run2", "--realness_calibration_fraction", "0.001"))  # 6 validation photos: too few too
-
-
-def test_failed_calibration_keeps_the_trained_model_and_says_how_to_finish(photo_folders, tmp_path):
-    with mock.patch.object(train, "fit_realness_calibration", side_effect=RuntimeError("simulated failure")):
-        with pytest.raises(train.TrainingIncomplete, match="simulated failure.*finish with `python training/calibrate.py --model"):
-            train.main(train_args(photo_folders, tmp_path))
-    model = ColorGAN.from_pretrained(tmp_path / "model")  # the trained model is on disk, loadable
-    assert model.realness_calibration.tolist() == [1.0, 0.0]  # not calibrated
-    assert model.colorize(make_photo(40, 32).convert("L")).size == (40, 32)
-
-
 def test_gan_phase_ends_with_its_own_best_not_a_pretraining_one(photo_folders, tmp_path, monkeypatch):
     # Scores fall with every validation, so the pre-training validation (step 3) scores best of all;
     # it is still no candidate: the GAN phase ends with its own best (step 6).
@@ -382,7 +358,7 @@ def test_gan_phase_ends_with_its_own_best_not_a_pretraining_one(photo_folders, t
         return {**validate(model, args, truths, baseline, step, accelerator), "score": -float(step)}
 
     monkeypatch.setattr(train, "validate", falling_scores)
-    train.main(train_args(photo_folders, tmp_path, "--detector_steps", "0", "--validation_steps", "3"))
+    train.main(train_args(photo_folders, tmp_path, "--validation_steps", "3"))
     best = json.loads((tmp_path / "best" / "metrics.json").read_text())
     assert best["step"] == 6
 
@@ -403,23 +379,21 @@ def test_perceptual_loss_is_zero_for_the_truth_and_pulls_towards_it():
 
 
 def test_gan_phase_with_the_perceptual_loss_through_main(photo_folders, tmp_path):
-    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "1", "--gan_steps", "2", "--detector_steps", "0",
+    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "1", "--gan_steps", "2",
                                     "--lambda_perceptual", "1", "--report_to", "tensorboard"))
     assert summary["steps"] == 3 and (tmp_path / "model" / "model.safetensors").exists()
 
 
-def test_detector_degradation_keeps_shape_and_is_shared_by_both_trainers():
-    """train.py's detector phase (losses.degrade on batches) and detector.py (augment) degrade
-    photos with the same function: the same seed gives the same photos."""
+def test_detector_degradation_keeps_shape_and_repeats_with_its_seed():
+    """detector.py degrades photos (augment) with `degrade_photo`: the same seed gives the same photos."""
     import random
 
     from training import detector
 
-    rgb = torch.from_numpy(np.stack([np.asarray(make_photo(64, 48, seed=s)) for s in range(6)])).permute(0, 3, 1, 2).contiguous()
-    out = losses.degrade(rgb, random.Random(5), p_jpeg=1.0, p_resize=1.0)
-    assert out.shape == rgb.shape and out.dtype == torch.uint8 and not torch.equal(out, rgb)
-    one_by_one = [losses.degrade_photo(np.ascontiguousarray(im), random.Random(7)) for im in rgb.permute(0, 2, 3, 1).numpy()]
-    again = [losses.degrade_photo(np.ascontiguousarray(im), random.Random(7)) for im in rgb.permute(0, 2, 3, 1).numpy()]
+    photos = [np.asarray(make_photo(64, 48, seed=s)) for s in range(6)]
+    one_by_one = [data.degrade_photo(im, random.Random(7), p_jpeg=1.0, p_resize=1.0) for im in photos]
+    again = [data.degrade_photo(im, random.Random(7), p_jpeg=1.0, p_resize=1.0) for im in photos]
+    assert all(a.shape == im.shape and a.dtype == np.uint8 and not np.array_equal(a, im) for a, im in zip(one_by_one, photos))
     assert all(np.array_equal(a, b) for a, b in zip(one_by_one, again))
     crop = detector.augment(np.asarray(make_photo(120, 90, seed=1)), 128, 96, random.Random(0))
     assert crop.shape == (96, 96, 3)
@@ -428,7 +402,7 @@ def test_detector_degradation_keeps_shape_and_is_shared_by_both_trainers():
 def test_film_inputs_change_the_lightness_only(photo_folders):
     """--film_probability 1: each crop's L is an old film's of the photo; the target colours and
     the RGB stay the photo's own. 0 leaves L the photo's."""
-    config = data.DataConfig.from_args(train_args(photo_folders, "unused", "--calibration_fraction", "0"))
+    config = data.DataConfig.from_args(train_args(photo_folders, "unused", "--realness_calibration_fraction", "0"))
     stream, column = data.build_stream(config)
     plain, film = ([next(iter(data.ColorizationStream(stream, column, 32, min_size=64, repeat=False, seed=3, film_probability=p))) for p in (0.0, 1.0)])
     assert torch.equal(plain["rgb"], film["rgb"]) and torch.equal(plain["ab"], film["ab"])

@@ -10,6 +10,9 @@ shuffle buffer is cheap: for a local folder it covers the whole folder.
 Multi-process: `split_dataset_by_node` (not accelerate's dispatching, which would decode every
 image on rank 0 and broadcast it) gives each process its own shards, or every world_size-th
 example when the shards do not divide evenly (a local imagefolder is one shard).
+
+Also here: the colour prior's counts (`ab_histogram`), the upscaler's stream of damaged
+low-resolution crops, and the detector's augmentation (`degrade_photo`).
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from PIL import Image
 
 from colorgan_hub import image_io
 from colorgan_hub.color import FILM_RESPONSES, L_OF_GRAY8, L_OFFSET, film_lightness, gray_to_l_numpy, rgb_to_l_numpy, rgb_to_model_lab_numpy, uint8_to_model_lab
+from colorgan_hub.image_io import jpeg_roundtrip
 from colorgan_hub.metrics import colorfulness
 from colorgan_hub.upscale import L_MAX  # the upscaler sees L / L_MAX
-from training.losses import ab_histogram
 
 logger = logging.getLogger(__name__)
 
@@ -333,7 +336,8 @@ def batch_to_lab(rgb_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return channels_last(real_l), channels_last(real_ab)
 
 
-def estimate_colour_prior(stream, column, bins: torch.Tensor, samples: int, min_size: int, min_colorfulness: float, size: int = 64) -> tuple[torch.Tensor, torch.Tensor, int]:
+def estimate_colour_prior(stream, column, bins: torch.Tensor, samples: int, min_size: int, min_colorfulness: float,
+                          size: int = 64) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The empirical ab prior of a stream's photos: (share of pixels nearest each bin (K,),
     mean normalised ab (2,), photos used). Each usable photo (same filters as training) is shrunk
     to `size` px (short side, area filter) and every pixel counts once."""
@@ -407,7 +411,8 @@ def damaged_low_resolution(gray: np.ndarray, scale: int, rng: random.Random, dam
     by area, bicubic or bilinear filtering, maybe noisy, maybe JPEG-compressed."""
     if rng.random() < damage.p_blur:
         gray = cv2.GaussianBlur(gray, (0, 0), rng.uniform(0.3, 1.2))
-    small = downscale(gray, scale, rng.choices(("area", "bicubic", "bilinear"), weights=(damage.p_area, 0.6 * (1 - damage.p_area), 0.4 * (1 - damage.p_area)))[0])
+    weights = (damage.p_area, 0.6 * (1 - damage.p_area), 0.4 * (1 - damage.p_area))
+    small = downscale(gray, scale, rng.choices(("area", "bicubic", "bilinear"), weights=weights)[0])
     if rng.random() < damage.p_noise:
         noise = np.random.default_rng(rng.getrandbits(32)).normal(0.0, rng.uniform(1.0, 6.0), small.shape)
         small = np.clip(small + noise, 0, 255).round().astype(np.uint8)
@@ -447,3 +452,24 @@ class UpscaleStream(torch.utils.data.IterableDataset):
                     low = damaged_low_resolution(high, self.scale, rng, self.damage)
                     yield {"low": torch.from_numpy(gray_to_l_numpy(low) / L_MAX)[None], "high": torch.from_numpy(gray_to_l_numpy(high) / L_MAX)[None]}
             self.epoch += 1
+
+
+def ab_histogram(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Counts (K,) of the pixels of ab (B, 2, H, W) nearest each bin (K, 2); both normalised."""
+    nearest = torch.cdist(ab.float().permute(0, 2, 3, 1).reshape(-1, 2), bins.float()).argmin(dim=1)
+    return torch.bincount(nearest, minlength=len(bins)).double()
+
+
+def degrade_photo(rgb: np.ndarray, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> np.ndarray:
+    """As photos reach a detector: maybe shrunk to 40-90% and grown back, maybe JPEG re-compressed
+    (quality 60-95). The detector trainer's degradation (training/detector.py), applied alike to real photos and
+    colorizations so that the detector learns colour, not compression or sharpness traces (the
+    evaluation checks JPEG 75 and half size). rgb: uint8 (H, W, 3); returns the same shape."""
+    if rng.random() < p_resize:
+        h, w = rgb.shape[:2]
+        factor = rng.uniform(0.4, 0.9)
+        small = cv2.resize(rgb, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
+        rgb = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < p_jpeg:
+        rgb = np.asarray(jpeg_roundtrip(Image.fromarray(rgb), rng.randint(60, 95)))
+    return rgb

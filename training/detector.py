@@ -53,11 +53,11 @@ from colorgan_hub import ColorGAN, fakes
 from colorgan_hub.efficientnet import LITE_VARIANTS, lite_weights_path
 from colorgan_hub.evaluate import FAMILY_NAMES, FAMILY_SEED, family_detector_metrics, load_truths
 from colorgan_hub.model import load_model
-from colorgan_hub.realness import default_cue_readout
 from colorgan_hub.pipeline import resize, working_shape
+from colorgan_hub.realness import default_cue_readout
 from training.calibration import fit_realness_calibration, with_config
-from training.data import DataConfig, add_source_arguments, check_source_arguments, list_images, usable_photos
-from training.losses import degrade_photo, detector_loss
+from training.data import DataConfig, add_source_arguments, check_source_arguments, degrade_photo, list_images, usable_photos
+from training.losses import detector_loss
 from training.saving import halve_weights
 
 logger = logging.getLogger("colorgan.detector")
@@ -204,7 +204,8 @@ def render(args, model, generators) -> dict:
         elif family == "checkpoints":
             key["checkpoints"] = [weights_id(g) for g in generators]
         made = _cached(args.out / "render" / f"{family}.pkl", key, lambda family=family: {
-            name: fakes.make_fakes(family, real, seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]), model=model, generators=generators,
+            name: fakes.make_fakes(family, real, seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]), model=model,
+                                   generators=generators,
                                    default_share=0.0 if name == "validation" else args.own_default_share)
             for name, real in photos.items()})
         for name in data:
@@ -221,7 +222,7 @@ def render(args, model, generators) -> dict:
 
 def augment(rgb: np.ndarray, size: int, crop: int, rng: random.Random) -> np.ndarray:
     """As photos reach the detector: maybe shrunk and re-grown, maybe JPEG re-compressed (alike
-    for real and fake: `losses.degrade_photo`), then the working-size resize `realness` makes, a
+    for real and fake: `data.degrade_photo`), then the working-size resize `realness` makes, a
     random crop of `crop` (padded by reflection where the image is smaller) and a random flip."""
     rgb = degrade_photo(rgb, rng)
     h, w = working_shape(*rgb.shape[:2], size)
@@ -330,7 +331,8 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
                                    feature_penalty=args.feature_penalty)
     validation = data["validation"]
     rows = family_detector_metrics(model, validation["real"], validation["own"], validation["fakes"])
-    result = {"name": name, "trained_on": families, "pseudo_share": args.pseudo_share, "realness_size": model.realness_size, "steps": step, "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
+    result = {"name": name, "trained_on": families, "pseudo_share": args.pseudo_share, "realness_size": model.realness_size, "steps": step,
+              "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
     torch.save(model.discriminator.state_dict(), run_dir / "discriminator.pt")
     torch.save(model.realness_calibration.clone(), run_dir / "calibration.pt")
     torch.save(model.realness_cues.clone(), run_dir / "cues.pt")

@@ -1,6 +1,6 @@
 """Adversarial losses (vanilla / LSGAN / hinge) on PatchGAN logits, the colour-class loss of the
 classification head (soft-encoded, rebalanced cross-entropy), the colourfulness-matching loss, the
-perceptual (content) loss on pretrained features, and the detector's degradations.
+perceptual (content) loss on pretrained features, and the detector's loss.
 
 All losses take raw logits (B, 1, h, w): the discriminator has no sigmoid (pix2pix's
 BCEWithLogits, numerically safe under mixed precision).
@@ -8,17 +8,12 @@ BCEWithLogits, numerically safe under mixed precision).
 
 from __future__ import annotations
 
-import random
-
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from colorgan_hub.color import AB_SCALE, model_lab_to_rgb
 from colorgan_hub.efficientnet import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLiteEncoder
-from colorgan_hub.image_io import jpeg_roundtrip
+from training.data import batch_to_lab
 
 GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 
@@ -131,12 +126,6 @@ class _SoftCrossEntropy(torch.autograd.Function):
         return grad, None, None, None
 
 
-def ab_histogram(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Counts (K,) of the pixels of ab (B, 2, H, W) nearest each bin (K, 2); both normalised."""
-    nearest = torch.cdist(ab.float().permute(0, 2, 3, 1).reshape(-1, 2), bins.float()).argmin(dim=1)
-    return torch.bincount(nearest, minlength=len(bins)).double()
-
-
 def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     """Per-image colourfulness of sRGB (B, 3, H, W) in [0, 1], differentiable: the Hasler &
     Suesstrunk variant with absolute rg / yb that `colorgan_hub.metrics.colorfulness` reports,
@@ -189,32 +178,8 @@ class PerceptualLoss(torch.nn.Module):
         return loss / 3
 
 
-def degrade_photo(rgb: np.ndarray, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> np.ndarray:
-    """As photos reach a detector: maybe shrunk to 40-90% and grown back, maybe JPEG re-compressed
-    (quality 60-95). The one degradation of both detector trainers, applied alike to real photos and
-    colorizations so that the detector learns colour, not compression or sharpness traces (the
-    evaluation checks JPEG 75 and half size). rgb: uint8 (H, W, 3); returns the same shape."""
-    if rng.random() < p_resize:
-        h, w = rgb.shape[:2]
-        factor = rng.uniform(0.4, 0.9)
-        small = cv2.resize(rgb, (max(8, round(w * factor)), max(8, round(h * factor))), interpolation=cv2.INTER_AREA)
-        rgb = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < p_jpeg:
-        rgb = np.asarray(jpeg_roundtrip(Image.fromarray(rgb), rng.randint(60, 95)))
-    return rgb
-
-
 def detector_loss(discriminator, real_rgb: torch.Tensor, fake_rgb: torch.Tensor, device) -> torch.Tensor:
-    """The detector's step loss, for both trainers (train.py's detector phase, training/detector.py):
-    uint8 RGB batches (B, 3, H, W) of real photos and colorizations, as the detector sees them ->
+    """The detector's step loss (training/detector.py): uint8 RGB batches (B, 3, H, W) of real photos and colorizations, as the detector sees them ->
     the PatchGAN's real-vs-fake loss (vanilla, logits)."""
-    from training.data import batch_to_lab  # data imports this module
-
     both_l, both_ab = batch_to_lab(torch.cat([real_rgb, fake_rgb]).to(device))
     return discriminator_loss(*discriminator(both_l, both_ab).chunk(2), "vanilla")
-
-
-def degrade(rgb: torch.Tensor, rng: random.Random, p_jpeg: float = 0.5, p_resize: float = 0.3) -> torch.Tensor:
-    """`degrade_photo` on each image of a uint8 batch (B, 3, H, W) on the CPU; same shape and dtype."""
-    out = [degrade_photo(np.ascontiguousarray(image), rng, p_jpeg, p_resize) for image in rgb.permute(0, 2, 3, 1).numpy()]
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()

@@ -224,7 +224,8 @@ def main(argv=None):
                         "draws a run only up to STEP (the next run continued from its step-STEP model)")
     parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
     parser.add_argument("--limit", type=int, help="use only N photos of each folder, spread evenly over the sorted list (a quick check)")
-    parser.add_argument("--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)")
+    parser.add_argument("--detector_study", type=Path,
+                        help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)")
     parser.add_argument("--detector_generators", nargs="*", default=[], help="other generators for the evaluation's checkpoints family")
     parser.add_argument("--previous_model", type=Path, help="the model this one replaces: a row of the tables (at its own working size and "
                         "decoding) and a column of the sheets")

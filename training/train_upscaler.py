@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from colorgan_hub.color import gray_to_l_numpy
 from colorgan_hub.upscale import SCALES, Upscaler, upscale_l
-from training.data import DataConfig, Damage, UpscaleStream, add_source_arguments, build_stream, check_source_arguments, downscale, gray_photo, list_images
+from training.data import Damage, DataConfig, UpscaleStream, add_source_arguments, build_stream, check_source_arguments, downscale, gray_photo, list_images
 from training.saving import checkpoints, save_checkpoint, warmup_cosine
 
 logger = get_logger(__name__)
