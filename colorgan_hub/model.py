@@ -39,10 +39,16 @@ from .options import check_options
 HEADS = ("classification", "regression")
 VARIATION_BLUR = 3.0  # px at a 128 px working size: a variation's change of colour is smoothed over this (no salt and pepper)
 
-# Config keys added after the first release (0.1.0), with what a config.json without them meant
-# then. Models on the Hub keep loading as they were saved: a key added later gets an entry here,
-# and an existing key's default never changes meaning without one.
-LEGACY_CONFIG = {"head": "regression"}  # the first release had the regression head only
+# What a config.json without a key meant when it was saved: keys added after the first release
+# (0.1.0), and keys whose default has changed since. Models on the Hub keep loading as they were
+# saved: a key added later gets an entry here, and so does a default that changes. The defaults
+# themselves are the bundled model's configuration (`ColorGAN()` is its architecture).
+LEGACY_CONFIG = {
+    "head": "regression",  # the first release had the regression head only
+    # the defaults before they became the bundled model's configuration
+    "encoder": "unet", "temperature": 0.5, "vividness": 0.6, "realness_size": None, "realness_features": None,
+    "guidance": None,  # models saved before guidance take no hints
+}
 
 # The classification bins of a model being loaded (`_from_pretrained`), for its constructor.
 _SAVED_BINS: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("saved_bins", default=None)
@@ -103,10 +109,10 @@ class ColorGAN(
         image_size: int = 128,
         head: str = "classification",
         bin_size: float = 10.0,
-        temperature: float = 0.5,
+        temperature: float = 0.7,
         class_rebalancing: float = 0.5,
-        vividness: float = 0.6,
-        encoder: str = "unet",
+        vividness: float = 0.9,
+        encoder: str = "efficientnet-lite2",
         width: int = 32,
         depth: int = 7,
         upsample: str = "bilinear",
@@ -115,10 +121,10 @@ class ColorGAN(
         d_layers: int = 3,
         d_norm: str = "instance",
         spectral_norm: bool = True,
-        realness_size: int | None = None,
+        realness_size: int | None = 160,
         variation_strength: float = 0.5,
-        realness_features: str | None = None,
-        guidance: str | None = None,
+        realness_features: str | None = "efficientnet-lite0",
+        guidance: str | None = "attention",
     ):
         super().__init__()
         if head not in HEADS:
@@ -146,7 +152,7 @@ class ColorGAN(
         self.generator = ColorClassifier(body, bins) if classify else body
         self.guidance = guidance
         if guidance is not None and not (classify and encoder.startswith("efficientnet")):
-            raise ValueError("guidance needs the classification head on an EfficientNet encoder")
+            raise ValueError(f"guidance={guidance!r} needs the classification head on an EfficientNet encoder: pass guidance=None for this model")
         self.discriminator = PatchDiscriminator(3, width=d_width, n_layers=d_layers, norm=d_norm, spectral_norm=spectral_norm)
         init_weights(self.generator)
         init_weights(self.discriminator)

@@ -59,7 +59,7 @@ def test_chooses_the_best_pair_and_saves_it_with_the_weights_untouched(tmp_path,
 
 
 def test_a_regression_model_has_nothing_to_choose(tmp_path, capsys):
-    ColorGAN(**TINY, head="regression").save_pretrained(tmp_path / "model")
+    ColorGAN(**{**TINY, "head": "regression"}).save_pretrained(tmp_path / "model")
     (tmp_path / "val").mkdir()
     make_photo().save(tmp_path / "val" / "v.png")
     with pytest.raises(SystemExit):

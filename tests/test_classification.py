@@ -157,6 +157,6 @@ def test_temperature_reaches_the_pipeline():
 
 
 def test_regression_models_ignore_no_argument(tiny_model_dir):
-    model = ColorGAN(**TINY, head="regression").eval()
+    model = ColorGAN(**{**TINY, "head": "regression"}).eval()
     out = model.colorize(make_photo(64, 64).convert("L"), temperature=0.3)  # accepted, no effect on regression
     assert out.size == (64, 64)

@@ -278,7 +278,7 @@ def test_cli_multiscale(tmp_path, tiny_model_dir, capsys):
     assert cli.main(["colorize", str(tmp_path / "old.png"), "-o", str(out), "--model", tiny_model_dir, "--multiscale"]) == 0
     assert Image.open(out / "old.png").size == (40, 30)
     regression = tmp_path / "regression"
-    ColorGAN(**TINY, head="regression").save_pretrained(regression)
+    ColorGAN(**{**TINY, "head": "regression"}).save_pretrained(regression)
     assert cli.main(["colorize", str(tmp_path / "old.png"), "-o", str(tmp_path / "out2"), "--model", str(regression), "--multiscale"]) == 2
     assert "--multiscale needs a model with the classification head" in capsys.readouterr().err
 

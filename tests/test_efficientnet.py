@@ -70,7 +70,7 @@ def test_unknown_variant_is_refused():
 
 @pytest.mark.parametrize("head", ["classification", "regression"])
 def test_generator_shapes(head):
-    model = ColorGAN(encoder="efficientnet-lite0", head=head, width=8, d_width=8).eval()
+    model = ColorGAN(encoder="efficientnet-lite0", head=head, width=8, d_width=8, realness_features=None, guidance=None).eval()
     real_l = torch.rand(2, 1, 64, 96) * 2 - 1
     with torch.no_grad():
         out = model.generator(real_l)
@@ -140,7 +140,7 @@ def test_frozen_stages_and_frozen_batchnorm_together():
 def test_saved_model_loads_without_the_weights_package(tmp_path, monkeypatch):
     """A trained model is one safetensors file: loading builds the architecture only."""
     torch.manual_seed(0)
-    model = ColorGAN(encoder="efficientnet-lite0", width=8, d_width=8, image_size=64).eval()
+    model = ColorGAN(encoder="efficientnet-lite0", width=8, d_width=8, image_size=64, realness_features=None, guidance=None).eval()
     model.save_pretrained(tmp_path)
     import colorgan_hub.efficientnet as efficientnet
 

@@ -13,7 +13,7 @@ from colorgan_hub.guidance import Chroma, Guidance, check_hints, colour_ab, pale
 
 from .conftest import TINY, make_photo
 
-GUIDED = dict(image_size=64, encoder="efficientnet-lite0", width=8, d_width=8, guidance="attention")
+GUIDED = dict(image_size=64, encoder="efficientnet-lite0", width=8, d_width=8, realness_features=None, guidance="attention")
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +152,8 @@ def test_models_without_guidance_refuse_hints_in_one_line(tiny_model, gray_photo
     for kwargs in ({"hints": [(1, 1, "#ffffff")]}, {"reference": make_photo(seed=1)}):
         with pytest.raises(HintError, match="^this model takes no hints or reference photo"):
             tiny_model.colorize(gray_photo, **kwargs)
-    with pytest.raises(ValueError, match="guidance needs the classification head on an EfficientNet encoder"):
-        ColorGAN(**TINY, guidance="attention")
+    with pytest.raises(ValueError, match="guidance=.attention. needs the classification head on an EfficientNet encoder: pass guidance=None"):
+        ColorGAN(**{**TINY, "guidance": "attention"})
 
 
 def test_a_bad_hint_in_a_batch_leaves_the_others(guided_model, gray_photo):

@@ -2,6 +2,7 @@
 
 import inspect
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,8 +78,25 @@ def test_default_architecture_builds():
         assert model.predict_ab(torch.randn(1, 1, 128, 128)).shape == (1, 2, 128, 128)
 
 
+def test_defaults_are_the_bundled_model_configuration():
+    """ColorGAN() is the bundled model's architecture and decoding: its keyword arguments' defaults
+    are that model's config.json, key for key."""
+    from colorgan_hub import DEFAULT_MODEL
+
+    bundled = json.loads((Path(DEFAULT_MODEL) / "config.json").read_text())
+    defaults = {name: p.default for name, p in inspect.signature(ColorGAN.__init__).parameters.items() if name != "self"}
+    assert defaults == bundled
+
+
+def test_configs_saved_before_a_default_changed_load_as_they_were():
+    from colorgan_hub.model import LEGACY_CONFIG
+
+    old = ColorGAN(**{**TINY, **{k: v for k, v in LEGACY_CONFIG.items() if k != "head"}})
+    assert (old.temperature, old.vividness, old.realness_features, old.guidance) == (0.5, 0.6, None, None)
+
+
 def test_regression_head_builds():
-    model = ColorGAN(**TINY, head="regression").eval()
+    model = ColorGAN(**{**TINY, "head": "regression"}).eval()
     with torch.no_grad():
         fake_ab = model.predict_ab(torch.randn(1, 1, 64, 64))
     assert fake_ab.shape == (1, 2, 64, 64) and fake_ab.abs().max() <= 1.0
@@ -86,13 +104,13 @@ def test_regression_head_builds():
 
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="upsample"):
-        ColorGAN(**TINY, upsample="bicubic")
+        ColorGAN(**{**TINY, "upsample": "bicubic"})
     with pytest.raises(ValueError, match="encoder"):
-        ColorGAN(**TINY, encoder="vgg16")
+        ColorGAN(**{**TINY, "encoder": "vgg16"})
     with pytest.raises(ValueError, match="head"):
-        ColorGAN(**TINY, head="diffusion")
+        ColorGAN(**{**TINY, "head": "diffusion"})
     with pytest.raises(ValueError, match="temperature"):
-        ColorGAN(**TINY, temperature=0)
+        ColorGAN(**{**TINY, "temperature": 0})
 
 
 def test_save_pretrained_writes_config_and_safetensors(tmp_path, tiny_model):
@@ -151,7 +169,7 @@ def test_missing_model_offline_raises_a_clear_error():
 def test_realness_size_is_config_and_only_moves_the_detector(tmp_path, photo):
     torch.manual_seed(0)
     plain = ColorGAN(**TINY).eval()
-    sized = ColorGAN(**TINY, realness_size=96).eval()
+    sized = ColorGAN(**{**TINY, "realness_size": 96}).eval()
     sized.load_state_dict(plain.state_dict())
     assert plain.realness_size == plain.image_size == 64  # unset: the detector looks at the colorizer's size
     sized.save_pretrained(tmp_path / "sized")
@@ -161,7 +179,7 @@ def test_realness_size_is_config_and_only_moves_the_detector(tmp_path, photo):
     assert loaded.realness(photo) == pytest.approx(plain.realness(photo, size=96))
     assert loaded.realness(photo) != pytest.approx(plain.realness(photo))
     with pytest.raises(ValueError, match="realness_size"):
-        ColorGAN(**TINY, realness_size=8)
+        ColorGAN(**{**TINY, "realness_size": 8})
 
 
 def test_a_model_saved_by_the_first_release_loads_as_it_was_saved():

@@ -71,7 +71,7 @@ class ConstantAB(torch.nn.Module):
 
 
 def test_predicted_ab_reaches_the_full_resolution_output(photo):
-    model = ColorGAN(**TINY, head="regression")
+    model = ColorGAN(**{**TINY, "head": "regression"})
     model.generator = ConstantAB(0.2, -0.15)  # a = 22, b = -16.5 in Lab units
     out = np.asarray(model.colorize(photo.convert("L")))
     lab = skcolor.rgb2lab(out)
@@ -258,6 +258,6 @@ def test_multiscale_colorize_keeps_size_and_lightness(tiny_model):
         assert m.size == photo.size
         assert np.abs(rgb_to_l_numpy(np.asarray(m)) - rgb_to_l_numpy(np.asarray(photo))).max() < 0.6
     assert len(tiny_model.colorize(photos[0], multiscale=True, variations=2)) == 2
-    regression = ColorGAN(**TINY, head="regression").eval()
+    regression = ColorGAN(**{**TINY, "head": "regression"}).eval()
     with pytest.raises(ValueError, match="multiscale needs a model with the classification head"):
         regression.colorize(photos[0], multiscale=True)

@@ -20,7 +20,7 @@ LITE0 = "efficientnet-lite0"
 def featured():
     """A tiny colorizer whose realness reads Lite0's ImageNet features (weights from the package)."""
     torch.manual_seed(0)
-    model = ColorGAN(**TINY, realness_features=LITE0).eval()
+    model = ColorGAN(**{**TINY, "realness_features": LITE0}).eval()
     model.feature_net.encoder.load_lite_weights(lite_weights_path(LITE0))
     return model
 
@@ -47,7 +47,7 @@ def test_readout_changes_the_score_and_loads_without_the_weights_package(feature
     photo = make_photo(90, 70, seed=4)
     base = featured.realness(photo)
     assert not featured.uses_features  # weight 0: scores as without the features
-    model = ColorGAN(**TINY, realness_features=LITE0)
+    model = ColorGAN(**{**TINY, "realness_features": LITE0})
     model.load_state_dict(featured.state_dict())
     model.realness_feature_readout[2] = torch.linspace(-0.05, 0.05, model.feature_net.dim)
     scored = model.eval().realness(photo)

@@ -19,11 +19,11 @@ from PIL import Image
 from colorgan_hub import ColorGAN
 from training import calibration, data, losses, train
 
-from .conftest import make_photo
+from .conftest import TINY, make_photo
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = json.dumps({"image_size": 64, "width": 8, "depth": 4, "d_width": 8})
-TINY_REGRESSION = json.dumps({"image_size": 64, "width": 8, "depth": 4, "d_width": 8, "head": "regression"})
+TINY_CONFIG = json.dumps(TINY)
+TINY_REGRESSION = json.dumps({**TINY, "head": "regression"})
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from colorgan_hub.image_io import ImageError
 from colorgan_hub.networks import smooth_gumbel_noise
 from colorgan_hub.upscale import Upscaler, load_upscaler, upscale_l
 
-from .conftest import make_photo
+from .conftest import TINY, make_photo
 
 
 def random_upscaler(scale: int, seed: int = 0) -> Upscaler:
@@ -150,7 +150,7 @@ def test_variations_of_a_photo_do_not_depend_on_its_batch(tiny_model, photo):
 
 
 def test_variations_need_the_classification_head(photo):
-    model = ColorGAN(image_size=64, width=8, depth=4, d_width=8, head="regression").eval()
+    model = ColorGAN(**{**TINY, "head": "regression"}).eval()
     with pytest.raises(ValueError, match="classification head"):
         model.colorize(photo, variations=2)
 
