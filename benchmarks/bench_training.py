@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from colorgan_hub import ColorGAN
-from training.data import ColorizationStream, DataConfig, batch_to_lab, build_stream, collate, list_images
+from training.data import ColorizationStream, DataConfig, batch_to_lab, build_stream, collate, image_paths
 from training.losses import ColourClassLoss, discriminator_loss, generator_adversarial_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def data_paths(data_dir: str, n_batches: int, batch_size: int) -> dict:
     stream, column = build_stream(DataConfig(train_data_dir=data_dir, calibration_fraction=0.0))
     ours = torch.utils.data.DataLoader(ColorizationStream(stream, column, 256), batch_size=batch_size, collate_fn=collate)
     ours_lab = ((b["l"], b["ab"]) for b in ours)  # Lab is computed per sample in the stream
-    reports = torch.utils.data.DataLoader(ReportsDataset(list_images(data_dir)), batch_size=batch_size, shuffle=True)
+    reports = torch.utils.data.DataLoader(ReportsDataset(image_paths(data_dir)), batch_size=batch_size, shuffle=True)
     result = {"ours_images_per_s": images_per_s(ours_lab, n_batches, batch_size),
               "reports_images_per_s": images_per_s(iter(reports), n_batches, batch_size)}
     result["speedup"] = result["ours_images_per_s"] / result["reports_images_per_s"]

@@ -91,7 +91,7 @@ class Inputs:
             self.errors.append(f"{spec}: folder holds no {kinds[1]} files")
 
 
-def load_model(spec: str | None):
+def open_model(spec: str | None):
     from .model import ModelLoadError
     from .model import load_model as load
 
@@ -163,7 +163,7 @@ def cmd_colorize(args) -> int:
     for line in inputs.errors:
         report(line)
     paths = inputs.paths
-    model = load_model(args.model)
+    model = open_model(args.model)
     multiscale = model.head == "classification" if args.multiscale is None else args.multiscale  # the default where the model can
     if multiscale and model.head != "classification":
         raise UsageError("--multiscale needs a model with the classification head (this one regresses ab)")
@@ -365,7 +365,7 @@ def cmd_score(args) -> int:
         report(line, "note")
     for line in inputs.errors:
         report(line)
-    model = load_model(args.model)
+    model = open_model(args.model)
     failed, scores = len(inputs.errors), []
     for path in _progress(inputs.paths, "score"):
         try:
@@ -423,7 +423,7 @@ def cmd_colorize_dataset(args) -> int:
     if problem:
         raise UsageError(problem)
     job.id = read_job(out_dir).id  # every process names its shards with the job's id
-    model = load_model(args.model)
+    model = open_model(args.model)
     if job.options.get("reference"):
         from .guidance import HintError, reference_palette
 
@@ -515,8 +515,8 @@ def cmd_evaluate(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}")
     paths = spread_evenly(paths, args.limit)
-    model = load_model(args.model)
-    generators = [load_model(spec) for spec in args.detector_generators]
+    model = open_model(args.model)
+    generators = [open_model(spec) for spec in args.detector_generators]
     failed = []
 
     def bad_image(message):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .color import rgb_to_l_numpy, rgb_to_model_lab_numpy
+from .color import AB_SCALE, L_OFFSET, rgb_to_l_numpy, rgb_to_model_lab_numpy
 from .fullres import recombine
 from .metrics import image_ab
 
@@ -97,7 +97,7 @@ def transfer(rgb: np.ndarray, reference: np.ndarray, rng: np.random.Generator, l
     reference's lightness is remapped to the photo's mean and spread (Welsh et al. 2002)."""
     l = _working_l(rgb, long_side)
     lab = rgb_to_model_lab_numpy(_shrink(reference, long_side))
-    ref_l, ref_ab = (lab[0] + 1.0) * 50.0, lab[1:].transpose(1, 2, 0) * 110.0
+    ref_l, ref_ab = (lab[0] + 1.0) * L_OFFSET, lab[1:].transpose(1, 2, 0) * AB_SCALE
     ref_l = (ref_l - ref_l.mean()) * (l.std() / max(ref_l.std(), 1e-3)) + l.mean()
 
     def local_std(x):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from .color import gray_srgb_from_l
+from .color import AB_SCALE, gray_srgb_from_l
 from .efficientnet import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLiteEncoder
 
 
@@ -279,7 +279,7 @@ class ColorClassifier(nn.Module):
     def forward(self, l: torch.Tensor, hook=None) -> torch.Tensor:
         return self.body(l) if hook is None else self.body(l, hook)  # (B, K, H/2, W/2) logits
 
-    def rebalancing_weights(self, mix: float, sigma: float = 5.0 / 110.0) -> torch.Tensor:
+    def rebalancing_weights(self, mix: float, sigma: float = 5.0 / AB_SCALE) -> torch.Tensor:
         """Zhang et al.'s class rebalancing weights (K,) from the prior: proportional to
         ((1 - mix) * smoothed prior + mix / K)^-1, the prior smoothed by a Gaussian of width
         `sigma` (normalised ab) over the bins, scaled so their expectation under it is 1."""

@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .color import rgb_to_model_lab_numpy, uint8_to_model_lab
+from .color import AB_SCALE, L_OFFSET, rgb_to_model_lab_numpy, uint8_to_model_lab
 from .efficientnet import IMAGENET_MEAN, IMAGENET_STD, EfficientNetLiteEncoder
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, NoColourError, describe, is_grayscale, is_monochrome, load_image, to_rgb_alpha
 from .pipeline import as_list, inference, pick_device, resize, same_shape_batches, working_shape
@@ -82,7 +82,7 @@ def colour_cues(rgb: np.ndarray) -> np.ndarray:
 def normalised_cues(normalised: np.ndarray) -> np.ndarray:
     """`colour_cues` of a photo `normalise` has already given back (the ImageNet features read the same)."""
     lab = rgb_to_model_lab_numpy(normalised)
-    l, a, b = lab[0] * 50.0 + 50.0, lab[1] * 110.0, lab[2] * 110.0
+    l, a, b = (lab[0] + 1.0) * L_OFFSET, lab[1] * AB_SCALE, lab[2] * AB_SCALE
     grad_l, grad_c = _gradient(l), np.hypot(_gradient(a), _gradient(b))
     chroma = np.hypot(a, b)
     fine_c, fine_l = np.hypot(_fine(a), _fine(b)).mean(), np.abs(_fine(l)).mean()

@@ -364,7 +364,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def list_images(folder: str, limit: int | None = None) -> list[str]:
+def image_paths(folder: str, limit: int | None = None) -> list[str]:
     """Image files in a folder and its subfolders, sorted, the first `limit` (the CLI's listing rule)."""
     paths = [str(p) for p in image_io.list_images(folder, recursive=True)[0]]
     return paths[:limit] if limit else paths

@@ -56,7 +56,7 @@ from colorgan_hub.model import load_model
 from colorgan_hub.pipeline import resize, working_shape
 from colorgan_hub.realness import default_cue_readout
 from training.calibration import fit_realness_calibration, with_config
-from training.data import DataConfig, add_source_arguments, check_source_arguments, degrade_photo, list_images, usable_photos
+from training.data import DataConfig, add_source_arguments, check_source_arguments, degrade_photo, image_paths, usable_photos
 from training.losses import detector_loss
 from training.saving import halve_weights
 
@@ -189,7 +189,7 @@ def render(args, model, generators) -> dict:
         return {
             "train": _arrays(usable_photos(config, args.train_photos, held_out=False)),
             "calibration": _arrays(usable_photos(config, args.calibration_photos, held_out=True)),
-            "validation": [np.asarray(img) for _, img in load_truths(list_images(args.validation_data_dir, args.validation_photos), "full")],
+            "validation": [np.asarray(img) for _, img in load_truths(image_paths(args.validation_data_dir, args.validation_photos), "full")],
         }
 
     photos = _cached(args.out / "render" / "photos.pkl", photos_key, load_photos)

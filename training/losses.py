@@ -126,7 +126,7 @@ class _SoftCrossEntropy(torch.autograd.Function):
         return grad, None, None, None
 
 
-def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
+def soft_colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     """Per-image colourfulness of sRGB (B, 3, H, W) in [0, 1], differentiable: the Hasler &
     Suesstrunk variant with absolute rg / yb that `colorgan_hub.metrics.colorfulness` reports,
     on a 0-1 scale (the metric's value / 255)."""
@@ -148,7 +148,7 @@ def colorfulness_loss(real_l: torch.Tensor, fake_ab: torch.Tensor, real_ab: torc
         fake = model_lab_to_rgb(real_l.float(), fake_ab.float())
         with torch.no_grad():
             real = model_lab_to_rgb(real_l.float(), real_ab.float())
-        return (colorfulness(fake) - colorfulness(real)).abs().mean()
+        return (soft_colorfulness(fake) - soft_colorfulness(real)).abs().mean()
 
 
 class PerceptualLoss(torch.nn.Module):

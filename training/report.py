@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 from colorgan_hub import ColorGAN
 from colorgan_hub.evaluate import evaluate, format_markdown, gray_baseline, load_truths
 from colorgan_hub.image_io import spread_evenly
-from training.data import list_images
+from training.data import image_paths
 
 DATA_TERMS = """Real colour photos from `../shared/data/train` (14,521 photos from 12 sources, 160 or 256 px;
 its README lists each source and its terms): street and landscape scenes (Intel scenes, SUN, CamVid,
@@ -170,7 +170,7 @@ def sheet(models: dict[str, ColorGAN], truths, out: Path, n: int = 6) -> None:
 def historic_sheet(models: dict[str, ColorGAN], folder: Path, out: Path, height: int = 220) -> None:
     """Real black-and-white photographs (no ground truth): rows of input | each model."""
     rows = []
-    for path in list_images(folder):
+    for path in image_paths(folder):
         photo = Image.open(path)
         photo.load()
         tiles = [photo.convert("RGB")] + [m.colorize(photo).convert("RGB") for m in models.values()]
@@ -240,7 +240,7 @@ def main(argv=None):
             setattr(before, name, getattr(final, name))
         models = {"pre-training only": before, "final": final}
 
-    paths = spread_evenly(list_images(args.val_dir), args.limit)
+    paths = spread_evenly(image_paths(args.val_dir), args.limit)
     size = final.image_size  # every model at the final one's working size: a like-for-like table
     generators = [ColorGAN.from_pretrained(g) for g in args.detector_generators]
     results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False, generators=generators)
@@ -256,7 +256,7 @@ def main(argv=None):
     shown["colour"].update({k: v for k, v in results["final"]["colour"].items() if k != "model"})
     text = "Protocol 256 on `val`. " + format_markdown(shown)
     if args.fullres_dir:
-        fullres_paths = spread_evenly(list_images(args.fullres_dir), args.limit)
+        fullres_paths = spread_evenly(image_paths(args.fullres_dir), args.limit)
         results["fullres"] = evaluate(final, fullres_paths, protocol="full", progress=False, generators=generators)
         shown_full = results["fullres"]
         if previous is not None:

@@ -16,7 +16,7 @@ from PIL import Image
 from colorgan_hub import metrics
 from colorgan_hub.evaluate import gray_baseline, load_truths
 from colorgan_hub.image_io import spread_evenly
-from training.data import list_images
+from training.data import image_paths
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Targets:
 def validation_truths(folder, count: int) -> list[tuple[str, Image.Image]]:
     """`count` photos spread evenly over the whole of `folder` (file names group photos by source,
     so every source gets its share), at protocol 256."""
-    return load_truths(spread_evenly(list_images(folder), count), "256")
+    return load_truths(spread_evenly(image_paths(folder), count), "256")
 
 
 def baseline(truths) -> dict[str, float]:

@@ -52,7 +52,7 @@ from training.data import (
     channels_last,
     collate,
     estimate_colour_prior,
-    list_images,
+    image_paths,
     training_stream,
 )
 from training.losses import (
@@ -206,7 +206,7 @@ def check_setup(args, model) -> None:
             continue
         if not Path(folder).is_dir():
             raise SetupError(f"{flag} {folder}: no such folder")
-        if not list_images(folder, limit=1):
+        if not image_paths(folder, limit=1):
             raise SetupError(f"{flag} {folder}: holds no image files (searched its subfolders too)")
     multiple = model.generator.multiple
     if args.resolution % multiple:

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from colorgan_hub import DEFAULT_MODEL, ColorGAN
 from colorgan_hub.guidance import DESIGNS, Guidance, palette_of
 from colorgan_hub.image_io import spread_evenly
-from training.data import DataConfig, channels_last, collate, list_images, training_stream
+from training.data import DataConfig, channels_last, collate, image_paths, training_stream
 from training.hint_sweep import sweep, sweep_photo
 from training.losses import ColourClassLoss
 from training.saving import checkpoints, save_checkpoint, save_model, warmup_cosine
@@ -222,7 +222,7 @@ def main(args):
     accelerator.register_for_checkpointing(state)
     if accelerator.is_main_process:
         accelerator.init_trackers("colorgan-guidance", config={k: v for k, v in vars(args).items() if v is not None})
-    photos = [sweep_photo(p) for p in spread_evenly(list_images(args.validation_data_dir), args.max_validation_samples)] if args.validation_data_dir else []
+    photos = [sweep_photo(p) for p in spread_evenly(image_paths(args.validation_data_dir), args.max_validation_samples)] if args.validation_data_dir else []
 
     if args.resume_from_checkpoint:
         found = checkpoints(output_dir) if args.resume_from_checkpoint == "latest" else [Path(args.resume_from_checkpoint)]

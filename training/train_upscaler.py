@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from colorgan_hub.color import gray_to_l_numpy
 from colorgan_hub.upscale import SCALES, Upscaler, upscale_l
-from training.data import Damage, DataConfig, UpscaleStream, add_source_arguments, build_stream, check_source_arguments, downscale, gray_photo, list_images
+from training.data import Damage, DataConfig, UpscaleStream, add_source_arguments, build_stream, check_source_arguments, downscale, gray_photo, image_paths
 from training.saving import checkpoints, save_checkpoint, warmup_cosine
 
 logger = get_logger(__name__)
@@ -154,7 +154,7 @@ def main(args):
     upscaler, optimizer = accelerator.prepare(upscaler, optimizer)
     state = UpscaleState()
     accelerator.register_for_checkpointing(state)
-    validation = list_images(args.validation_data_dir, args.max_validation_samples) if args.validation_data_dir else []
+    validation = image_paths(args.validation_data_dir, args.max_validation_samples) if args.validation_data_dir else []
     if accelerator.is_main_process:
         accelerator.init_trackers("upscaler", config={k: v for k, v in vars(args).items() if v is not None})
 
