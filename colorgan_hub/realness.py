@@ -195,46 +195,34 @@ def working_rgb(img: Image.Image, size: int) -> np.ndarray:
 def photo_cues(model, images, size: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(N, len(CUE_NAMES)) float32: the colour-structure cues of each photo as `realness` computes
     them (at the detector's working size, `model.realness_size`), what the cue read-out is fitted on."""
-    size = size or model.realness_size
-    images, _ = as_list(images)
-    return np.stack([colour_cues(working_rgb(load_image(image, max_pixels=max_pixels, source=describe(image, i)), size))
-                     for i, image in enumerate(images)])
+    prepared, _ = _prepare(images, size or model.realness_size, max_pixels, allow_grayscale=True, keep_errors=False)
+    return np.stack([colour_cues(rgb) for rgb in prepared])
 
 
 def photo_features(model, images, size: int | None = None, batch_size: int = 8, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(N, model.feature_net.dim) float32: the ImageNet features of each photo as `realness`
     computes them (the normalised photo at the detector's working size), what their read-out is
     fitted on. Needs a model with `realness_features`."""
-    size = size or model.realness_size
-    images, _ = as_list(images)
-    prepared = [normalise(working_rgb(load_image(image, max_pixels=max_pixels, source=describe(image, i)), size)) for i, image in enumerate(images)]
+    prepared, _ = _prepare(images, size or model.realness_size, max_pixels, allow_grayscale=True, keep_errors=False)
     out = np.zeros((len(prepared), model.feature_net.dim), np.float32)
-    device = next(model.parameters()).device
-    with inference(model, device):
-        for batch in same_shape_batches([p.shape[:2] for p in prepared], batch_size):
-            rgb = torch.from_numpy(np.stack([prepared[i] for i in batch])).to(device).permute(0, 3, 1, 2)
-            out[batch] = model.feature_net(rgb).float().cpu().numpy()
+    for indices, _, normalised in _batches(model, prepared, list(range(len(prepared))), batch_size, next(model.parameters()).device, normalised=True):
+        out[indices] = model.feature_net(normalised).float().cpu().numpy()
     return out
 
 
-def logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    allow_grayscale: bool = False, calibrated: bool = True, return_exceptions: bool = False):
-    """The detector's logit per image, as `realness` computes it (None for a photo with no colour
-    to judge in a list, the ImageError for an unreadable one with `return_exceptions`):
-    calibrated, or with `calibrated=False` the raw mean patch logit (what the calibration is
-    fitted on). The photo is seen at `size` (long side; default `model.realness_size`, the size
-    the calibration was fitted at)."""
-    images, single = as_list(images)
-    size = size or model.realness_size
-    device = torch.device(device) if device is not None else pick_device()
-
+def _prepare(images, size: int, max_pixels: int, allow_grayscale: bool, keep_errors: bool, single: bool = False):
+    """Each photo loaded and brought to the detector's view (`working_rgb`): (prepared, results),
+    prepared[i] the uint8 RGB at `size` or None, results[i] None or, for a photo that could not be
+    loaded, its ImageError (raised unless `keep_errors`). A photo with no colour to judge raises
+    NoColourError when it is the only one (`single`), else it is left as None to answer None."""
+    images, _ = as_list(images)
     prepared, results = [], [None] * len(images)
     for i, image in enumerate(images):
         source = describe(image, i)
         try:
             img = load_image(image, max_pixels=max_pixels, source=source)
         except ImageError as error:
-            if single or not return_exceptions:
+            if single or not keep_errors:
                 raise
             results[i] = error
             prepared.append(None)
@@ -246,18 +234,37 @@ def logits(model, images, size: int | None = None, batch_size: int = 8, device=N
             prepared.append(None)  # an answer (None), not a failure: the rest of the list is still scored
             continue
         prepared.append(working_rgb(img, size))
+    return prepared, results
 
+
+def _batches(model, prepared: list, indices: list[int], batch_size: int, device, normalised: bool):
+    """Under `inference`: (indices, uint8 RGB (B, 3, h, w), the JPEG-normalised photos as a tensor
+    (B, 3, h, w) or None) for the `indices` of `prepared`, photos of one size per batch."""
+    with inference(model, device):
+        for batch in same_shape_batches([prepared[i].shape[:2] for i in indices], batch_size):
+            chosen = [indices[k] for k in batch]
+            rgb = torch.from_numpy(np.stack([prepared[i] for i in chosen])).to(device).permute(0, 3, 1, 2)  # (B, 3, h, w) uint8
+            flat = torch.from_numpy(np.stack([normalise(prepared[i]) for i in chosen])).to(device).permute(0, 3, 1, 2) if normalised else None
+            yield chosen, rgb, flat
+
+
+def logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    allow_grayscale: bool = False, calibrated: bool = True, return_exceptions: bool = False):
+    """The detector's logit per image, as `realness` computes it (None for a photo with no colour
+    to judge in a list, the ImageError for an unreadable one with `return_exceptions`):
+    calibrated, or with `calibrated=False` the raw mean patch logit (what the calibration is
+    fitted on). The photo is seen at `size` (long side; default `model.realness_size`, the size
+    the calibration was fitted at)."""
+    _, single = as_list(images)
+    device = torch.device(device) if device is not None else pick_device()
+    prepared, results = _prepare(images, size or model.realness_size, max_pixels, allow_grayscale, return_exceptions, single)
     scored = [i for i, p in enumerate(prepared) if p is not None]
     read_cues, read_features = calibrated and model.uses_cues, calibrated and model.uses_features
-    with inference(model, device):
-        for batch in same_shape_batches([prepared[i].shape[:2] for i in scored], batch_size):
-            indices = [scored[k] for k in batch]
-            rgb = torch.from_numpy(np.stack([prepared[i] for i in indices])).to(device).permute(0, 3, 1, 2)  # (B, 3, h, w) uint8
-            real_l, real_ab = uint8_to_model_lab(rgb)
-            normalised = [normalise(prepared[i]) for i in indices] if read_cues or read_features else None  # once for both
-            cues = torch.from_numpy(np.stack([normalised_cues(x) for x in normalised])) if read_cues else None
-            features = model.feature_net(torch.from_numpy(np.stack(normalised)).to(device).permute(0, 3, 1, 2)) if read_features else None
-            batch_logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues, features=features).float().cpu().tolist()
-            for i, x in zip(indices, batch_logits):
-                results[i] = x
+    for indices, rgb, normalised in _batches(model, prepared, scored, batch_size, device, normalised=read_cues or read_features):
+        real_l, real_ab = uint8_to_model_lab(rgb)
+        cues = torch.from_numpy(np.stack([normalised_cues(x) for x in normalised.permute(0, 2, 3, 1).cpu().numpy()])) if read_cues else None
+        features = model.feature_net(normalised) if read_features else None
+        batch_logits = model.realness_logit(real_l, real_ab, calibrated=calibrated, cues=cues, features=features).float().cpu().tolist()
+        for i, x in zip(indices, batch_logits):
+            results[i] = x
     return results[0] if single else results
