@@ -133,8 +133,8 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
     `photos`, e.g. the colorizer family's; default: `fakes`), out of fold over
     FEATURE_FOLDS folds of photos. Its score then enters the Platt scaling as one more input,
     and the model keeps the product (one linear read-out of the features). `fakes` must then be
-    aligned with `photos` (fake i made from photo i). Fitted on the whole mix, the 944 features
-    overfit it; this way the calibration weighs one number.
+    aligned with `photos` (fake i made from photo i). The calibration then weighs one number, not
+    the features' hundreds (docs/realness.md: why).
     Sets model.realness_calibration, model.realness_cues (and model.realness_feature_readout);
     returns the counts, scale, bias, the cue weights, the features' weight norm and the weight of their score."""
     if features and model.realness_features is None:
