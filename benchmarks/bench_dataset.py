@@ -49,8 +49,9 @@ def timed(command: list[str]) -> dict:
     while process.poll() is None:
         samples.append(tree_rss_mb(process.pid))
         time.sleep(0.2)
-    err = process.stderr.read()
-    return {"seconds": time.perf_counter() - start, "status": process.returncode, "rss": samples, "last_line": err.strip().splitlines()[-1] if err.strip() else ""}
+    err = process.stderr.read().strip()
+    last = err.splitlines()[-1] if err else ""
+    return {"seconds": time.perf_counter() - start, "status": process.returncode, "rss": samples, "last_line": last}
 
 
 def memory(samples: list[float]) -> dict:
