@@ -22,6 +22,8 @@ from colorgan_hub.collection import colorize_batch  # noqa: E402
 
 from .conftest import make_photo  # noqa: E402
 
+pytestmark = pytest.mark.slow  # whole colorize-dataset jobs, subprocesses
+
 
 @pytest.fixture
 def folder(tmp_path):

@@ -11,6 +11,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a child process with the bundled model
+
 SCRIPT = textwrap.dedent(
     """
     import faulthandler, threading

