@@ -25,6 +25,7 @@ import gradio as gr
 from PIL import Image, ImageDraw
 
 from . import DEFAULT_MODEL, fullres
+from .guidance import NO_GUIDANCE
 from .image_io import ImageError, NoColourError, load_image
 from .model import ColorGAN, ModelLoadError, load_model
 from .options import MAX_VARIATIONS, MULTISCALE_FACTOR, STABILITY
@@ -229,6 +230,8 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         if image is None:
             raise gr.Error("Upload or paste a photo first.")
         model = model_for(model_name)
+        if getattr(model, "guidance", None) is None:
+            raise gr.Error(NO_GUIDANCE, print_exception=False)
         scale = canvas_scale(image)
         x, y = (evt.index[0] + 0.5) * scale, (evt.index[1] + 0.5) * scale
         try:
@@ -239,16 +242,19 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         hints = [*hints, {"x": round(x, 1), "y": round(y, 1), "colour": suggested[0].colour}]
         return draw_hints(image, hints), hints, [s.colour for s in suggested], swatches(suggested), suggested[0].colour
 
-    def recolour_last(image, hints, colour):
-        """The colour picker or a swatch: the last hint takes that colour."""
-        if not hints:
-            raise gr.Error("Click on the photo to place a hint first.")
+    def recolour_last(colour, image, *rest):
+        """The colour picker changed (by hand, or by a swatch): the last hint takes that colour and
+        the colorization follows. Nothing to do when it is the hint's colour already (a new hint
+        sets the picker to its own colour)."""
+        hints = rest[-2]
+        if image is None or not hints or not colour or hints[-1]["colour"].lower() == colour.lower():
+            return [gr.skip()] * 7
         hints = [*hints[:-1], {**hints[-1], "colour": colour}]
-        return draw_hints(image, hints), hints
+        return (draw_hints(image, hints), hints, *colorize(image, *rest[:-2], hints, rest[-1]))
 
-    def pick_swatch(image, hints, suggested, evt: gr.SelectData):
-        colour = suggested[evt.index]
-        return (*recolour_last(image, hints, colour), colour)
+    def pick_swatch(suggested, evt: gr.SelectData):
+        """A suggested swatch goes to the colour picker (whose change recolours the last hint)."""
+        return suggested[evt.index]
 
     def undo(image, hints):
         hints = hints[:-1]
@@ -306,7 +312,7 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                             picker = gr.ColorPicker(label="Or any colour", elem_id="hint-colour")
                             undo_button = gr.Button("Undo", elem_id="hint-undo")
                             clear_button = gr.Button("Clear hints", elem_id="hint-clear")
-                        hints = gr.JSON(value=[], label="Hints (x, y in the photo's pixels)", elem_id="hint-list")
+                        hints = gr.JSON(value=[], label="Hints (x, y in the photo's pixels)", elem_id="hint-list", max_height=160)
                         reference = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], height=160,
                                                label="Reference photo (optional): its palette", elem_id="reference")
                     with gr.Accordion("Options", open=False):
@@ -339,8 +345,9 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             follow = dict(fn=recolorize, inputs=colorize_inputs, outputs=colorize_outputs, api_name=False, concurrency_limit=CONCURRENCY)
             canvas.select(place_hint, [photo, hints, model_name, reference], [canvas, hints, suggested, swatch_gallery, picker], api_name=False,
                           concurrency_limit=CONCURRENCY).success(**follow)
-            swatch_gallery.select(pick_swatch, [photo, hints, suggested], [canvas, hints, picker], api_name=False).success(**follow)
-            picker.input(recolour_last, [photo, hints, picker], [canvas, hints], api_name=False).success(**follow)
+            swatch_gallery.select(pick_swatch, suggested, picker, api_name=False)
+            picker.change(recolour_last, [picker, *colorize_inputs], [canvas, hints, *colorize_outputs], api_name=False,
+                          concurrency_limit=CONCURRENCY)
             undo_button.click(undo, [photo, hints], [canvas, hints], api_name=False).success(**follow)
             clear_button.click(lambda image: (draw_hints(image, []), []), photo, [canvas, hints], api_name=False).success(**follow)
             reference.change(**follow)

@@ -278,3 +278,90 @@ def test_cold_start_under_concurrent_load(tmp_path, bad_uploads):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def bundled_app():
+    demo = demo_module.build_demo({"bundled default": demo_module.DEFAULT_MODEL})
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, max_file_size=demo_module.MAX_FILE_SIZE, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def _browser():
+    chromium, driver_path = _chromium(), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium and chromium-driver (see .ci/run)")
+        pytest.skip("headless Chromium / chromedriver not installed")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1157", f"--user-data-dir={tempfile.mkdtemp(prefix='colorgan-chromium-')}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
+
+
+def test_browser_hints_recolour_their_regions_only(bundled_app, tmp_path):
+    """In Chromium, on the bundled model: a photo colorized, then two hints placed by clicking the
+    canvas and coloured with the picker; the result changes where they are and not elsewhere."""
+    import io
+    import urllib.request
+
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from colorgan_hub import metrics
+
+    skdata = pytest.importorskip("skimage.data")
+    Image.fromarray(skdata.coffee()).convert("L").save(tmp_path / "coffee.png")  # a cup on a saucer on a table, 600x400
+    hints = [(300, 180, "#2040d0"), (480, 300, "#20a040")]  # inside the cup, on the saucer
+    browser = _browser()
+    wait = WebDriverWait(browser, 120)
+
+    def result() -> np.ndarray:
+        src = browser.find_elements(By.CSS_SELECTOR, "#before-after img")[-1].get_attribute("src")
+        return np.asarray(Image.open(io.BytesIO(urllib.request.urlopen(src).read())).convert("RGB"))
+
+    try:
+        browser.get(bundled_app)
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "input[type=file]"))[0].send_keys(str(tmp_path / "coffee.png"))
+        time.sleep(1)  # let the upload land in the component
+        browser.find_element(By.CSS_SELECTOR, "#colorize-button").click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#before-after img")) >= 2)
+        automatic = result()
+        next(el for el in browser.find_elements(By.CSS_SELECTOR, "#hints-panel button") if "Hints" in el.text).click()
+        for n, (x, y, colour) in enumerate(hints, 1):
+            canvas = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#hint-canvas img"))
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+            natural = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", canvas)
+            rect = canvas.rect  # the picture is scaled down and centred in the element
+            scale = min(rect["width"] / natural[0], rect["height"] / natural[1])
+            ActionChains(browser).move_to_element_with_offset(canvas, (x - natural[0] / 2) * scale, (y - natural[1] / 2) * scale).click().perform()
+            wait.until(lambda b, n=n: f"with {n} hint(s)" in b.find_element(By.CSS_SELECTOR, "#timing").text)
+            browser.find_element(By.CSS_SELECTOR, "#hint-colour button.dialog-button").click()
+            field = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#hint-colour input[type=text]"))
+            field.send_keys(Keys.CONTROL, "a")
+            field.send_keys(colour, Keys.ENTER)
+            browser.find_element(By.CSS_SELECTOR, "#hint-list").click()  # away from the picker: it closes
+            wait.until(lambda b, colour=colour: colour in b.find_element(By.CSS_SELECTOR, "#hint-list").text.lower())
+        time.sleep(3)  # the last recolouring's result
+        wait.until(lambda b: f"with {len(hints)} hint(s)" in b.find_element(By.CSS_SELECTOR, "#timing").text)
+        hinted = result()
+        browser.save_screenshot(str(SCREENSHOT.with_name("colorgan-demo-hints.png")))
+    except Exception:
+        browser.save_screenshot(str(SCREENSHOT.with_name("colorgan-demo-hints-failure.png")))
+        raise
+    finally:
+        browser.quit()
+    change = np.linalg.norm(metrics.image_ab(hinted) - metrics.image_ab(automatic), axis=0)  # ab units per pixel
+    rows, cols = np.mgrid[: change.shape[0], : change.shape[1]]
+    near = [change[(rows - y) ** 2 + (cols - x) ** 2 < 15**2].mean() for x, y, _ in hints]
+    far = np.median(change[np.min([np.hypot(rows - y, cols - x) for x, y, _ in hints], axis=0) > 150])
+    assert min(near) > 20 and far < min(near) / 3, (near, far)  # measured: near 79 and 55, far 10
