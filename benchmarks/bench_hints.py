@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_inference import timed  # benchmarks/bench_inference.py, beside this script
 from PIL import Image
 
 from colorgan_hub import DEFAULT_MODEL, ColorGAN
@@ -29,16 +29,6 @@ from colorgan_hub.image_io import list_images, spread_evenly
 from training.hint_sweep import COUNTS, ZHANG_SIGGRAPH17, simulated_hints, sweep, sweep_photo, truth_ab
 
 TARGET_GAINS = {1: 0.9, 5: 3.0, 10: 4.0, 100: 6.7}
-
-
-def median_seconds(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def speed(model) -> dict:
@@ -57,9 +47,9 @@ def speed(model) -> dict:
             out.save(Path(folder, "colour.png"), compress_level=1)
 
     return {
-        "hinted_1mp_s": median_seconds(lambda: model.colorize(photo, hints=hints)),
-        "unhinted_1mp_s": median_seconds(lambda: model.colorize(photo)),
-        "demo_round_trip_1mp_s": median_seconds(demo_round_trip),
+        "hinted_1mp_s": timed(lambda: model.colorize(photo, hints=hints), 5),
+        "unhinted_1mp_s": timed(lambda: model.colorize(photo), 5),
+        "demo_round_trip_1mp_s": timed(demo_round_trip, 5),
     }
 
 

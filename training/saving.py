@@ -62,6 +62,21 @@ def save_checkpoint(accelerator, output_dir, step: int, keep: int) -> Path:
     return final
 
 
+def resume(accelerator, output_dir, spec: str | None, dataset, state, logger) -> None:
+    """`--resume_from_checkpoint spec` ('latest' or a folder): the accelerator's state (models,
+    optimisers, registered objects such as `state`) and the data stream's position, or nothing
+    when there is no checkpoint yet (a fresh start)."""
+    if not spec:
+        return
+    found = checkpoints(output_dir) if spec == "latest" else [Path(spec)]
+    if not found:
+        logger.info("no checkpoint to resume from: starting fresh")
+        return
+    accelerator.load_state(str(found[-1]))
+    dataset.resume(state.epoch, state.stream)
+    logger.info(f"resumed from {found[-1]} at step {state.step}")
+
+
 def warmup_cosine(step: int, peak: float, warmup: int, total: int, floor: float = 0.0) -> float:
     """The learning rate at step `step` (0-based): linear warm-up over `warmup` steps to `peak`,
     then cosine decay to `floor` x `peak` at step `total` - 1. A function of the step alone, so a

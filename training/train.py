@@ -63,7 +63,7 @@ from training.losses import (
     discriminator_loss,
     generator_adversarial_loss,
 )
-from training.saving import checkpoints, save_checkpoint, save_model, warmup_cosine
+from training.saving import checkpoints, resume, save_checkpoint, save_model, warmup_cosine
 
 logger = get_logger(__name__)
 
@@ -419,15 +419,7 @@ def main(args):
         accelerator.init_trackers("colorgan", config=tracked)
     truths = selection.validation_truths(args.validation_data_dir, args.max_validation_samples) if args.validation_data_dir else []
 
-    # resume
-    if args.resume_from_checkpoint:
-        found = checkpoints(output_dir) if args.resume_from_checkpoint == "latest" else [Path(args.resume_from_checkpoint)]
-        if found:
-            accelerator.load_state(str(found[-1]))
-            dataset.resume(state.epoch, state.stream)
-            logger.info(f"resumed from {found[-1]} at step {state.step}")
-        else:
-            logger.info("no checkpoint to resume from: starting fresh")
+    resume(accelerator, output_dir, args.resume_from_checkpoint, dataset, state, logger)
     class_loss = ColourClassLoss.for_model(model) if model.head == "classification" else None  # after the resume: the prior may come from it
     perceptual = PerceptualLoss(lite_weights_path("efficientnet-lite0")).to(accelerator.device) if args.lambda_perceptual else None
     run = Run(args, accelerator, model, generator, discriminator, optimizer_g, optimizer_d, ema, class_loss, perceptual,

@@ -41,7 +41,7 @@ from colorgan_hub.image_io import spread_evenly
 from training.data import DataConfig, channels_last, collate, image_paths, training_stream
 from training.hint_sweep import sweep, sweep_photo
 from training.losses import ColourClassLoss
-from training.saving import checkpoints, save_checkpoint, save_model, warmup_cosine
+from training.saving import resume, save_checkpoint, save_model, warmup_cosine
 
 logger = get_logger(__name__)
 VALIDATION_COUNTS = (0, 1, 5, 10, 100)
@@ -224,12 +224,7 @@ def main(args):
         accelerator.init_trackers("colorgan-guidance", config={k: v for k, v in vars(args).items() if v is not None})
     photos = [sweep_photo(p) for p in spread_evenly(image_paths(args.validation_data_dir), args.max_validation_samples)] if args.validation_data_dir else []
 
-    if args.resume_from_checkpoint:
-        found = checkpoints(output_dir) if args.resume_from_checkpoint == "latest" else [Path(args.resume_from_checkpoint)]
-        if found:
-            accelerator.load_state(str(found[-1]))
-            dataset.resume(state.epoch, state.stream)
-            logger.info(f"resumed from {found[-1]} at step {state.step}")
+    resume(accelerator, output_dir, args.resume_from_checkpoint, dataset, state, logger)
     class_loss = ColourClassLoss.for_model(model)
     bins = model.generator.bins.detach().cpu()
 
