@@ -194,7 +194,7 @@ def family_detector_metrics(model, reals, own, by_family, batch_size=8, progress
 
 
 def _bar(total: int, desc: str, enabled: bool):
-    return tqdm(total=total, desc=desc, unit="image", disable=not enabled, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="image", disable=None if enabled else True, file=sys.stderr)  # None: no bar in a log
 
 
 def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None, vividness=None,

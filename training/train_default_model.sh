@@ -18,7 +18,7 @@ mkdir -p "$out"
 #    ImageNet encoder, 6,000 steps
 train=(accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf16 --dynamo_backend no training/train.py
   --train_data_dir "$data/train" --validation_data_dir "$data/val" --max_validation_samples 100
-  --resolution 128 --crop_scale_min 0.25 --train_batch_size 16 --min_colorfulness 12 --detector_steps 0
+  --resolution 128 --crop_scale_min 0.25 --train_batch_size 16 --min_colorfulness 12
   --lr_schedule cosine --min_lr_ratio 0.05 --encoder_lr_scale 0.1
   --gan_learning_rate 5e-5 --discriminator_learning_rate 5e-5 --lambda_class 5 --lambda_decoded_l1 30 --gan_loss vanilla
   --use_ema --ema_decay 0.999 --select_cf_ratio 0.8 --checkpoints_total_limit 2 --save_dtype float16 --resume_from_checkpoint latest)

@@ -40,7 +40,7 @@ from colorgan_hub.guidance import DESIGNS, Guidance, palette_of
 from colorgan_hub.image_io import spread_evenly
 from training.data import DataConfig, channels_last, collate, image_paths, training_stream
 from training.hint_sweep import sweep, sweep_photo
-from training.losses import ColourClassLoss
+from training.losses import ColourClassLoss, colorfulness_loss
 from training.saving import resume, save_checkpoint, save_model, warmup_cosine
 
 logger = get_logger(__name__)
@@ -78,6 +78,8 @@ def parse_args(argv=None):
     g.add_argument("--lr_warmup_steps", type=int, default=200, help="linear warm-up, then cosine decay to 5%% of the peak")
     g.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
     g.add_argument("--lambda_l1", type=float, default=10.0, help="weight of the decoded colours' L1 against the cross-entropy")
+    g.add_argument("--lambda_colorfulness", type=float, default=0.0,
+                   help="weight of the colourfulness-matching loss (|colourfulness of the result - the photo's| per crop; 0: off)")
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no", help="autocast on accelerators")
     g.add_argument("--seed", type=int, default=0, help="seed of crops and hints")
 
@@ -195,7 +197,8 @@ def validate(model: ColorGAN, photos, step: int, accelerator) -> dict:
     result = sweep(model, photos, counts=VALIDATION_COUNTS)
     score = sum(result["gain"][n] for n in VALIDATION_COUNTS[1:]) / (len(VALIDATION_COUNTS) - 1) + result["reference_gain"]
     logs = {f"sweep/gain_{n}": g for n, g in result["gain"].items()} | {"sweep/psnr_0": result["psnr"][0], "sweep/reference_gain": result["reference_gain"],
-                                                                        "sweep/hint_error": result["hint_error"], "sweep/score": score}
+                                                                        "sweep/hint_error": result["hint_error"], "sweep/score": score,
+                                                                        "sweep/reference_colourfulness": result["reference_colourfulness"]}
     accelerator.log(logs, step=step)
     logger.info(f"step {step}: " + ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in logs.items()))
     return {**result, "score": score}
@@ -244,7 +247,11 @@ def main(args):
             log_probs = network(real_l, points, palettes)  # (B, K, H/2, W/2)
             loss_class = class_loss(log_probs, real_ab)
             loss_l1 = F.l1_loss(model.decode(log_probs.float()), real_ab)
+            decoded = model.decode(log_probs.float())
             loss = loss_class + args.lambda_l1 * loss_l1
+            if args.lambda_colorfulness:  # a reference's palette should come out as colourful as the photo it was taken from
+                loss_cf = colorfulness_loss(real_l, decoded, real_ab)
+                loss = loss + args.lambda_colorfulness * loss_cf
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(model.guide.parameters(), 1.0)
