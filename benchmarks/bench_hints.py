@@ -7,7 +7,8 @@ The sweep (`training/hint_sweep.py`, their colorization-pytorch `test_sweep.py`)
 resized to 256x256; N random hints, each a 6x6 patch's mean truth colour, the patch at a normal
 draw around the centre (sd a quarter of the side); PSNR of the RGB result against the truth;
 N = 0, 1, 2, 5, 10, 20, 50, 100; fixed seeds. Printed beside their SIGGRAPH17 network's figures on
-1,000 ImageNet test photos, with the gains over no hints (the targets are theirs). Speed: a
+1,000 ImageNet test photos, with the gains over no hints (the targets are theirs), and how far one
+hint's colour leaks (`training/hint_sweep.py`'s `leakage`). Speed: a
 1-megapixel photo with 10 hints through `colorize`, and the demo's round trip (colorize, realness,
 two PNGs written), medians of 5 after a warm-up.
 """
@@ -62,7 +63,9 @@ def table(name: str, result: dict) -> str:
              "| Zhang et al. SIGGRAPH17 (ImageNet) | " + " | ".join(f"{ZHANG_SIGGRAPH17[n]:.2f}" for n in result["psnr"]) + " | |",
              "| their gain | " + " | ".join(f"{ZHANG_SIGGRAPH17[n] - ZHANG_SIGGRAPH17[0]:+.2f}" for n in result["psnr"]) + " | |",
              f"hint honoured at N = 10: median {result['hint_error']:.1f} ab units from the hint's colour (target <= 10); "
-             f"truth as reference: colourfulness {result['reference_colourfulness']:.0%} of the truth's (target 90-110%)"]
+             f"truth as reference: colourfulness {result['reference_colourfulness']:.0%} of the truth's (target 90-110%)",
+             f"one hint of the opposite hue: the colour moves a median {result['leakage']['near']:.1f} ab units within 8 px of it, "
+             f"{result['leakage']['far']:.1f} beyond 128 px (what leaks to the rest of the photo)"]
     missed = [f"{n} hints {result['gain'][n]:+.2f} < {t:+.1f}" for n, t in TARGET_GAINS.items() if result["gain"][n] < t]
     lines.append("targets (gain >= theirs): " + ("all met" if not missed else "missed: " + "; ".join(missed)))
     return "\n".join(lines)

@@ -88,3 +88,25 @@ python training/report.py --run "$out/full" --curves_from "$out/run@6000" "$out/
   --historic_dir "$data/historic" --previous_model "$previous" --detector_generators "${family[@]}" \
   --title "EfficientNet-${variant^} U-Net" --command "bash training/train_default_model.sh $data $out" \
   --procedure "$(cat training/default_model_procedure.md)"
+
+# 8. point hints and a reference photo: the guidance network trained beside the frozen colorizer
+#    (its output without guidance stays the colorizer's, so the detector is kept), the hint sweep
+#    on 80 val photos every 400 steps, the best validated step kept (2,000 of 3,200 for the
+#    bundled model; docs/guidance.md)
+accelerate launch --num_processes 1 --num_machines 1 --dynamo_backend no training/train_guidance.py \
+  --pretrained_model "$out/full/model" --train_data_dir "$data/train" --validation_data_dir "$data/val" \
+  --output_dir "$out/guide" --guidance attention --max_train_steps 3200 --validation_steps 400 --checkpointing_steps 200 \
+  --resume_from_checkpoint latest
+cp "$out/guide/model/model.safetensors" "$out/guide/model/config.json" "$out/full/model/"
+
+# 9. the card's guidance and multi-scale sections: the hint sweep on val and val_fullres, the colour
+#    at one scale and multi-scale (the default) on both
+python benchmarks/bench_hints.py --model "$out/full/model" --data "$data/val" "$data/val_fullres" --json "$out/hints.json"
+for scale in multiscale no-multiscale; do
+  colorgan evaluate --model "$out/full/model" --data "$data/val" --protocol 256 --no-detector --"$scale" --json "$out/val-$scale.json"
+  colorgan evaluate --model "$out/full/model" --data "$data/val_fullres" --protocol full --no-detector --"$scale" --json "$out/full-$scale.json"
+done
+python training/card_guidance.py --model "$out/full/model" --hints "$out/hints.json" \
+  --single "$out/val-no-multiscale.json" --multi "$out/val-multiscale.json" \
+  --fullres_single "$out/full-no-multiscale.json" --fullres_multi "$out/full-multiscale.json" \
+  --procedure "The guidance network (attention over the hints at strides 8 and 2, the reference's palette at the bottleneck and on the logits; 235k parameters) was trained beside the frozen colorizer with Zhang et al.'s simulated hints and the truth's palette as the reference on 40% of the crops: batch 16 of 128-px crops, AdamW 1e-3, 3,200 steps with a cosine schedule, the best of the hint sweeps every 400 steps on 80 val photos kept (step 2,000). Design, training and every figure: docs/guidance.md in the repository."
