@@ -72,7 +72,11 @@ def main(argv=None):
     hints = json.loads(args.hints.read_text())
     sweeps = [sweep_table(Path(name).name, result) for name, result in hints.items() if isinstance(result, dict) and "psnr" in result]
     speed = hints.get("speed", {})
-    guidance = "\n\n".join(["### Hints and a reference photo", args.procedure, *sweeps,
+    use = ('Use: `model.colorize(photo, hints=[(x, y, "#1f3f8f")], reference="a_colour_photo.jpg")` (x, y in the photo\'s pixels; '
+           "only the hint's chroma is used, the photo's lightness stays its own), `model.suggest_colours(photo, x, y)` for the likeliest "
+           "colours at a point; `colorgan colorize old.jpg --hint X,Y,#rrggbb --reference PHOTO`. Without hints or a reference the "
+           "model colorizes exactly as its automatic colorizer.")
+    guidance = "\n\n".join(["### Hints and a reference photo", use, args.procedure, *sweeps,
                             f"A hinted colorization of a 1-megapixel photo (10 hints) takes {speed.get('hinted_1mp_s', float('nan')):.2f} s on 2 CPU cores."])
     tables = [colour_rows("`val`, protocol 256", json.loads(args.single.read_text()), json.loads(args.multi.read_text()))]
     if args.fullres_single and args.fullres_multi:
