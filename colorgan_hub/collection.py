@@ -15,7 +15,9 @@ that `datasets.load_dataset(OUT_DIR)` reads. Every column of the source is kept;
 `colorized` (an image the size of the source's, its lightness the source's), `error` (None, or why
 that row's image could not be colorized: the row is kept, the job goes on) and, with `score`,
 `realness`. Rows are grouped by process (process 0's share first, each share in source order),
-which with one process is the source order; any number of processes gives the same rows.
+which with one process is the source order; any number of processes gives the same rows, and
+with one photo per network batch (`--batch-size 1`, the default) the same pixels: a convolution's
+rounding can depend on its batch's size, and the shares' batches differ.
 
 Nothing is lost when a job is killed: each shard is written under a temporary name and renamed,
 then recorded in OUT_DIR/.colorgan/process-P.json; the same command with `resume` skips the
@@ -41,6 +43,7 @@ STATE_DIR = ".colorgan"
 DATA_DIR = "data"
 OUR_COLUMNS = ("colorized", "error", "realness")
 JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+ROWS_PER_STEP = 8  # rows read and decoded before the network runs on them
 
 
 class CollectionError(ValueError):
@@ -134,10 +137,10 @@ def _encoded(image, fmt: str) -> dict:
 
 
 def colorize_rows(model, images: list[dict | None], first_index: int, options: dict, score: bool, image_format: str, max_pixels: int,
-                  device=None) -> tuple[list[dict | None], list[str | None], list[float | None]]:
+                  device=None, batch_size: int = 1) -> tuple[list[dict | None], list[str | None], list[float | None]]:
     """Undecoded images ({"bytes", "path"}, as `datasets.Image(decode=False)` gives them) ->
-    (colorized images as {"bytes", "path"}, errors, realness scores). A row that fails keeps None
-    and its reason."""
+    (colorized images as {"bytes", "path"}, errors, realness scores), `batch_size` photos per
+    network batch. A row that fails keeps None and its reason."""
     loaded, errors = [], [None] * len(images)
     for k, image in enumerate(images):
         name = _row_name(image, first_index + k)
@@ -150,7 +153,8 @@ def colorize_rows(model, images: list[dict | None], first_index: int, options: d
             loaded.append(None)
             errors[k] = err.reason
     todo = [k for k, img in enumerate(loaded) if img is not None]
-    outputs = model.colorize([loaded[k] for k in todo], return_exceptions=True, max_pixels=max_pixels, device=device, **options) if todo else []
+    outputs = model.colorize([loaded[k] for k in todo], batch_size=batch_size, return_exceptions=True, max_pixels=max_pixels, device=device,
+                             **options) if todo else []
     colorized, scores = [None] * len(images), [None] * len(images)
     for k, out in zip(todo, outputs):
         if isinstance(out, Exception):
@@ -251,9 +255,10 @@ class Counts:
     seconds: float = 0.0
 
 
-def run_share(model, job: Job, out_dir: Path, process: int, processes: int, device=None, max_pixels: int = 50_000_000, batch_size: int = 8,
+def run_share(model, job: Job, out_dir: Path, process: int, processes: int, device=None, max_pixels: int = 50_000_000, batch_size: int = 1,
               progress=None) -> Counts:
-    """Colorize this process's share of the source into its shards, skipping those already done.
+    """Colorize this process's share of the source into its shards, skipping those already done,
+    `batch_size` photos per network batch (rows are read 8 at a time, or `batch_size` if larger).
     `progress(rows)` is called as rows are finished."""
     import datasets
     import pyarrow.parquet as pq
@@ -293,7 +298,7 @@ def run_share(model, job: Job, out_dir: Path, process: int, processes: int, devi
 
     def flush():
         colorized, errors, scores = colorize_rows(model, [r[column] for r in batch], state["rows"] + len(rows), job.options, job.score,
-                                                  job.image_format, max_pixels, device)
+                                                  job.image_format, max_pixels, device, batch_size)
         for row, image, error, value in zip(batch, colorized, errors, scores):
             out = {**row, "colorized": image, "error": error}
             if job.score:
@@ -308,7 +313,7 @@ def run_share(model, job: Job, out_dir: Path, process: int, processes: int, devi
 
     for row in share:
         batch.append(row)
-        if len(batch) == batch_size or len(rows) + len(batch) >= job.shard_size:
+        if len(batch) == max(batch_size, ROWS_PER_STEP) or len(rows) + len(batch) >= job.shard_size:
             flush()
             if len(rows) >= job.shard_size:
                 write_shard()

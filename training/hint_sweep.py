@@ -7,7 +7,8 @@ placed at the patch's centre; the photo is colorized from its own lightness with
 (`colorize(..., hints=...)`, the model's default settings otherwise) and the PSNR of the RGB result
 against the truth is averaged over the photos. The draws depend on (seed, photo index, N) alone.
 Also: how well the hints are honoured (the result's chroma at each hint's place against the
-hint's), how far one hint's colour leaks beyond its region (`leakage`), and the truth itself given as the reference photo (PSNR, colourfulness against the truth's).
+hint's), how far one hint's colour leaks beyond its region (`leakage`), and the truth itself
+given as the reference photo (PSNR, colourfulness against the truth's).
 """
 
 from __future__ import annotations
