@@ -70,15 +70,17 @@ def compare(a: Path, b: Path) -> dict:
     from PIL import Image
 
     def rows(path):
-        ds = datasets.load_dataset(str(path), split="train").cast_column("image", datasets.Image(decode=False)).cast_column(
-            "colorized", datasets.Image(decode=False))
+        ds = (
+            datasets.load_dataset(str(path), split="train")
+            .cast_column("image", datasets.Image(decode=False))
+            .cast_column("colorized", datasets.Image(decode=False))
+        )
         return {r["image"]["path"]: (r["colorized"] or {}).get("bytes") for r in ds}
 
     ra, rb = rows(a), rows(b)
     decode = lambda data: None if data is None else np.asarray(Image.open(io.BytesIO(data)), dtype=np.int16)
     differences = [0 if ra[k] is None and rb[k] is None else int(np.abs(decode(ra[k]) - decode(rb[k])).max()) for k in ra.keys() & rb.keys()]
-    return {"same_rows": ra.keys() == rb.keys(), "rows": len(ra), "identical": sum(d == 0 for d in differences),
-            "max_difference": max(differences, default=0)}
+    return {"same_rows": ra.keys() == rb.keys(), "rows": len(ra), "identical": sum(d == 0 for d in differences), "max_difference": max(differences, default=0)}
 
 
 def colorgan(*args) -> list[str]:
@@ -104,15 +106,26 @@ def main():
             }
             for name, command in runs.items():
                 run = timed(command)
-                row[name] = {"images_per_s": photos / run["seconds"], "seconds": run["seconds"], "status": run["status"], **memory(run["rss"]),
-                             "last_line": run["last_line"]}
-                print(f"{folder}, {name}: {photos / run['seconds']:.1f} images/s ({run['seconds']:.0f} s), "
-                      f"peak {row[name]['peak_mb']:.0f} MB; {run['last_line']}", flush=True)
+                row[name] = {
+                    "images_per_s": photos / run["seconds"],
+                    "seconds": run["seconds"],
+                    "status": run["status"],
+                    **memory(run["rss"]),
+                    "last_line": run["last_line"],
+                }
+                print(
+                    f"{folder}, {name}: {photos / run['seconds']:.1f} images/s ({run['seconds']:.0f} s), "
+                    f"peak {row[name]['peak_mb']:.0f} MB; {run['last_line']}",
+                    flush=True,
+                )
             row["one_process_share_of_cli"] = row["dataset, 1 process"]["images_per_s"] / row["folder CLI"]["images_per_s"]
             row["two_against_one"] = c = compare(tmp / "one", tmp / "two")
-            print(f"{folder}: 1 process at {row['one_process_share_of_cli']:.0%} of the folder CLI's rate (target 90%); 2-process output "
-                  f"against 1-process: same rows {c['same_rows']}, {c['identical']} of {c['rows']} images identical, largest difference "
-                  f"{c['max_difference']} level(s) of 255", flush=True)
+            print(
+                f"{folder}: 1 process at {row['one_process_share_of_cli']:.0%} of the folder CLI's rate (target 90%); 2-process output "
+                f"against 1-process: same rows {c['same_rows']}, {c['identical']} of {c['rows']} images identical, largest difference "
+                f"{c['max_difference']} level(s) of 255",
+                flush=True,
+            )
             results[folder] = row
         if args.rows:
             import datasets
@@ -128,11 +141,18 @@ def main():
             source = tmp / "large.parquet"
             datasets.Dataset.from_generator(rows, features=features, cache_dir=str(tmp / "cache")).to_parquet(str(source))
             run = timed(colorgan("colorize-dataset", source, "-o", tmp / "large", "--no-multiscale"))
-            results["large"] = {"rows": args.rows, "seconds": run["seconds"], "images_per_s": args.rows / run["seconds"], **memory(run["rss"]),
-                                "last_line": run["last_line"]}
+            results["large"] = {
+                "rows": args.rows,
+                "seconds": run["seconds"],
+                "images_per_s": args.rows / run["seconds"],
+                **memory(run["rss"]),
+                "last_line": run["last_line"],
+            }
             r = results["large"]
-            print(f"large: {args.rows} rows streamed in {r['seconds']:.0f} s ({r['images_per_s']:.1f} images/s, one scale); memory peak "
-                  f"{r['peak_mb']:.0f} MB, at a tenth {r['at_10pct_mb']:.0f} MB, at the end {r['at_end_mb']:.0f} MB; {run['last_line']}")
+            print(
+                f"large: {args.rows} rows streamed in {r['seconds']:.0f} s ({r['images_per_s']:.1f} images/s, one scale); memory peak "
+                f"{r['peak_mb']:.0f} MB, at a tenth {r['at_10pct_mb']:.0f} MB, at the end {r['at_end_mb']:.0f} MB; {run['last_line']}"
+            )
     if args.json:
         for row in results.values():
             for value in row.values() if isinstance(row, dict) else []:

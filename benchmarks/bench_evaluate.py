@@ -59,8 +59,9 @@ def main(argv=None) -> dict:
     with StageClock() as clock:
         evaluation.evaluate(model, paths, protocol="256")
     result = {"photos": len(paths), "total_s": time.perf_counter() - start, "stages_s": clock.stages}
-    print(f"colorgan evaluate --protocol 256 on {len(paths)} photos: {result['total_s']:.1f} s "
-          f"({', '.join(f'{k} {v:.1f} s' for k, v in clock.stages.items())})")
+    print(
+        f"colorgan evaluate --protocol 256 on {len(paths)} photos: {result['total_s']:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in clock.stages.items())})"
+    )
     return result
 
 

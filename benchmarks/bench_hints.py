@@ -55,17 +55,19 @@ def speed(model) -> dict:
 
 
 def table(name: str, result: dict) -> str:
-    lines = [f"{name}: {result['photos']} photos",
-             "| N hints | " + " | ".join(str(n) for n in result["psnr"]) + " | truth as reference |",
-             "|---" * (len(result["psnr"]) + 2) + "|",
-             "| PSNR (dB) | " + " | ".join(f"{p:.2f}" for p in result["psnr"].values()) + f" | {result['reference_psnr']:.2f} |",
-             "| gain | " + " | ".join(f"{g:+.2f}" for g in result["gain"].values()) + f" | {result['reference_gain']:+.2f} |",
-             "| Zhang et al. SIGGRAPH17 (ImageNet) | " + " | ".join(f"{ZHANG_SIGGRAPH17[n]:.2f}" for n in result["psnr"]) + " | |",
-             "| their gain | " + " | ".join(f"{ZHANG_SIGGRAPH17[n] - ZHANG_SIGGRAPH17[0]:+.2f}" for n in result["psnr"]) + " | |",
-             f"hint honoured at N = 10: median {result['hint_error']:.1f} ab units from the hint's colour (target <= 10); "
-             f"truth as reference: colourfulness {result['reference_colourfulness']:.0%} of the truth's (target 90-110%)",
-             f"one hint of the opposite hue: the colour moves a median {result['leakage']['near']:.1f} ab units within 8 px of it, "
-             f"{result['leakage']['far']:.1f} beyond 128 px (what leaks to the rest of the photo)"]
+    lines = [
+        f"{name}: {result['photos']} photos",
+        "| N hints | " + " | ".join(str(n) for n in result["psnr"]) + " | truth as reference |",
+        "|---" * (len(result["psnr"]) + 2) + "|",
+        "| PSNR (dB) | " + " | ".join(f"{p:.2f}" for p in result["psnr"].values()) + f" | {result['reference_psnr']:.2f} |",
+        "| gain | " + " | ".join(f"{g:+.2f}" for g in result["gain"].values()) + f" | {result['reference_gain']:+.2f} |",
+        "| Zhang et al. SIGGRAPH17 (ImageNet) | " + " | ".join(f"{ZHANG_SIGGRAPH17[n]:.2f}" for n in result["psnr"]) + " | |",
+        "| their gain | " + " | ".join(f"{ZHANG_SIGGRAPH17[n] - ZHANG_SIGGRAPH17[0]:+.2f}" for n in result["psnr"]) + " | |",
+        f"hint honoured at N = 10: median {result['hint_error']:.1f} ab units from the hint's colour (target <= 10); "
+        f"truth as reference: colourfulness {result['reference_colourfulness']:.0%} of the truth's (target 90-110%)",
+        f"one hint of the opposite hue: the colour moves a median {result['leakage']['near']:.1f} ab units within 8 px of it, "
+        f"{result['leakage']['far']:.1f} beyond 128 px (what leaks to the rest of the photo)",
+    ]
     missed = [f"{n} hints {result['gain'][n]:+.2f} < {t:+.1f}" for n, t in TARGET_GAINS.items() if result["gain"][n] < t]
     lines.append("targets (gain >= theirs): " + ("all met" if not missed else "missed: " + "; ".join(missed)))
     return "\n".join(lines)
@@ -91,8 +93,10 @@ def main():
         print()
     results["speed"] = speed(model)
     s = results["speed"]
-    print(f"speed (1 megapixel, 10 hints): colorize {s['hinted_1mp_s']:.3f} s (no hints {s['unhinted_1mp_s']:.3f} s; target 0.5 s); "
-          f"the demo's round trip {s['demo_round_trip_1mp_s']:.3f} s (target 1 s)")
+    print(
+        f"speed (1 megapixel, 10 hints): colorize {s['hinted_1mp_s']:.3f} s (no hints {s['unhinted_1mp_s']:.3f} s; target 0.5 s); "
+        f"the demo's round trip {s['demo_round_trip_1mp_s']:.3f} s (target 1 s)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -79,10 +79,15 @@ def pipeline_rows(model) -> list[dict]:
             clock.total = 0.0
             latency = timed(lambda: model.colorize(img, multiscale=multiscale), repeats)
             network = clock.total / (repeats + 1)
-            rows.append({
-                "size": f"{width}x{height}" + (" multiscale" if multiscale else ""), "latency_s": latency, "images_per_s": 1 / latency,
-                "outside_network_share": max(0.0, 1 - network / latency), "peak_rss_mb": peak_rss_mb(),
-            })
+            rows.append(
+                {
+                    "size": f"{width}x{height}" + (" multiscale" if multiscale else ""),
+                    "latency_s": latency,
+                    "images_per_s": 1 / latency,
+                    "outside_network_share": max(0.0, 1 - network / latency),
+                    "peak_rss_mb": peak_rss_mb(),
+                }
+            )
     return rows
 
 
@@ -99,9 +104,15 @@ def full_resolution_overhead(model) -> dict:
     kornia_rt = timed(lambda: kornia.color.lab_to_rgb(kornia.color.rgb_to_lab(tensor)), 2)
     skimage_rt = timed(lambda: color.lab2rgb(color.rgb2lab(rgb)), 1)
     outside = t_big - t_small
-    return {"call_4000x3000_s": t_big, "call_256x192_s": t_small, "outside_network_s": outside,
-            "opencv_roundtrip_s": opencv, "kornia_roundtrip_s": kornia_rt, "skimage_roundtrip_s": skimage_rt,
-            "outside_over_opencv": outside / opencv}
+    return {
+        "call_4000x3000_s": t_big,
+        "call_256x192_s": t_small,
+        "outside_network_s": outside,
+        "opencv_roundtrip_s": opencv,
+        "kornia_roundtrip_s": kornia_rt,
+        "skimage_roundtrip_s": skimage_rt,
+        "outside_over_opencv": outside / opencv,
+    }
 
 
 class _Decoded(torch.nn.Module):
@@ -142,9 +153,15 @@ def peer_rows(model) -> list[dict]:
         default_path = 1 / timed(lambda: model.colorize(square, size=None if net is ours_decoded else 256), 10)
         if net is not ours_decoded:
             model.generator, model.head = ours, head
-        rows.append({"network": name, "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
-                     "net_images_per_s_256_batch8": net_batch, "pipeline_images_per_s_768x512": pipe,
-                     "default_path_images_per_s_256x256": default_path})
+        rows.append(
+            {
+                "network": name,
+                "params_m": sum(p.numel() for p in net.parameters()) / 1e6,
+                "net_images_per_s_256_batch8": net_batch,
+                "pipeline_images_per_s_768x512": pipe,
+                "default_path_images_per_s_256x256": default_path,
+            }
+        )
     for row in rows:
         row["net_ratio_to_ours"] = row["net_images_per_s_256_batch8"] / rows[0]["net_images_per_s_256_batch8"]
         row["pipeline_ratio_to_ours"] = row["pipeline_images_per_s_768x512"] / rows[0]["pipeline_images_per_s_768x512"]
@@ -192,27 +209,40 @@ def main(argv=None) -> dict:
 
 
 def format_tables(result: dict) -> str:
-    lines = [f"Inference on {result['machine']}; model: {result['model']}", "",
-             "| input | latency (s) | images/s | time outside the network | peak RSS so far (MB) |", "|---|---|---|---|---|"]
+    lines = [
+        f"Inference on {result['machine']}; model: {result['model']}",
+        "",
+        "| input | latency (s) | images/s | time outside the network | peak RSS so far (MB) |",
+        "|---|---|---|---|---|",
+    ]
     for r in result["pipeline"]:
         lines.append(f"| {r['size']} | {r['latency_s']:.3f} | {r['images_per_s']:.1f} | {100 * r['outside_network_share']:.0f}% | {r['peak_rss_mb']:.0f} |")
     f = result["full_resolution"]
-    lines += ["", f"4000x3000: call {f['call_4000x3000_s']:.3f} s - 256x192 call {f['call_256x192_s']:.3f} s = "
-              f"{f['outside_network_s']:.3f} s outside the network = {f['outside_over_opencv']:.2f}x the OpenCV float32 "
-              f"RGB->Lab->RGB round trip ({f['opencv_roundtrip_s']:.3f} s; kornia {f['kornia_roundtrip_s']:.3f} s, "
-              f"skimage {f['skimage_roundtrip_s']:.3f} s)", "",
-              "| network (working size 256) | params (M) | network images/s (batch 8) | ratio | pipeline images/s (768x512) | ratio |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"4000x3000: call {f['call_4000x3000_s']:.3f} s - 256x192 call {f['call_256x192_s']:.3f} s = "
+        f"{f['outside_network_s']:.3f} s outside the network = {f['outside_over_opencv']:.2f}x the OpenCV float32 "
+        f"RGB->Lab->RGB round trip ({f['opencv_roundtrip_s']:.3f} s; kornia {f['kornia_roundtrip_s']:.3f} s, "
+        f"skimage {f['skimage_roundtrip_s']:.3f} s)",
+        "",
+        "| network (working size 256) | params (M) | network images/s (batch 8) | ratio | pipeline images/s (768x512) | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in result["peers"]:
-        lines.append(f"| {r['network']} | {r['params_m']:.1f} | {r['net_images_per_s_256_batch8']:.1f} | {r['net_ratio_to_ours']:.2f} | "
-                     f"{r['pipeline_images_per_s_768x512']:.1f} | {r['pipeline_ratio_to_ours']:.2f} |")
+        lines.append(
+            f"| {r['network']} | {r['params_m']:.1f} | {r['net_images_per_s_256_batch8']:.1f} | {r['net_ratio_to_ours']:.2f} | "
+            f"{r['pipeline_images_per_s_768x512']:.1f} | {r['pipeline_ratio_to_ours']:.2f} |"
+        )
     eccv = next((r for r in result["peers"] if r["network"].startswith("ECCV16")), None)
     twelve = next((r for r in result["pipeline"] if r["size"] == "4000x3000 multiscale"), None)
     if eccv and twelve:  # the default photo path (multi-scale) against its targets
-        lines += ["", f"Default photo path (working size 128, multi-scale) on a 256x256 photo: {1 / eccv['default_path_ratio_to_ours']:.1f}x "
-                      f"the photos per second of the ECCV16-size network at its working size 256 through the same pipeline (target >= 3x; "
-                      f"at equal working size 256 multi-scale gives {1 / eccv['pipeline_ratio_to_ours']:.1f}x); a 12-megapixel photo end to end "
-                      f"in {twelve['latency_s']:.2f} s (target <= 1 s)"]
+        lines += [
+            "",
+            f"Default photo path (working size 128, multi-scale) on a 256x256 photo: {1 / eccv['default_path_ratio_to_ours']:.1f}x "
+            f"the photos per second of the ECCV16-size network at its working size 256 through the same pipeline (target >= 3x; "
+            f"at equal working size 256 multi-scale gives {1 / eccv['pipeline_ratio_to_ours']:.1f}x); a 12-megapixel photo end to end "
+            f"in {twelve['latency_s']:.2f} s (target <= 1 s)",
+        ]
     lines += ["", "| realness score of | latency (s) | without the ImageNet features (s) |", "|---|---|---|"]
     for r in result.get("realness", []):
         without = f"{r['without_features_s']:.3f}" if "without_features_s" in r else "(model reads none)"

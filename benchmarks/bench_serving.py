@@ -34,8 +34,13 @@ def free_port() -> int:
 
 def start_server(limit: int, port: int) -> subprocess.Popen:
     env = {**os.environ, "COLORGAN_DEMO_CONCURRENCY": str(limit)}
-    server = subprocess.Popen([sys.executable, "-m", "colorgan_hub.cli", "demo", "--port", str(port)], env=env, cwd=tempfile.gettempdir(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "colorgan_hub.cli", "demo", "--port", str(port)],
+        env=env,
+        cwd=tempfile.gettempdir(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         with socket.socket() as s:
@@ -87,7 +92,10 @@ def load(port: int, clients: int, requests: int, uploads: list[Path]) -> dict:
     seconds = time.perf_counter() - started
     ordered = sorted(latencies)
     return {
-        "clients": clients, "requests": requests, "errors": len(errors), "first_error": errors[0] if errors else None,
+        "clients": clients,
+        "requests": requests,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
         "requests_per_s": len(latencies) / seconds,
         "p50_s": statistics.median(ordered) if ordered else float("nan"),
         "p95_s": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))] if ordered else float("nan"),
@@ -109,15 +117,22 @@ def main():
                 port = free_port()
                 server = start_server(limit, port)  # fresh for every row: the first requests meet a cold server
                 try:
-                    row = {"limit": limit, **load(port, clients, args.requests, uploads), "peak_rss_mb": peak_rss_mb(server.pid),
-                           "server_alive": server.poll() is None}
+                    row = {
+                        "limit": limit,
+                        **load(port, clients, args.requests, uploads),
+                        "peak_rss_mb": peak_rss_mb(server.pid),
+                        "server_alive": server.poll() is None,
+                    }
                 finally:
                     server.terminate()
                     server.wait(timeout=30)
                 rows.append(row)
-                print(f"limit {limit}, {clients} client(s): {row['requests_per_s']:.2f} requests/s, p50 {row['p50_s']:.2f} s, "
-                      f"p95 {row['p95_s']:.2f} s, {row['errors']} error(s), peak RSS {row['peak_rss_mb']:.0f} MB, "
-                      f"server {'up' if row['server_alive'] else 'DOWN'}", flush=True)
+                print(
+                    f"limit {limit}, {clients} client(s): {row['requests_per_s']:.2f} requests/s, p50 {row['p50_s']:.2f} s, "
+                    f"p95 {row['p95_s']:.2f} s, {row['errors']} error(s), peak RSS {row['peak_rss_mb']:.0f} MB, "
+                    f"server {'up' if row['server_alive'] else 'DOWN'}",
+                    flush=True,
+                )
     print("\n| limit | clients | requests/s | p50 (s) | p95 (s) | errors | peak RSS (MB) |\n|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['limit']} | {r['clients']} | {r['requests_per_s']:.2f} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {r['errors']} | {r['peak_rss_mb']:.0f} |")

@@ -46,16 +46,21 @@ def photo_seconds(folder: Path) -> tuple[float, float]:
     """(seconds to the file written, seconds to the process gone), through the console script's path."""
     out = folder / "out"
     start = time.time()
-    subprocess.run([sys.executable, "-c", "from colorgan_hub.cli import run; run()",
-                    "colorize", str(PHOTO), "-o", str(out), "--overwrite"], capture_output=True, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "from colorgan_hub.cli import run; run()", "colorize", str(PHOTO), "-o", str(out), "--overwrite"],
+        capture_output=True,
+        check=True,
+    )
     gone = time.time() - start
     written = (out / PHOTO.name).stat().st_mtime - start
     return written, gone
 
 
 def model_load_seconds() -> float:
-    code = ("import time; from colorgan_hub.model import ColorGAN; from colorgan_hub import DEFAULT_MODEL; t = time.perf_counter(); "
-            "ColorGAN.from_pretrained(DEFAULT_MODEL); print(time.perf_counter() - t)")
+    code = (
+        "import time; from colorgan_hub.model import ColorGAN; from colorgan_hub import DEFAULT_MODEL; t = time.perf_counter(); "
+        "ColorGAN.from_pretrained(DEFAULT_MODEL); print(time.perf_counter() - t)"
+    )
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip())
 
 
@@ -115,10 +120,15 @@ def main():
             "video_end_to_end_fps": statistics.median(e for _, e in videos),
         }
     print("| | measured | target |\n|---|---|---|")
-    labels = {"help_s": "`colorgan --help` (s)", "photo_written_s": "one photo, process start to file written (s)",
-              "photo_process_gone_s": "one photo, process start to exit (s)", "model_load_s": "bundled model loaded (s)",
-              "demo_serving_s": "`colorgan demo` serving (s)", "video_fps": "6 s 640x360 clip, frames/s (start-up aside)",
-              "video_end_to_end_fps": "the same clip, frames/s end to end"}
+    labels = {
+        "help_s": "`colorgan --help` (s)",
+        "photo_written_s": "one photo, process start to file written (s)",
+        "photo_process_gone_s": "one photo, process start to exit (s)",
+        "model_load_s": "bundled model loaded (s)",
+        "demo_serving_s": "`colorgan demo` serving (s)",
+        "video_fps": "6 s 640x360 clip, frames/s (start-up aside)",
+        "video_end_to_end_fps": "the same clip, frames/s end to end",
+    }
     for key, label in labels.items():
         target = TARGETS.get(key)
         print(f"| {label} | {figures[key]:.2f} | {'' if target is None else ('>= ' if key == 'video_fps' else '<= ') + f'{target:g}'} |")

@@ -72,8 +72,7 @@ def data_paths(data_dir: str, n_batches: int, batch_size: int) -> dict:
     ours = torch.utils.data.DataLoader(ColorizationStream(stream, column, 256), batch_size=batch_size, collate_fn=collate)
     ours_lab = ((b["l"], b["ab"]) for b in ours)  # Lab is computed per sample in the stream
     reports = torch.utils.data.DataLoader(ReportsDataset(image_paths(data_dir)), batch_size=batch_size, shuffle=True)
-    result = {"ours_images_per_s": images_per_s(ours_lab, n_batches, batch_size),
-              "reports_images_per_s": images_per_s(iter(reports), n_batches, batch_size)}
+    result = {"ours_images_per_s": images_per_s(ours_lab, n_batches, batch_size), "reports_images_per_s": images_per_s(iter(reports), n_batches, batch_size)}
     result["speedup"] = result["ours_images_per_s"] / result["reports_images_per_s"]
     return result
 
@@ -129,8 +128,7 @@ LITE2_OPTIONS = (  # the default model's encoder, at the two settings of its run
 )
 
 
-def encoder_steps(resolution: int = 128, batch_size: int = 16, repeats: int = 3, encoder: str = "efficientnet-lite0",
-                  options=ENCODER_OPTIONS) -> dict:
+def encoder_steps(resolution: int = 128, batch_size: int = 16, repeats: int = 3, encoder: str = "efficientnet-lite0", options=ENCODER_OPTIONS) -> dict:
     """Pre-training steps of an EfficientNet-Lite generator (cross-entropy of the classification
     head, Adam) per option of `options` (name, frozen up to stride, bf16, channels-last), and the
     frozen encoder's forward pass alone (what caching its features would save at most). The
@@ -186,12 +184,18 @@ def main(argv=None) -> dict:
 
 def format_tables(result: dict) -> str:
     d = result["data_path"]
-    lines = [f"Training on {result['threads']} torch threads", "",
-             "| data path (256 px, batch 16) | images/s |", "|---|---|",
-             f"| ours: datasets stream + draft decode + one OpenCV resample + LUT/OpenCV Lab | {d['ours_images_per_s']:.1f} |",
-             f"| reports: PIL open + resize + skimage rgb2lab in __getitem__ | {d['reports_images_per_s']:.1f} |",
-             f"| speed-up | {d['speedup']:.2f}x |", "",
-             "| default ColorGAN training | L1 step images/s | GAN step images/s |", "|---|---|---|"]
+    lines = [
+        f"Training on {result['threads']} torch threads",
+        "",
+        "| data path (256 px, batch 16) | images/s |",
+        "|---|---|",
+        f"| ours: datasets stream + draft decode + one OpenCV resample + LUT/OpenCV Lab | {d['ours_images_per_s']:.1f} |",
+        f"| reports: PIL open + resize + skimage rgb2lab in __getitem__ | {d['reports_images_per_s']:.1f} |",
+        f"| speed-up | {d['speedup']:.2f}x |",
+        "",
+        "| default ColorGAN training | L1 step images/s | GAN step images/s |",
+        "|---|---|---|",
+    ]
     for res in (256, 128):
         t = result[f"train_{res}"]
         lines.append(f"| {res} px | {t['l1_images_per_s']:.1f} | {t['gan_images_per_s']:.1f} |")

@@ -110,8 +110,10 @@ def main(argv=None) -> dict:
     print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         target = TARGETS[int(name[1])]
-        print(f"| {name} | {row['bicubic']:.2f} | {row['lanczos']:.2f} | {row['network']:.2f} | {row['gain']:+.2f} | "
-              f"{'>= ' + format(target, '.1f') if 'clean' in name else '-'} |")
+        print(
+            f"| {name} | {row['bicubic']:.2f} | {row['lanczos']:.2f} | {row['network']:.2f} | {row['gain']:+.2f} | "
+            f"{'>= ' + format(target, '.1f') if 'clean' in name else '-'} |"
+        )
     model = load_model(args.model)
     timing = speed(model, np.asarray(Image.open(paths[0]).convert("RGB")))
     for name, row in timing.items():

@@ -80,8 +80,11 @@ def measure(model, truths: list[Image.Image], variations: int, seed: int = 0) ->
         "tv_ratio_variations": list(tv_each / tv_default),
         "global_share": float(np.mean(shares)) if shares else 0.0,
     }
-    figures["meets_targets"] = bool(all(abs(h - figures["hue_macro_default"]) <= HUE_MARGIN for h in hue_variations)
-                                    and max(figures["tv_ratio_variations"]) <= TV_RATIO and figures["global_share"] <= GLOBAL_SHARE)
+    figures["meets_targets"] = bool(
+        all(abs(h - figures["hue_macro_default"]) <= HUE_MARGIN for h in hue_variations)
+        and max(figures["tv_ratio_variations"]) <= TV_RATIO
+        and figures["global_share"] <= GLOBAL_SHARE
+    )
     return figures, list(zip(defaults, drawn))
 
 
@@ -121,9 +124,11 @@ def main(argv=None) -> dict:
         start = time.perf_counter()
         rows[strength], examples[strength] = measure(model, truths, args.variations)
         row = rows[strength]
-        print(f"| {strength:g} | {row['diversity']:.2f} | {row['distance_to_default']:.2f} | {row['global_share']:.2f} | {row['hue_macro_default']:.3f} | "
-              f"{' / '.join(f'{h:.3f}' for h in row['hue_macro_variations'])} | {' / '.join(f'{t:.2f}' for t in row['tv_ratio_variations'])} | "
-              f"{'met' if row['meets_targets'] else 'missed'} | {time.perf_counter() - start:.0f} |")
+        print(
+            f"| {strength:g} | {row['diversity']:.2f} | {row['distance_to_default']:.2f} | {row['global_share']:.2f} | {row['hue_macro_default']:.3f} | "
+            f"{' / '.join(f'{h:.3f}' for h in row['hue_macro_variations'])} | {' / '.join(f'{t:.2f}' for t in row['tv_ratio_variations'])} | "
+            f"{'met' if row['meets_targets'] else 'missed'} | {time.perf_counter() - start:.0f} |"
+        )
     passing = [s for s in strengths if rows[s]["meets_targets"]]
     chosen = max(passing, key=lambda s: rows[s]["diversity"]) if passing else None
     print(f"chosen strength (most diversity within the targets): {chosen}")

@@ -112,8 +112,9 @@ def quality(model, clips, frame_size, stabilities) -> dict:
     """Flicker, hue hits and cuts per stability value over the clips."""
     work = working_shape(frame_size[1], frame_size[0], model.image_size)
     results = {}
-    truth_flicker = [f for shots, motions in clips for shot, m in zip(shots, motions)
-                     for f in flicker([working_ab(x, work) for x in shot], m, frame_size, work)]
+    truth_flicker = [
+        f for shots, motions in clips for shot, m in zip(shots, motions) for f in flicker([working_ab(x, work) for x in shot], m, frame_size, work)
+    ]
     for stability in stabilities:
         flickers, cuts_right, cuts_false, cuts_missed = [], 0, 0, 0
         counts = {name: np.zeros(2, np.int64) for name in HUE_FAMILIES}
@@ -132,8 +133,13 @@ def quality(model, clips, frame_size, stabilities) -> dict:
                 for o, t in zip(outs, shot):
                     hue_hits_of(image_ab(o), image_ab(t), counts)
         rates = hue_rates(counts)
-        results[str(stability)] = {"flicker": float(np.mean(flickers)), "hue": rates, "cuts_found": cuts_right,
-                                   "cuts_missed": cuts_missed, "false_cuts": cuts_false}
+        results[str(stability)] = {
+            "flicker": float(np.mean(flickers)),
+            "hue": rates,
+            "cuts_found": cuts_right,
+            "cuts_missed": cuts_missed,
+            "false_cuts": cuts_false,
+        }
     independent = results[str(0.0)]["flicker"]
     for r in results.values():
         r["flicker_ratio"] = r["flicker"] / independent
@@ -183,8 +189,10 @@ def print_quality(name: str, q: dict) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for s, r in q["by_stability"].items():
         hue = r["hue"]
-        print(f"| {s} | {r['flicker']:.2f} | {r['flicker_ratio']:.2f} | {hue['macro']:.3f} | {r['hue_macro_change']:+.3f} | "
-              f"{hue['blue/cyan']:.3f} | {hue['green']:.3f} | {hue['red']:.3f} | {r['cuts_found']} / {r['cuts_missed']} / {r['false_cuts']} |")
+        print(
+            f"| {s} | {r['flicker']:.2f} | {r['flicker_ratio']:.2f} | {hue['macro']:.3f} | {r['hue_macro_change']:+.3f} | "
+            f"{hue['blue/cyan']:.3f} | {hue['green']:.3f} | {hue['red']:.3f} | {r['cuts_found']} / {r['cuts_missed']} / {r['false_cuts']} |"
+        )
 
 
 def main(argv=None) -> dict:

@@ -63,11 +63,25 @@ from colorgan_hub.realness import CUE_NAMES, _fine, _gradient, colour_cues, norm
 from training.selection import validation_truths
 
 HERE = Path(__file__).parent
-PLAUSIBILITY_NAMES = ("log-likelihood", "log-likelihood p10", "relative log-likelihood", "relative p10", "share near the best colour",
-                      "chroma above expected", "hue agreement", "distance to expected ab")
-STRUCTURE_NAMES = ("log effective colours", "eight fullest colour bins", "colour not explained by lightness and contrast",
-                   "fine chroma/lightness correlation", "fine colour explained by fine lightness", "log colour spread in flat areas",
-                   "fine colour detail p90/p50")
+PLAUSIBILITY_NAMES = (
+    "log-likelihood",
+    "log-likelihood p10",
+    "relative log-likelihood",
+    "relative p10",
+    "share near the best colour",
+    "chroma above expected",
+    "hue agreement",
+    "distance to expected ab",
+)
+STRUCTURE_NAMES = (
+    "log effective colours",
+    "eight fullest colour bins",
+    "colour not explained by lightness and contrast",
+    "fine chroma/lightness correlation",
+    "fine colour explained by fine lightness",
+    "log colour spread in flat areas",
+    "fine colour detail p90/p50",
+)
 FAMILIES = ("generator", "checkpoints", "toned", "hand-tint", "transfer")
 COLUMNS = FAMILIES + ("pseudo",)
 SIGMA = 5.0  # Lab units: the soft assignment to colour bins
@@ -90,16 +104,23 @@ def plausibility(model, rgb: np.ndarray, size: int) -> np.ndarray:
     log_p = log_p.reshape(len(bins), -1).t()  # (P, K)
     log_lik = torch.logsumexp(log_p - torch.cdist(ab, bins) ** 2 / (2 * SIGMA**2), 1)  # log sum_k p_k K(ab, bin_k)
     p = log_p.exp()
-    kernel = torch.exp(-torch.cdist(bins, bins) ** 2 / (2 * SIGMA**2))  # (K, K)
+    kernel = torch.exp(-(torch.cdist(bins, bins) ** 2) / (2 * SIGMA**2))  # (K, K)
     best = torch.log((p @ kernel).max(1).values + 1e-30)  # the most likely bin colour's likelihood
     relative = log_lik - best
     expected = p @ bins  # (P, 2)
     chroma = ab.norm(dim=1)
     chromatic = chroma > 8
     agreement = torch.nn.functional.cosine_similarity(ab, expected + 1e-6, dim=1)
-    values = [log_lik.mean(), torch.quantile(log_lik, 0.1), relative.mean(), torch.quantile(relative, 0.1), (relative > -1).float().mean(),
-              (chroma - p @ bins.norm(dim=1)).mean(), agreement[chromatic].mean() if chromatic.any() else torch.tensor(0.0),
-              (ab - expected).norm(dim=1).mean()]
+    values = [
+        log_lik.mean(),
+        torch.quantile(log_lik, 0.1),
+        relative.mean(),
+        torch.quantile(relative, 0.1),
+        (relative > -1).float().mean(),
+        (chroma - p @ bins.norm(dim=1)).mean(),
+        agreement[chromatic].mean() if chromatic.any() else torch.tensor(0.0),
+        (ab - expected).norm(dim=1).mean(),
+    ]
     return np.array([float(v) for v in values], np.float32)
 
 
@@ -130,8 +151,15 @@ def structure(rgb: np.ndarray) -> np.ndarray:
     flat = gradient <= np.percentile(gradient, 30)
     spread = sum(np.maximum(cv2.blur(c * c, (5, 5)) - cv2.blur(c, (5, 5)) ** 2, 0.0) for c in (a, b)) ** 0.5
     fine = np.hypot(fine_a, fine_b)
-    values = [np.log(effective), fullest, residual / (a.var() + b.var() + 1e-3), np.nan_to_num(correlation), explained,
-              np.log(spread[flat].mean() + 0.01), np.log((np.percentile(fine, 90) + 0.05) / (np.percentile(fine, 50) + 0.05))]
+    values = [
+        np.log(effective),
+        fullest,
+        residual / (a.var() + b.var() + 1e-3),
+        np.nan_to_num(correlation),
+        explained,
+        np.log(spread[flat].mean() + 0.01),
+        np.log((np.percentile(fine, 90) + 0.05) / (np.percentile(fine, 50) + 0.05)),
+    ]
     return np.array(values, np.float32)
 
 
@@ -181,8 +209,10 @@ def one_class(train: list[np.ndarray]):
     joined = np.concatenate(train, 1)
     mean, scale = joined.mean(0), joined.std(0) + 1e-6
     neighbours = NearestNeighbors(n_neighbors=5).fit((joined - mean) / scale)
-    return {"Mahalanobis": lambda xs: -sum((d(x) - m) / s for (d, m, s), x in zip(blocks, xs)),
-            "5 nearest": lambda xs: -neighbours.kneighbors((np.concatenate(xs, 1) - mean) / scale)[0].mean(1)}
+    return {
+        "Mahalanobis": lambda xs: -sum((d(x) - m) / s for (d, m, s), x in zip(blocks, xs)),
+        "5 nearest": lambda xs: -neighbours.kneighbors((np.concatenate(xs, 1) - mean) / scale)[0].mean(1),
+    }
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -226,12 +256,18 @@ def one_class_study(model, sets: dict, small: dict, features: dict, folder: Path
         seen, train_seen = small, train
     else:
         seen, train_seen = {name: working(detector, images) for name, images in sets.items()}, working(detector, photos)
-    train_features = {"cues": np.stack([colour_cues(x) for x in train]), "structure": np.stack([structure(x) for x in train]),
-                      "discriminator": discriminator_activations(detector, train_seen)}
+    train_features = {
+        "cues": np.stack([colour_cues(x) for x in train]),
+        "structure": np.stack([structure(x) for x in train]),
+        "discriminator": discriminator_activations(detector, train_seen),
+    }
     for name, images in seen.items():
         features[name]["discriminator"] = discriminator_activations(detector, images)
-    blocks = {"cues": lambda f: [f["cues"]], "cues + structure": lambda f: [np.concatenate([f["cues"], f["structure"]], 1)],
-              "discriminator activations": lambda f: f["discriminator"]}
+    blocks = {
+        "cues": lambda f: [f["cues"]],
+        "cues + structure": lambda f: [np.concatenate([f["cues"], f["structure"]], 1)],
+        "discriminator activations": lambda f: f["discriminator"],
+    }
     print(f"\nOne-class readings fitted on {len(train)} real photos of {folder} alone (AUC real > family):\n")
     print("| features | reading | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 2) + "|")
     results = {}
@@ -252,8 +288,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--count", type=int, default=300, help="photos, spread over the folder (half fit, half measure)")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--one_class_photos", type=int, default=0, help="real training photos for the one-class readings (0: none)")
-    parser.add_argument("--discriminator", help="the model whose discriminator's activations are read (default: --model; "
-                        "one trained against its own generator only has seen none of the families)")
+    parser.add_argument(
+        "--discriminator",
+        help="the model whose discriminator's activations are read (default: --model; "
+        "one trained against its own generator only has seen none of the families)",
+    )
     parser.add_argument("--train_data", type=Path, default=HERE.parent.parent / "shared" / "data" / "train")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -262,14 +301,19 @@ def main(argv=None) -> dict:
         raise SystemExit(f"{args.model}: the plausibility features need a classification head")
     generators = [load_model(g).eval() for g in args.generators]
     photos = [np.asarray(img.convert("RGB")) for _, img in validation_truths(args.data, args.count)]
-    sets = {"real": photos, **{f: fakes.make_fakes(f, photos, seed=args.seed, model=model, generators=generators) for f in FAMILIES},
-            "pseudo": [fakes.corrupted(p, fakes.rng_for(args.seed + 101, i)) for i, p in enumerate(photos)]}
+    sets = {
+        "real": photos,
+        **{f: fakes.make_fakes(f, photos, seed=args.seed, model=model, generators=generators) for f in FAMILIES},
+        "pseudo": [fakes.corrupted(p, fakes.rng_for(args.seed + 101, i)) for i, p in enumerate(photos)],
+    }
     small = {name: working(model, images) for name, images in sets.items()}
     features = {}
     for name, images in sets.items():
-        features[name] = {"cues": np.stack([colour_cues(x) for x in small[name]]),  # as `realness` reads them
-                          "structure": np.stack([structure(x) for x in small[name]]),
-                          "plausibility": np.stack([plausibility(model, x, model.image_size) for x in images])}
+        features[name] = {
+            "cues": np.stack([colour_cues(x) for x in small[name]]),  # as `realness` reads them
+            "structure": np.stack([structure(x) for x in small[name]]),
+            "plausibility": np.stack([plausibility(model, x, model.image_size) for x in images]),
+        }
     results = {"photos": len(photos), "alone": {}, "study": {}}
     print(f"{args.model} on {len(photos)} photos of {args.data}\n\nEach feature alone, AUC real > family:\n")
     print("| feature | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|")
@@ -296,8 +340,9 @@ def main(argv=None) -> dict:
                     cells = [f"({row[f]:.3f})" if f == left_out else f"{row[f]:.3f}" for f in FAMILIES]
                     print(f"| {' + '.join(groups)} | {reading} | {'yes' if pseudo else 'no'} | {left_out} | " + " | ".join(cells) + " |")
     if args.one_class_photos:
-        results["one_class"] = one_class_study(model, sets, small, features, args.train_data, args.one_class_photos,
-                                             load_model(args.discriminator).eval() if args.discriminator else model)
+        results["one_class"] = one_class_study(
+            model, sets, small, features, args.train_data, args.one_class_photos, load_model(args.discriminator).eval() if args.discriminator else model
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

@@ -43,7 +43,7 @@ def main(argv=None) -> dict:
     counts: dict[str, dict[str, np.ndarray]] = {}
     batch = 16
     for start in range(0, len(paths), batch):
-        truths = load_truths(paths[start:start + batch], args.protocol)
+        truths = load_truths(paths[start : start + batch], args.protocol)
         outputs = model.colorize([t for _, t in truths], vividness=args.vividness, temperature=args.temperature)
         for (name, truth), out in zip(truths, outputs):
             per = counts.setdefault(source_of(name), {f: np.zeros(2, np.int64) for f in metrics.HUE_FAMILIES})

@@ -36,9 +36,12 @@ class ECCV16Net(nn.Module):
         self.model6 = _block(512, 512, 3, dilation=2)
         self.model7 = _block(512, 512, 3)
         self.model8 = nn.Sequential(
-            nn.ConvTranspose2d(512, 256, 4, stride=2, padding=1), nn.ReLU(True),  # H/4
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(True),
+            nn.ConvTranspose2d(512, 256, 4, stride=2, padding=1),
+            nn.ReLU(True),  # H/4
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(True),
             nn.Conv2d(256, 313, 1),  # 313 quantised ab bins
         )
         self.softmax = nn.Softmax(dim=1)

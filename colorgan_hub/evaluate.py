@@ -66,8 +66,14 @@ def _photo_metrics(output: np.ndarray, truth: np.ndarray) -> tuple:
     ab_o, ab_t = metrics.image_ab(output), metrics.image_ab(truth)  # once for both ab metrics
     counts = {name: np.zeros(2, np.int64) for name in metrics.HUE_FAMILIES}
     metrics.hue_hits_of(ab_o, ab_t, counts)
-    return (metrics.psnr(output, truth)[0], metrics.ssim(output, truth)[0], metrics.colorfulness(output)[0], metrics.colorfulness(truth)[0],
-            metrics.ab_auc_of(ab_o, ab_t), counts)
+    return (
+        metrics.psnr(output, truth)[0],
+        metrics.ssim(output, truth)[0],
+        metrics.colorfulness(output)[0],
+        metrics.colorfulness(truth)[0],
+        metrics.ab_auc_of(ab_o, ab_t),
+        counts,
+    )
 
 
 def colour_metrics(outputs, truths, progress=None, workers: int = 2) -> dict[str, float]:
@@ -111,8 +117,16 @@ def truth_metrics(truths, progress=None) -> dict[str, float]:
             progress(1)
     hue = {f"hue_{name}": 1.0 if seen else float("nan") for name, seen in present.items()}
     any_seen = any(present.values())
-    return {"psnr": 100.0, "ssim": 1.0, "cf": float(np.mean(cf)), "dcf": 0.0, "auc": 1.0, "hue_macro": 1.0 if any_seen else float("nan"),
-            "hue_all": 1.0 if any_seen else float("nan"), **hue}
+    return {
+        "psnr": 100.0,
+        "ssim": 1.0,
+        "cf": float(np.mean(cf)),
+        "dcf": 0.0,
+        "auc": 1.0,
+        "hue_macro": 1.0 if any_seen else float("nan"),
+        "hue_all": 1.0 if any_seen else float("nan"),
+        **hue,
+    }
 
 
 def _half(img: Image.Image) -> Image.Image:
@@ -197,8 +211,20 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="image", disable=None if enabled else True, file=sys.stderr)  # None: no bar in a log
 
 
-def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=True, progress=True, report=_report_error, temperature=None, vividness=None,
-             generators=(), multiscale=None) -> dict:
+def evaluate(
+    model,
+    paths,
+    protocol="256",
+    size=None,
+    batch_size=8,
+    detector=True,
+    progress=True,
+    report=_report_error,
+    temperature=None,
+    vividness=None,
+    generators=(),
+    multiscale=None,
+) -> dict:
     """The whole evaluation on the photos at `paths`; a JSON-ready dict. With `progress`, one bar
     per stage on stderr: colorize, colour metrics (every row), detector (every variant), the
     detector against the colorizer family (`generators`: other generators for its checkpoints
@@ -232,13 +258,13 @@ def evaluate(model, paths, protocol="256", size=None, batch_size=8, detector=Tru
         result["detector_size"] = model.realness_size
         clean = {}
         with _bar(3 * 2 * len(truths), "detector", progress) as bar:
-            result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, batch_size=batch_size, progress=bar.update,
-                                                  clean_scores=clean)
+            result["detector"] = detector_metrics(model, [img for _, img in truths], outputs, batch_size=batch_size, progress=bar.update, clean_scores=clean)
         families = [f for f in fakes.FAMILIES if f != "checkpoints" or generators]
         with _bar(2 * len(families) * len(truths), "detector families", progress) as bar:
             by_family = family_fakes(model, truth_arrays, families, generators, progress=bar.update)
-            result["detector_families"] = family_detector_metrics(model, truth_arrays, [np.asarray(o) for o in outputs],
-                                                                  by_family, batch_size=batch_size, progress=bar.update, clean_scores=clean)
+            result["detector_families"] = family_detector_metrics(
+                model, truth_arrays, [np.asarray(o) for o in outputs], by_family, batch_size=batch_size, progress=bar.update, clean_scores=clean
+            )
     return result
 
 
@@ -255,22 +281,39 @@ def format_markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in result["colour"].items():
-        lines.append(f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['cf']:.2f} | {row['dcf']:.2f} | {row['auc']:.4f} "
-                     f"| {row['hue_macro']:.3f} | {row['hue_all']:.3f} |")
-    lines += ["", "Hue hit rate per hue family of the truth (chroma >= 15; hit: chroma >= 7.5, hue within 30 degrees):", "",
-              "| | " + " | ".join(families) + " |", "|---" * (len(families) + 1) + "|"]
+        lines.append(
+            f"| {name} | {row['psnr']:.2f} | {row['ssim']:.4f} | {row['cf']:.2f} | {row['dcf']:.2f} | {row['auc']:.4f} "
+            f"| {row['hue_macro']:.3f} | {row['hue_all']:.3f} |"
+        )
+    lines += [
+        "",
+        "Hue hit rate per hue family of the truth (chroma >= 15; hit: chroma >= 7.5, hue within 30 degrees):",
+        "",
+        "| | " + " | ".join(families) + " |",
+        "|---" * (len(families) + 1) + "|",
+    ]
     for name, row in result["colour"].items():
         lines.append(f"| {name} | " + " | ".join(f"{row['hue_' + f]:.3f}" for f in families) + " |")
     if "detector" in result:
         size = result.get("detector_size", result["size"])
-        lines += ["", f"Detector (real photos vs this model's colorizations of them; it looks at long side {size} px):", "",
-                  "| | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Detector (real photos vs this model's colorizations of them; it looks at long side {size} px):",
+            "",
+            "| | AUC | AP | accuracy | HTER | ECE |",
+            "|---|---|---|---|---|---|",
+        ]
         names = {"clean": "clean", "jpeg75": "JPEG quality 75", "half": "resized to half"}
         for key, row in result["detector"].items():
             lines.append(f"| {names[key]} | {row['auc']:.4f} | {row['ap']:.4f} | {row['accuracy']:.4f} | {row['hter']:.4f} | {row['ece']:.4f} |")
     if "detector_families" in result:
-        lines += ["", "Detector against the colorizer family (real photos vs each family's colorizations of them):", "",
-                  "| fakes | AUC | AP | accuracy | HTER | ECE |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Detector against the colorizer family (real photos vs each family's colorizations of them):",
+            "",
+            "| fakes | AUC | AP | accuracy | HTER | ECE |",
+            "|---|---|---|---|---|---|",
+        ]
         for key, row in result["detector_families"].items():
             figures = " | ".join(f"{row[k]:.4f}" for k in ("auc", "ap", "accuracy", "hter", "ece"))
             lines.append(f"| {FAMILY_NAMES.get(key, key)} | {figures} |")

@@ -181,8 +181,9 @@ def generator_settings(model, rng: np.random.Generator) -> dict:
     return settings
 
 
-def colorize_family(models, photos: list[np.ndarray], seed: int, start: int = 0, random_settings: bool = True, group: int = 8,
-                    default_share: float = 0.0) -> list[np.ndarray]:
+def colorize_family(
+    models, photos: list[np.ndarray], seed: int, start: int = 0, random_settings: bool = True, group: int = 8, default_share: float = 0.0
+) -> list[np.ndarray]:
     """Colorizations of `photos` (uint8 RGB arrays) by `models`, through `model.colorize` as users
     run it: photo i goes to models[(start + i) % len(models)], at settings drawn once per group of
     `group` photos (so they run batched), or the model's own with `random_settings=False`; with
@@ -204,8 +205,9 @@ def colorize_family(models, photos: list[np.ndarray], seed: int, start: int = 0,
     return out
 
 
-def make_fakes(family: str, photos: list[np.ndarray], seed: int = 0, start: int = 0, model=None, generators=(), references=None,
-               default_share: float = 0.0) -> list[np.ndarray]:
+def make_fakes(
+    family: str, photos: list[np.ndarray], seed: int = 0, start: int = 0, model=None, generators=(), references=None, default_share: float = 0.0
+) -> list[np.ndarray]:
     """The `family`'s fake of each photo (uint8 RGB arrays in, the same sizes out).
 
     `model`: the generator family's model; `generators`: the checkpoints family's models;

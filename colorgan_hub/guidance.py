@@ -96,7 +96,7 @@ _HEX = re.compile(r"#?([0-9a-fA-F]{6})")
 
 
 def parse_colour(colour) -> tuple[int, int, int]:
-    """"#rrggbb" (or "rrggbb") or an (r, g, b) of 0-255 -> (r, g, b). HintError otherwise."""
+    """ "#rrggbb" (or "rrggbb") or an (r, g, b) of 0-255 -> (r, g, b). HintError otherwise."""
     if isinstance(colour, str):
         match = _HEX.fullmatch(colour.strip())
         if not match:
@@ -193,7 +193,7 @@ def palette_of(ab: torch.Tensor, bins: torch.Tensor, smoothing: float = PALETTE_
     bins = bins.float().to(ab.device)
     nearest = torch.cdist(ab.float().flatten(2).transpose(1, 2), bins[None].expand(len(ab), -1, -1)).argmin(dim=2)  # (B, hw)
     counts = torch.zeros(len(ab), len(bins), device=ab.device).scatter_add_(1, nearest, torch.ones_like(nearest, dtype=torch.float32))
-    kernel = torch.exp(-torch.cdist(bins, bins) ** 2 / (2 * (smoothing / AB_SCALE) ** 2))  # (K, K)
+    kernel = torch.exp(-(torch.cdist(bins, bins) ** 2) / (2 * (smoothing / AB_SCALE) ** 2))  # (K, K)
     palette = counts @ kernel
     palette = palette / palette.sum(dim=1, keepdim=True)
     return palette[0] if single else palette
@@ -201,6 +201,7 @@ def palette_of(ab: torch.Tensor, bins: torch.Tensor, smoothing: float = PALETTE_
 
 # ---------------------------------------------------------------------------------------------
 # The network.
+
 
 def _zero_conv(in_ch: int, out_ch: int, kernel: int = 1) -> nn.Conv2d:
     conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False)
@@ -330,6 +331,6 @@ class Guide(nn.Module):
             return log_probs
         width = self.colour_width.exp()
         hint_ab = guidance.points[..., 2:4].float()  # (B, N, 2)
-        kernels = torch.softmax(-torch.cdist(hint_ab, bins.float()[None].expand(len(hint_ab), -1, -1)) ** 2 / (2 * width**2), dim=2)  # (B, N, K)
+        kernels = torch.softmax(-(torch.cdist(hint_ab, bins.float()[None].expand(len(hint_ab), -1, -1)) ** 2) / (2 * width**2), dim=2)  # (B, N, K)
         probs = weights[:, :1] * log_probs.exp() + torch.einsum("bnhw,bnk->bkhw", weights[:, 1:], kernels)
         return torch.log(probs.clamp_min(1e-12))

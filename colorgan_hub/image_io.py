@@ -24,6 +24,7 @@ GRAY_MODES = ("1", "L", "LA", "La", *_HIGH_DEPTH_MODES)  # modes that hold no co
 # Mean per-pixel channel spread (8-bit units) under which a colour-mode image counts as gray.
 GRAY_SPREAD = 2.0
 
+
 class InputError(ValueError):
     """An input that cannot be used, with the file (or input) and the reason in the message:
     `source` and `reason` apart for callers that show them apart (the demo shows the reason)."""

@@ -46,7 +46,11 @@ VARIATION_BLUR = 3.0  # px at a 128 px working size: a variation's change of col
 LEGACY_CONFIG = {
     "head": "regression",  # the first release had the regression head only
     # the defaults before they became the bundled model's configuration
-    "encoder": "unet", "temperature": 0.5, "vividness": 0.6, "realness_size": None, "realness_features": None,
+    "encoder": "unet",
+    "temperature": 0.5,
+    "vividness": 0.6,
+    "realness_size": None,
+    "realness_features": None,
     "guidance": None,  # models saved before guidance take no hints
 }
 
@@ -170,8 +174,14 @@ class ColorGAN(
             self.feature_net = realness.ImageNetFeatures(realness_features)
             self.register_buffer("realness_feature_readout", realness.default_readout(self.feature_net.dim))
 
-    def predict_ab(self, real_l: torch.Tensor, temperature: float | None = None, vividness: float | None = None,
-                   coarse_scale: float | None = None, guidance: Guidance | None = None) -> torch.Tensor:
+    def predict_ab(
+        self,
+        real_l: torch.Tensor,
+        temperature: float | None = None,
+        vividness: float | None = None,
+        coarse_scale: float | None = None,
+        guidance: Guidance | None = None,
+    ) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> normalised ab (B, 2, H, W); `temperature` and `vividness`
         (classification head only) default to the config's; `coarse_scale`: see `class_logits`;
         `guidance`: hints and reference palettes (`guidance.Guidance`, a model with `guidance`)."""
@@ -224,8 +234,16 @@ class ColorGAN(
             guided = guided.contiguous(memory_format=torch.channels_last)  # decode's fast path
         return guided
 
-    def sample_ab(self, real_l: torch.Tensor, variations: int, seed: int | Sequence[int] = 0, temperature: float | None = None,
-                  vividness: float | None = None, coarse_scale: float | None = None, guidance: Guidance | None = None) -> torch.Tensor:
+    def sample_ab(
+        self,
+        real_l: torch.Tensor,
+        variations: int,
+        seed: int | Sequence[int] = 0,
+        temperature: float | None = None,
+        vividness: float | None = None,
+        coarse_scale: float | None = None,
+        guidance: Guidance | None = None,
+    ) -> torch.Tensor:
         """Normalised L (B, 1, H, W) -> `variations` plausible colorizations (N, B, 2, H, W), each
         decoded from the logits plus smooth Gumbel noise (`networks.smooth_gumbel_noise`, scaled by
         `variation_strength`), so each region of a photo takes one colour; the change the whole
@@ -254,8 +272,14 @@ class ColorGAN(
             samples.append(sample * (default_chroma / mean_chroma(sample).clamp_min(1e-6)))
         return torch.stack(samples)
 
-    def decode(self, logits: torch.Tensor, temperature: float | None = None, vividness: float | None = None, generator: nn.Module | None = None,
-               noise: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        logits: torch.Tensor,
+        temperature: float | None = None,
+        vividness: float | None = None,
+        generator: nn.Module | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Classification logits -> normalised ab with this model's decoding settings (of
         `generator`, default its own: training decodes with its EMA or wrapped copy)."""
         generator = generator or self.generator
@@ -263,8 +287,9 @@ class ColorGAN(
         vividness = self.vividness if vividness is None else vividness
         return generator.decode(logits, temperature, prior_correction=1.0 - vividness, rebalancing=self.class_rebalancing, noise=noise)
 
-    def realness_logit(self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True, cues: torch.Tensor | None = None,
-                       features: torch.Tensor | None = None) -> torch.Tensor:
+    def realness_logit(
+        self, real_l: torch.Tensor, ab: torch.Tensor, calibrated: bool = True, cues: torch.Tensor | None = None, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logit (B,) that (L, ab) is a real colour photo, calibrated (or the raw mean patch
         logit); inputs normalised. `cues` (B, len(CUE_NAMES)), the photos' `colour_cues`, and
         `features` (B, feature_net.dim), their ImageNet features, add their fitted read-outs to the
@@ -294,13 +319,41 @@ class ColorGAN(
         """Whether the realness score reads the colour-structure cues (a fitted read-out)."""
         return bool(self.realness_cues[2].abs().sum() > 0)
 
-    def colorize(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False,
-                 upscale: int = 1, variations: int | None = None, seed: int = 0, multiscale: bool | None = None, hints=None, reference=None):
+    def colorize(
+        self,
+        images,
+        size: int | None = None,
+        batch_size: int = 8,
+        device=None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        temperature: float | None = None,
+        vividness: float | None = None,
+        return_exceptions: bool = False,
+        upscale: int = 1,
+        variations: int | None = None,
+        seed: int = 0,
+        multiscale: bool | None = None,
+        hints=None,
+        reference=None,
+    ):
         """Colorize a photo (or a list): see `colorgan_hub.pipeline.colorize`."""
-        return pipeline.colorize(self, images, size=size, batch_size=batch_size, device=device, max_pixels=max_pixels,
-                                 temperature=temperature, vividness=vividness, return_exceptions=return_exceptions,
-                                 upscale=upscale, variations=variations, seed=seed, multiscale=multiscale, hints=hints, reference=reference)
+        return pipeline.colorize(
+            self,
+            images,
+            size=size,
+            batch_size=batch_size,
+            device=device,
+            max_pixels=max_pixels,
+            temperature=temperature,
+            vividness=vividness,
+            return_exceptions=return_exceptions,
+            upscale=upscale,
+            variations=variations,
+            seed=seed,
+            multiscale=multiscale,
+            hints=hints,
+            reference=reference,
+        )
 
     def suggest_colours(self, image, x: float, y: float, k: int = 6, hints=None, reference=None, **options):
         """The k most likely colours at (x, y) of a photo, most likely first: see
@@ -322,8 +375,16 @@ class ColorGAN(
 
         return VideoColorizer(self, **options).frames(frames)
 
-    def realness(self, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 allow_grayscale: bool = False, return_exceptions: bool = False):
+    def realness(
+        self,
+        images,
+        size: int | None = None,
+        batch_size: int = 8,
+        device=None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        allow_grayscale: bool = False,
+        return_exceptions: bool = False,
+    ):
         """Probability that a colour photo was photographed in colour: see `realness.score`."""
         return realness.score(self, images, size, batch_size, device, max_pixels, allow_grayscale, return_exceptions)
 
@@ -338,8 +399,13 @@ class ColorGAN(
             weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
         else:
             weights = hf_hub_download(
-                repo_id=model_id, filename=constants.SAFETENSORS_SINGLE_FILE, revision=revision, cache_dir=cache_dir,
-                force_download=force_download, token=token, local_files_only=local_files_only,
+                repo_id=model_id,
+                filename=constants.SAFETENSORS_SINGLE_FILE,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
             )
         state = load_file(weights, device=str(map_location))
         saved_bins = state.get("generator.bins")

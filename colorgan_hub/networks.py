@@ -122,9 +122,14 @@ class _DecoderBlock(nn.Module):
         super().__init__()
         self.up = _up_conv(in_ch, in_ch // 2, upsample, bias=False)
         self.conv = nn.Sequential(
-            nn.BatchNorm2d(in_ch // 2 + skip_ch), nn.ReLU(),
-            nn.Conv2d(in_ch // 2 + skip_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(),
-            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(),
+            nn.BatchNorm2d(in_ch // 2 + skip_ch),
+            nn.ReLU(),
+            nn.Conv2d(in_ch // 2 + skip_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+            nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
         )
 
     def forward(self, x, skip):
@@ -153,12 +158,14 @@ class ResNetUNetGenerator(nn.Module):
             layer = [_BasicBlock(in_w, w, stride)] + [_BasicBlock(w, w, 1) for _ in range(blocks - 1)]
             setattr(self.encoder, f"layer{i}", nn.Sequential(*layer))
             in_w = w
-        self.decoder = nn.ModuleList([
-            _DecoderBlock(512, 256, 256, upsample),  # /32 -> /16
-            _DecoderBlock(256, 128, 128, upsample),  # /16 -> /8
-            _DecoderBlock(128, 64, 64, upsample),  # /8 -> /4
-            _DecoderBlock(64, 64, 64, upsample),  # /4 -> /2
-        ])
+        self.decoder = nn.ModuleList(
+            [
+                _DecoderBlock(512, 256, 256, upsample),  # /32 -> /16
+                _DecoderBlock(256, 128, 128, upsample),  # /16 -> /8
+                _DecoderBlock(128, 64, 64, upsample),  # /8 -> /4
+                _DecoderBlock(64, 64, 64, upsample),  # /4 -> /2
+            ]
+        )
         if half_res_logits:  # classification: out_ch logits at /2
             self.head = nn.Conv2d(64, out_ch, 1)
         else:
@@ -283,14 +290,15 @@ class ColorClassifier(nn.Module):
         """Zhang et al.'s class rebalancing weights (K,) from the prior: proportional to
         ((1 - mix) * smoothed prior + mix / K)^-1, the prior smoothed by a Gaussian of width
         `sigma` (normalised ab) over the bins, scaled so their expectation under it is 1."""
-        kernel = torch.exp(-torch.cdist(self.bins, self.bins) ** 2 / (2 * sigma**2))  # (K, K)
+        kernel = torch.exp(-(torch.cdist(self.bins, self.bins) ** 2) / (2 * sigma**2))  # (K, K)
         smoothed = kernel @ self.prior.float()
         smoothed = smoothed / smoothed.sum()
         weights = 1.0 / ((1 - mix) * smoothed + mix / len(self.prior))
         return weights / (smoothed * weights).sum()
 
-    def decode(self, logits: torch.Tensor, temperature: float, prior_correction: float = 0.0, rebalancing: float = 0.5,
-               noise: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(
+        self, logits: torch.Tensor, temperature: float, prior_correction: float = 0.0, rebalancing: float = 0.5, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (B, K, h, w) -> normalised ab (B, 2, 2h, 2w) by the annealed mean at `temperature`.
 
         A head trained with class rebalancing predicts roughly p(colour | L) x w(colour): rare,
@@ -318,7 +326,7 @@ class ColorClassifier(nn.Module):
 
 def _gaussian_taps(sigma: float, radius: int, dtype=torch.float32, device=None) -> torch.Tensor:
     """exp(-d^2 / 2 sigma^2) for d = -radius ... radius, unnormalised."""
-    return torch.exp(-torch.arange(-radius, radius + 1, dtype=dtype, device=device) ** 2 / (2 * sigma**2))
+    return torch.exp(-(torch.arange(-radius, radius + 1, dtype=dtype, device=device) ** 2) / (2 * sigma**2))
 
 
 def _separable(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
@@ -335,8 +343,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return _separable(nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect"), taps / taps.sum())
 
 
-def smooth_gumbel_noise(bins: torch.Tensor, shape: tuple[int, int], seed: int, cells: int = 6, smoothness: float = 1.5,
-                        colour_width: float = 0.1) -> torch.Tensor:
+def smooth_gumbel_noise(
+    bins: torch.Tensor, shape: tuple[int, int], seed: int, cells: int = 6, smoothness: float = 1.5, colour_width: float = 0.1
+) -> torch.Tensor:
     """(1, K, h, w) float32 noise for the logits over `bins` (K, 2) (normalised ab centres): every
     value Gumbel(0, 1) distributed, smooth in space and across neighbouring colours, the same for
     the same arguments.
@@ -354,7 +363,7 @@ def smooth_gumbel_noise(bins: torch.Tensor, shape: tuple[int, int], seed: int, c
     rng = torch.Generator().manual_seed(seed)
     channels = len(bins)
     field = torch.randn(1, channels, gh + 2 * radius, gw + 2 * radius, generator=rng)
-    mixing = torch.exp(-torch.cdist(bins.float().cpu(), bins.float().cpu()) ** 2 / (2 * colour_width**2))  # (K, K)
+    mixing = torch.exp(-(torch.cdist(bins.float().cpu(), bins.float().cpu()) ** 2) / (2 * colour_width**2))  # (K, K)
     field = torch.einsum("kj,bjhw->bkhw", mixing / mixing.norm(dim=1, keepdim=True), field)  # unit variance per bin
     taps = _gaussian_taps(smoothness, radius)
     field = _separable(field, taps / taps.norm())  # unit variance after blurring white noise along each axis

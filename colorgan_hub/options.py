@@ -17,8 +17,16 @@ MIN_SIZE = 16  # working size, px
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".ogv", ".3gp"})
 
 
-def check_options(temperature=None, vividness=None, batch_size: int = 1, upscale: int = 1, variations: int | None = None, seed: int = 0,
-                  size: int | None = None, stability: float | None = None) -> None:
+def check_options(
+    temperature=None,
+    vividness=None,
+    batch_size: int = 1,
+    upscale: int = 1,
+    variations: int | None = None,
+    seed: int = 0,
+    size: int | None = None,
+    stability: float | None = None,
+) -> None:
     """ValueError, one line naming the option, for an option out of its range (the CLI's exit 2)."""
     if temperature is not None and not 0 < temperature <= MAX_TEMPERATURE:
         raise ValueError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {temperature}")

@@ -112,8 +112,18 @@ def padded_shape(shape: tuple[int, int], multiple: int) -> tuple[int, int]:
     return math.ceil(shape[0] / multiple) * multiple, math.ceil(shape[1] / multiple) * multiple
 
 
-def predict_ab(model, l_works: list[np.ndarray], padded: tuple[int, int], device, temperature=None, vividness=None,
-               variations: int | None = None, seed: int = 0, coarse_scale: float | None = None, guidance: Guidance | None = None) -> np.ndarray:
+def predict_ab(
+    model,
+    l_works: list[np.ndarray],
+    padded: tuple[int, int],
+    device,
+    temperature=None,
+    vividness=None,
+    variations: int | None = None,
+    seed: int = 0,
+    coarse_scale: float | None = None,
+    guidance: Guidance | None = None,
+) -> np.ndarray:
     """The network step, inside `inference`: working-size L arrays ((h, w) float32 in [0, 100],
     each at most `padded`) -> ab (B, H, W, 2) float32 in Lab units at the padded size (the
     symmetric padding goes on the bottom and right: crop [:h, :w] back); with `variations` N,
@@ -146,8 +156,11 @@ def upscaled(source: np.ndarray, alpha: np.ndarray | None, scale: int, device, m
     pixel limit."""
     h, w = source.shape[:2]
     if h * w * scale * scale > max_pixels:
-        raise ImageError(name, f"upscaled x{scale} it would be {w * scale}x{h * scale}, {h * w * scale * scale / 1e6:.1f} megapixels, "
-                               f"over the limit of {max_pixels / 1e6:g} (max_pixels)")
+        raise ImageError(
+            name,
+            f"upscaled x{scale} it would be {w * scale}x{h * scale}, {h * w * scale * scale / 1e6:.1f} megapixels, "
+            f"over the limit of {max_pixels / 1e6:g} (max_pixels)",
+        )
     if source.dtype == np.uint8:
         l_full = gray_to_l_numpy(source) if source.ndim == 2 else rgb_to_l_numpy(source)
     else:
@@ -158,9 +171,23 @@ def upscaled(source: np.ndarray, alpha: np.ndarray | None, scale: int, device, m
     return l_big, alpha
 
 
-def colorize(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-             temperature: float | None = None, vividness: float | None = None, return_exceptions: bool = False,
-             upscale: int = 1, variations: int | None = None, seed: int = 0, multiscale: bool | None = None, hints=None, reference=None):
+def colorize(
+    model,
+    images,
+    size: int | None = None,
+    batch_size: int = 8,
+    device=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    temperature: float | None = None,
+    vividness: float | None = None,
+    return_exceptions: bool = False,
+    upscale: int = 1,
+    variations: int | None = None,
+    seed: int = 0,
+    multiscale: bool | None = None,
+    hints=None,
+    reference=None,
+):
     """Colorize one image (returns a PIL image) or a list (returns a list, run in batches).
 
     Each image may be a path, a PIL image or numpy array of any mode. The result is RGB (RGBA if
@@ -233,8 +260,9 @@ def colorize(model, images, size: int | None = None, batch_size: int = 8, device
                 guidance = None
                 if palette is not None or any(prepared[i][4] for i in indices):
                     guidance = Guidance(hint_points([prepared[i][4] for i in indices]), None if palette is None else palette.expand(len(indices), -1))
-                fake_ab = predict_ab(model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness, variations, seed,
-                                     coarse_scale, guidance)
+                fake_ab = predict_ab(
+                    model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness, variations, seed, coarse_scale, guidance
+                )
                 for k, i in enumerate(indices):
                     source, alpha, l_work, _, _ = prepared.pop(i)
                     h, w = l_work.shape
@@ -266,9 +294,20 @@ class Suggestion(NamedTuple):
     probability: float
 
 
-def suggest_colours(model, image, x: float, y: float, k: int = 6, hints=None, reference=None, size: int | None = None,
-                    multiscale: bool | None = None, vividness: float | None = None, device=None,
-                    max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Suggestion]:
+def suggest_colours(
+    model,
+    image,
+    x: float,
+    y: float,
+    k: int = 6,
+    hints=None,
+    reference=None,
+    size: int | None = None,
+    multiscale: bool | None = None,
+    vividness: float | None = None,
+    device=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[Suggestion]:
     """The `k` most likely colours at (x, y) (the photo's pixels, top-left origin) from the
     classification head's distribution there, with the photo's other `hints` and `reference`
     taken into account: distinct colours (a colour's neighbours within 20 Lab units count with

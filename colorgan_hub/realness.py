@@ -104,9 +104,18 @@ def normalised_cues(normalised: np.ndarray) -> np.ndarray:
         entropy = float(-(p * np.log(p)).sum())
     else:
         entropy = 0.0
-    cues = [np.log(grad_c.mean() / (grad_l.mean() + 1e-3) + 1e-4), correlation, np.log(fine_c / (fine_l + 1e-3) + 1e-4),
-            chroma.std() / (chroma.mean() + 1e-3), np.log(chroma.mean() + 1.0), (chroma < 5).mean(), unexplained,
-            np.log(grad_c[flat].mean() + 1e-2), entropy, strong.mean()]
+    cues = [
+        np.log(grad_c.mean() / (grad_l.mean() + 1e-3) + 1e-4),
+        correlation,
+        np.log(fine_c / (fine_l + 1e-3) + 1e-4),
+        chroma.std() / (chroma.mean() + 1e-3),
+        np.log(chroma.mean() + 1.0),
+        (chroma < 5).mean(),
+        unexplained,
+        np.log(grad_c[flat].mean() + 1e-2),
+        entropy,
+        strong.mean(),
+    ]
     return np.nan_to_num(np.asarray(cues, dtype=np.float32))
 
 
@@ -157,8 +166,16 @@ class ImageNetFeatures(nn.Module):
 # The score of photos.
 
 
-def score(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-              allow_grayscale: bool = False, return_exceptions: bool = False):
+def score(
+    model,
+    images,
+    size: int | None = None,
+    batch_size: int = 8,
+    device=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allow_grayscale: bool = False,
+    return_exceptions: bool = False,
+):
     """Calibrated probability that each colour image was photographed in colour (not colorized).
 
     One image -> a float in [0, 1]; a list -> a list of floats. Grayscale images and toned
@@ -248,8 +265,17 @@ def _batches(model, prepared: list, indices: list[int], batch_size: int, device,
             yield chosen, rgb, flat
 
 
-def logits(model, images, size: int | None = None, batch_size: int = 8, device=None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    allow_grayscale: bool = False, calibrated: bool = True, return_exceptions: bool = False):
+def logits(
+    model,
+    images,
+    size: int | None = None,
+    batch_size: int = 8,
+    device=None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allow_grayscale: bool = False,
+    calibrated: bool = True,
+    return_exceptions: bool = False,
+):
     """The detector's logit per image, as `realness` computes it (None for a photo with no colour
     to judge in a list, the ImageError for an unreadable one with `return_exceptions`):
     calibrated, or with `calibrated=False` the raw mean patch logit (what the calibration is

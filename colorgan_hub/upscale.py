@@ -91,14 +91,21 @@ class Upscaler(
         nn.init.zeros_(self.tail[0].bias)
 
     @classmethod
-    def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, map_location="cpu", strict=False,
-                         **model_kwargs):
+    def _from_pretrained(cls, *, model_id, revision, cache_dir, force_download, local_files_only, token, map_location="cpu", strict=False, **model_kwargs):
         if os.path.isdir(model_id):  # the mixin's own loader would print a line for a local folder
             weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
             return cls._load_as_safetensor(cls(**model_kwargs), weights, map_location, strict)
-        return super()._from_pretrained(model_id=model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
-                                        local_files_only=local_files_only, token=token, map_location=map_location, strict=strict,
-                                        **model_kwargs)
+        return super()._from_pretrained(
+            model_id=model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+            map_location=map_location,
+            strict=strict,
+            **model_kwargs,
+        )
 
     @property
     def reach(self) -> int:

@@ -55,6 +55,7 @@ class VideoError(InputError):
 # ---------------------------------------------------------------------------------------------
 # Frames: temporal fusion and the colorizer.
 
+
 class TemporalFusion:
     """Carries colour from frame to frame along the optical flow; resets at scene cuts.
 
@@ -117,8 +118,17 @@ class VideoColorizer:
     (the first frame is not counted); `frames_done` counts the frames given out.
     """
 
-    def __init__(self, model, size: int | None = None, stability: float = STABILITY, vividness: float | None = None,
-                 temperature: float | None = None, batch_size: int = 4, device=None, reference=None):
+    def __init__(
+        self,
+        model,
+        size: int | None = None,
+        stability: float = STABILITY,
+        vividness: float | None = None,
+        temperature: float | None = None,
+        batch_size: int = 4,
+        device=None,
+        reference=None,
+    ):
         check_options(temperature=temperature, vividness=vividness, size=size, stability=stability)
         self.palette = None  # `reference`: a colour photo whose palette every frame takes (a model with guidance inputs)
         if reference is not None:
@@ -153,8 +163,15 @@ class VideoColorizer:
         smalls = [resize(gray, (h, w)) for gray in grays]
         with inference(self.model, self.device):
             guidance = None if self.palette is None else Guidance(torch.zeros(len(smalls), 0, 5), self.palette.expand(len(smalls), -1))
-            ab = predict_ab(self.model, [gray_to_l_numpy(small) for small in smalls], padded_shape((h, w), self.model.generator.multiple),
-                            self.device, self.temperature, self.vividness, guidance=guidance)
+            ab = predict_ab(
+                self.model,
+                [gray_to_l_numpy(small) for small in smalls],
+                padded_shape((h, w), self.model.generator.multiple),
+                self.device,
+                self.temperature,
+                self.vividness,
+                guidance=guidance,
+            )
         for gray, small, frame_ab in zip(grays, smalls, ab):
             fused, new_shot = self.fusion(small, np.ascontiguousarray(frame_ab[:h, :w]))
             if new_shot and self.frames_done:
@@ -165,6 +182,7 @@ class VideoColorizer:
 
 # ---------------------------------------------------------------------------------------------
 # Files.
+
 
 def video_output_path(input_path: Path, output_dir: Path) -> Path:
     """Where a colorized video goes: same name and container (Matroska for containers that do not
@@ -278,8 +296,9 @@ def _gray_frame(frame, width: int, height: int) -> np.ndarray:
 
     name = frame.format.name
     limited = name.startswith("yuv") and not name.startswith("yuvj") and frame.color_range != ColorRange.JPEG
-    gray = frame.reformat(width=width, height=height, format="gray", src_color_range=ColorRange.MPEG if limited else ColorRange.JPEG,
-                          dst_color_range=ColorRange.JPEG)
+    gray = frame.reformat(
+        width=width, height=height, format="gray", src_color_range=ColorRange.MPEG if limited else ColorRange.JPEG, dst_color_range=ColorRange.JPEG
+    )
     return gray.to_ndarray()
 
 
@@ -322,9 +341,23 @@ def _audio_streams(output, audio_streams: list, notes: list[str]) -> dict:
     return copies
 
 
-def colorize_video(model, source, destination, *, size: int | None = None, stability: float = STABILITY, vividness: float | None = None,
-                   temperature: float | None = None, batch_size: int = 4, device=None, crf: int = 18, max_seconds: float | None = None,
-                   max_pixels: int = MAX_VIDEO_PIXELS, progress: Callable[[int, int | None], None] | None = None, reference=None) -> VideoResult:
+def colorize_video(
+    model,
+    source,
+    destination,
+    *,
+    size: int | None = None,
+    stability: float = STABILITY,
+    vividness: float | None = None,
+    temperature: float | None = None,
+    batch_size: int = 4,
+    device=None,
+    crf: int = 18,
+    max_seconds: float | None = None,
+    max_pixels: int = MAX_VIDEO_PIXELS,
+    progress: Callable[[int, int | None], None] | None = None,
+    reference=None,
+) -> VideoResult:
     """Colorize the video file `source` into `destination` (its suffix picks the container:
     .mp4, .mov, .mkv, .avi: H.264; .webm: VP9). Same size, frame rate and timestamps; audio
     streams copied untouched. `max_seconds` stops after that much of the clip (audio too).
@@ -360,8 +393,7 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
         coded = video.codec_context.width, video.codec_context.height
         if turns or mirrored:
             how = ", then ".join((["mirrored"] if mirrored else []) + ([f"turned {turns * 90} degrees counter-clockwise"] if turns else []))
-            notes.append(f"turned upright: players show this file {how} (a display matrix, as phones write); "
-                         "the colorized video is written as they show it")
+            notes.append(f"turned upright: players show this file {how} (a display matrix, as phones write); the colorized video is written as they show it")
         colorizer = VideoColorizer(model, size, stability, vividness, temperature, batch_size, device, reference)
         seconds = float(video.duration * video.time_base) if video.duration else container.duration / 1e6 if container.duration else None
         expected = video.frames or (round(seconds * float(video.average_rate)) if seconds and video.average_rate else None)
@@ -391,8 +423,7 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
 
         try:
             for index, rgb in enumerate(colorizer.frames(decoded())):
-                out = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-                    format=out_video.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
+                out = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=out_video.pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG")
                 pts, time_base = timestamps.popleft()
                 out.pts, out.time_base = (pts, time_base) if pts is not None else (index, 1 / out_video.average_rate)
                 output.mux(out_video.encode(out))
@@ -418,5 +449,6 @@ def colorize_video(model, source, destination, *, size: int | None = None, stabi
             except Exception:  # a half-written file: it is removed just below
                 pass
         temporary.unlink(missing_ok=True)
-    return VideoResult(destination, colorizer.frames_done, width, height, float(video.average_rate or 0), time.perf_counter() - started,
-                       colorizer.cuts, len(audio_out), notes)
+    return VideoResult(
+        destination, colorizer.frames_done, width, height, float(video.average_rate or 0), time.perf_counter() - started, colorizer.cuts, len(audio_out), notes
+    )

@@ -14,8 +14,9 @@ from PIL import Image
 from colorgan_hub import ColorGAN
 
 # a pix2pix U-Net of a few channels: the tests' own small model (ColorGAN()'s defaults are the bundled model's)
-TINY = dict(image_size=64, width=8, depth=4, d_width=8, encoder="unet", temperature=0.5, vividness=0.6, realness_size=None,
-            realness_features=None, guidance=None)
+TINY = dict(
+    image_size=64, width=8, depth=4, d_width=8, encoder="unet", temperature=0.5, vividness=0.6, realness_size=None, realness_features=None, guidance=None
+)
 
 
 def make_photo(width=96, height=64, seed=0, mode="RGB") -> Image.Image:

@@ -46,8 +46,25 @@ def _photos_and_model(folder, photos: int, size: tuple[int, int], seed: int):
 def test_chooses_the_best_pair_and_saves_it_with_the_weights_untouched(tmp_path, capsys):
     val = _photos_and_model(tmp_path, 4, (72, 64), 400)
     out, table = tmp_path / "chosen", tmp_path / "choice.json"
-    best = choose_decoding.main(["--model", str(tmp_path / "model"), "--validation_data_dir", str(val), "--max_validation_samples", "4",
-                                 "--vividness", "0.2", "1.0", "--temperature", "0.5", "--out", str(out), "--json", str(table)])
+    best = choose_decoding.main(
+        [
+            "--model",
+            str(tmp_path / "model"),
+            "--validation_data_dir",
+            str(val),
+            "--max_validation_samples",
+            "4",
+            "--vividness",
+            "0.2",
+            "1.0",
+            "--temperature",
+            "0.5",
+            "--out",
+            str(out),
+            "--json",
+            str(table),
+        ]
+    )
     saved = json.loads(table.read_text())
     assert saved["photos"] == 4 and len(saved["rows"]) == 2
     assert best["score"] == max(r["score"] for r in saved["rows"])
@@ -70,8 +87,25 @@ def test_a_regression_model_has_nothing_to_choose(tmp_path, capsys):
 def test_working_size_is_chosen_with_the_decoding_when_asked(tmp_path):
     val = _photos_and_model(tmp_path, 3, (96, 80), 500)
     out, table = tmp_path / "chosen", tmp_path / "choice.json"
-    best = choose_decoding.main(["--model", str(tmp_path / "model"), "--validation_data_dir", str(val), "--vividness", "0.5",
-                                 "--temperature", "0.5", "--image_size", "32", "64", "--out", str(out), "--json", str(table)])
+    best = choose_decoding.main(
+        [
+            "--model",
+            str(tmp_path / "model"),
+            "--validation_data_dir",
+            str(val),
+            "--vividness",
+            "0.5",
+            "--temperature",
+            "0.5",
+            "--image_size",
+            "32",
+            "64",
+            "--out",
+            str(out),
+            "--json",
+            str(table),
+        ]
+    )
     rows = json.loads(table.read_text())["rows"]
     assert sorted(r["image_size"] for r in rows) == [32, 64]
     assert ColorGAN.from_pretrained(out).image_size == best["image_size"] == max(rows, key=lambda r: r["score"])["image_size"]

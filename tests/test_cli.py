@@ -96,8 +96,7 @@ def test_score_answers_monochrome_for_black_and_white_and_toned_prints(photos, t
     lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
     assert lines == [["monochrome", str(gray)], ["monochrome", str(sepia)]]
     assert run("score", sepia, "--model", tiny_model_dir, "--json") == 0
-    assert json.loads(capsys.readouterr().out) == [
-        {"file": str(sepia), "realness": None, "monochrome": "monochrome (toned) photograph: no colour to judge"}]
+    assert json.loads(capsys.readouterr().out) == [{"file": str(sepia), "realness": None, "monochrome": "monochrome (toned) photograph: no colour to judge"}]
 
 
 @pytest.mark.parametrize(
@@ -115,13 +114,16 @@ def test_usage_errors_exit_2(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("spec, reason", [
-    ("{photos}/no_model_here", "no such folder"),
-    ("./nofolder", "no such folder"),
-    ("{photos}/scans", "the folder has no config.json and model.safetensors"),
-    ("{photos}/loose.tif", "it is a file"),
-    ("nobody/no-such-colorgan-model", "not in the local cache"),  # HF_HUB_OFFLINE=1 (conftest): no retries
-])
+@pytest.mark.parametrize(
+    "spec, reason",
+    [
+        ("{photos}/no_model_here", "no such folder"),
+        ("./nofolder", "no such folder"),
+        ("{photos}/scans", "the folder has no config.json and model.safetensors"),
+        ("{photos}/loose.tif", "it is a file"),
+        ("nobody/no-such-colorgan-model", "not in the local cache"),  # HF_HUB_OFFLINE=1 (conftest): no retries
+    ],
+)
 def test_unloadable_model_exits_2_with_one_line(photos, capsys, spec, reason):
     code = run("colorize", photos / "loose.tif", "-o", photos / "out", "--model", spec.format(photos=photos))
     assert code == 2
@@ -189,7 +191,9 @@ def test_no_glob_match_is_an_input_failure(photos, tiny_model_dir, capsys):
 def test_console_script_runs(photos, tiny_model_dir):
     result = subprocess.run(
         [sys.executable, "-m", "colorgan_hub.cli", "colorize", str(photos / "loose.tif"), "-o", str(photos / "o"), "--model", tiny_model_dir],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     out = np.asarray(Image.open(photos / "o" / "loose.png"))
@@ -290,8 +294,17 @@ def test_closing_line_counts_every_input(photos, tiny_model_dir, capsys):
     (bad / "empty.jpg").write_bytes(b"")
     (bad / "notes.png").write_text("not pixels")
     (bad / "cut.jpg").write_bytes((photos / "scans" / "old.jpg").read_bytes()[:300])
-    code = run("colorize", bad, photos / "missing.png", str(photos / "nothing" / "*.png"), photos / "scans" / "old.jpg",
-               "-o", photos / "out", "--model", tiny_model_dir)
+    code = run(
+        "colorize",
+        bad,
+        photos / "missing.png",
+        str(photos / "nothing" / "*.png"),
+        photos / "scans" / "old.jpg",
+        "-o",
+        photos / "out",
+        "--model",
+        tiny_model_dir,
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.strip().splitlines()[-1] == f"colorized 1 of 6 image(s) into {photos / 'out'} (5 failed)"

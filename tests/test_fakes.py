@@ -46,8 +46,9 @@ def test_generator_family_can_weight_the_models_own_settings(tiny_model):
     assert any(not np.array_equal(a, b) for a, b in zip(random_draw, own))  # random settings by default
     # settings are drawn per group of 8 photos: about half the groups at the model's own
     eight, own8 = reals[:8], own[:8]
-    at_own = [all(np.array_equal(a, b) for a, b in zip(fakes.make_fakes("generator", eight, seed=s, model=tiny_model, default_share=0.5), own8))
-              for s in range(12)]
+    at_own = [
+        all(np.array_equal(a, b) for a, b in zip(fakes.make_fakes("generator", eight, seed=s, model=tiny_model, default_share=0.5), own8)) for s in range(12)
+    ]
     assert 2 <= sum(at_own) <= 10
 
 

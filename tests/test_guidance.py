@@ -177,6 +177,7 @@ def test_video_frames_take_the_reference_palette(guided_model):
 # ---------------------------------------------------------------------------------------------
 # The command line.
 
+
 @pytest.fixture(scope="module")
 def guided_dir(tmp_path_factory, guided_model):
     path = tmp_path_factory.mktemp("guided_model")
@@ -218,18 +219,26 @@ def guided_model_output(model_dir, path):
     return ColorGAN.from_pretrained(model_dir).colorize(path)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--hint", "60,45"], "is not X,Y,COLOUR"),
-    (["--hint", "60,45,blue"], "colour 'blue' is not #rrggbb"),
-    (["--hints", "MISSING"], "cannot read it"),
-    (["--hints", "BROKEN"], "not JSON"),
-    (["--hints", "LIST"], "a list of hints is for one photo; for 2 photos key them by file name"),
-    (["--hints", "UNKNOWN"], "no input photo is named 'c.png'"),
-    (["--reference", "GRAY"], "--reference: reference .*: it has no colour to take a palette from"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--hint", "60,45"], "is not X,Y,COLOUR"),
+        (["--hint", "60,45,blue"], "colour 'blue' is not #rrggbb"),
+        (["--hints", "MISSING"], "cannot read it"),
+        (["--hints", "BROKEN"], "not JSON"),
+        (["--hints", "LIST"], "a list of hints is for one photo; for 2 photos key them by file name"),
+        (["--hints", "UNKNOWN"], "no input photo is named 'c.png'"),
+        (["--reference", "GRAY"], "--reference: reference .*: it has no colour to take a palette from"),
+    ],
+)
 def test_cli_bad_hints_are_one_usage_line(scans, guided_dir, tmp_path, capsys, args, message):
-    files = {"MISSING": tmp_path / "nope.json", "BROKEN": tmp_path / "broken.json", "LIST": tmp_path / "list.json",
-             "UNKNOWN": tmp_path / "unknown.json", "GRAY": scans / "b.png"}
+    files = {
+        "MISSING": tmp_path / "nope.json",
+        "BROKEN": tmp_path / "broken.json",
+        "LIST": tmp_path / "list.json",
+        "UNKNOWN": tmp_path / "unknown.json",
+        "GRAY": scans / "b.png",
+    }
     (tmp_path / "broken.json").write_text("[{")
     (tmp_path / "list.json").write_text('[{"x": 1, "y": 1, "colour": "#ffffff"}]')
     (tmp_path / "unknown.json").write_text('{"c.png": []}')

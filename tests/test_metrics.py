@@ -26,9 +26,7 @@ def test_ssim_matches_skimage():
     target[1] = pred[1] // 2 + 60  # a related pair too
     ours = metrics.ssim(pred, target)
     for i in range(2):
-        ref = structural_similarity(
-            pred[i], target[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1
-        )
+        ref = structural_similarity(pred[i], target[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)
         assert ours[i] == pytest.approx(ref, abs=1e-5)
     assert metrics.ssim(pred, pred) == pytest.approx([1.0, 1.0])
 

@@ -94,4 +94,3 @@ def test_calibration_fits_the_features_and_resets_them(featured):
             fit_realness_calibration(ColorGAN(**TINY), photos, "cpu", fakes=toned, features=True)
     finally:
         featured.load_state_dict({**featured.state_dict(), **saved})
-

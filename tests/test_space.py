@@ -61,8 +61,7 @@ def test_refuses_to_start_without_a_model():
 
 
 def test_colorize_endpoint(client, photo_files):
-    (before, after), download, label, note, gallery = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38,
-                                                                      api_name="/colorize")
+    (before, after), download, label, note, gallery = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, api_name="/colorize")
     from PIL import Image
 
     assert Image.open(after).size == (120, 80) and Image.open(before).size == (120, 80)
@@ -91,11 +90,14 @@ def bad_uploads(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("empty.png", "empty.png: empty file"),
-    ("notes.png", "notes.png: not an image file"),
-    ("cut.jpg", "cut.jpg: truncated or corrupt image"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("empty.png", "empty.png: empty file"),
+        ("notes.png", "notes.png: not an image file"),
+        ("cut.jpg", "cut.jpg: truncated or corrupt image"),
+    ],
+)
 def test_bad_uploads_get_our_one_line_message(client, bad_uploads, name, reason):
     for args, api in (((128, "tiny", 0.38), "/colorize"), (("tiny",), "/score")):
         with pytest.raises(AppError) as caught:
@@ -107,15 +109,15 @@ def test_colorize_endpoint_upscales_and_offers_variations(client, photo_files):
     from PIL import Image
 
     (before, after), download, label, note, gallery = client.predict(
-        handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, 0.5, "2x", 3, 7, api_name="/colorize")
+        handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, 0.5, "2x", 3, 7, api_name="/colorize"
+    )
     assert Image.open(after).size == (240, 160) and Image.open(before).size == (240, 160)
     assert len(gallery) == 3 and [item["caption"] for item in gallery] == ["variation 1", "variation 2", "variation 3"]
     images = [np.asarray(Image.open(item["image"]), np.int16) for item in gallery]
     assert np.abs(images[0] - images[1]).mean() > 0.5  # different colorizations
     assert np.array_equal(np.asarray(Image.open(after), np.int16), images[0])
     assert "240x160 (upscaled x2) 3 variations" in note
-    (before, after), _, _, note, _ = client.predict(
-        handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, 0.5, "off", 1, 0, True, api_name="/colorize")
+    (before, after), _, _, note, _ = client.predict(handle_file(str(photo_files / "gray.png")), 128, "tiny", 0.38, 0.5, "off", 1, 0, True, api_name="/colorize")
     assert Image.open(after).size == (120, 80) and "at working size 128 and 192 (multi-scale)" in note
 
 
@@ -233,8 +235,9 @@ def test_cold_start_under_concurrent_load(tmp_path, bad_uploads):
     for i in range(6):
         make_photo(160 + 40 * i, 120 + 24 * i, seed=20 + i).convert("L").save(tmp_path / f"photo{i}.png")
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "colorgan_hub.cli", "demo", "--port", str(port)], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "colorgan_hub.cli", "demo", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.time() + 120
         while True:
@@ -286,9 +289,18 @@ def _browser():
     webdriver = pytest.importorskip("selenium.webdriver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1157", f"--user-data-dir={tempfile.mkdtemp(prefix='colorgan-chromium-')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1157",
+        f"--user-data-dir={tempfile.mkdtemp(prefix='colorgan-chromium-')}",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=options)
 

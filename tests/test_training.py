@@ -61,13 +61,41 @@ def fresh_accelerate_state():
 
 def train_args(photo_folders, out, *extra):
     train_dir, val_dir = photo_folders
-    return train.parse_args([
-        "--train_data_dir", str(train_dir), "--validation_data_dir", str(val_dir), "--output_dir", str(out),
-        "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "4", "--min_image_size", "64",
-        "--pretrain_steps", "3", "--gan_steps", "3", "--validation_steps", "3",
-        "--checkpointing_steps", "3", "--realness_calibration_fraction", "0.3",
-        "--max_validation_samples", "4", "--num_validation_images", "2", "--report_to", "none", *map(str, extra),
-    ])
+    return train.parse_args(
+        [
+            "--train_data_dir",
+            str(train_dir),
+            "--validation_data_dir",
+            str(val_dir),
+            "--output_dir",
+            str(out),
+            "--model_config",
+            TINY_CONFIG,
+            "--resolution",
+            "32",
+            "--train_batch_size",
+            "4",
+            "--min_image_size",
+            "64",
+            "--pretrain_steps",
+            "3",
+            "--gan_steps",
+            "3",
+            "--validation_steps",
+            "3",
+            "--checkpointing_steps",
+            "3",
+            "--realness_calibration_fraction",
+            "0.3",
+            "--max_validation_samples",
+            "4",
+            "--num_validation_images",
+            "2",
+            "--report_to",
+            "none",
+            *map(str, extra),
+        ]
+    )
 
 
 def test_stream_sees_every_file_and_counts_each_bad_kind(photo_folders):
@@ -102,8 +130,7 @@ def test_batch_to_lab_shapes_and_ranges():
 
 
 def test_both_phases_through_main(photo_folders, tmp_path):
-    summary = train.main(train_args(photo_folders, tmp_path, "--use_ema", "--report_to", "tensorboard", "--checkpoints_total_limit", "2",
-                                    "--gan_steps", "6"))
+    summary = train.main(train_args(photo_folders, tmp_path, "--use_ema", "--report_to", "tensorboard", "--checkpoints_total_limit", "2", "--gan_steps", "6"))
     assert summary["steps"] == 9 and summary["nonfinite"] == 0
     assert summary["drops"]["undecodable"] >= 1 and summary["drops"]["grayscale"] >= 1
     assert set(summary["validation"]) >= {"psnr", "cf", "psnr_gain", "cf_ratio", "score"}
@@ -121,24 +148,45 @@ def test_both_phases_through_main(photo_folders, tmp_path):
 
 
 def test_resume_continues_from_latest_complete_checkpoint(photo_folders, tmp_path):
-    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "0",
-                          "--checkpointing_steps", "2"))
+    train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "0", "--checkpointing_steps", "2"))
     (tmp_path / "checkpoint-99.tmp").mkdir()  # a save that died half-way is not a checkpoint
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
-    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "3",
-                                    "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest"))
+    summary = train.main(
+        train_args(photo_folders, tmp_path, "--pretrain_steps", "4", "--gan_steps", "3", "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest")
+    )
     assert summary["steps"] == 7
     assert [p.name for p in train.checkpoints(tmp_path)][-1] == "checkpoint-7"
 
 
 def test_sigkill_then_resume_finishes_with_same_step_count(photo_folders, tmp_path):
     train_dir, val_dir = photo_folders
-    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
-           "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "4", "--pretrain_steps", "100", "--gan_steps", "0",
-           "--checkpointing_steps", "20", "--report_to", "none", "--realness_calibration_fraction", "0"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "training" / "train.py"),
+        "--train_data_dir",
+        str(train_dir),
+        "--output_dir",
+        str(tmp_path),
+        "--model_config",
+        TINY_CONFIG,
+        "--resolution",
+        "32",
+        "--train_batch_size",
+        "4",
+        "--pretrain_steps",
+        "100",
+        "--gan_steps",
+        "0",
+        "--checkpointing_steps",
+        "20",
+        "--report_to",
+        "none",
+        "--realness_calibration_fraction",
+        "0",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300  # a loaded machine is slow to start
@@ -164,10 +212,34 @@ def _free_port():
 def test_two_processes_see_different_samples(photo_folders, tmp_path):
     train_dir, _ = photo_folders
     # accelerate runs several CPU processes when a torch launcher starts them (WORLD_SIZE set, gloo)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
-           "--model_config", TINY_CONFIG, "--resolution", "32", "--train_batch_size", "2", "--pretrain_steps", "2",
-           "--gan_steps", "2", "--checkpointing_steps", "4", "--report_to", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        str(ROOT / "training" / "train.py"),
+        "--train_data_dir",
+        str(train_dir),
+        "--output_dir",
+        str(tmp_path),
+        "--model_config",
+        TINY_CONFIG,
+        "--resolution",
+        "32",
+        "--train_batch_size",
+        "2",
+        "--pretrain_steps",
+        "2",
+        "--gan_steps",
+        "2",
+        "--checkpointing_steps",
+        "4",
+        "--report_to",
+        "none",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -181,8 +253,7 @@ def test_two_processes_see_different_samples(photo_folders, tmp_path):
 def test_push_to_hub_uploads_the_model_folder(photo_folders, tmp_path):
     with mock.patch.object(train.HfApi, "create_repo") as create_repo, mock.patch.object(train.HfApi, "upload_folder") as upload:
         create_repo.return_value.repo_id = "someone/colorgan-test"
-        train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0",
-                              "--push_to_hub", "--hub_model_id", "someone/colorgan-test"))
+        train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "2", "--gan_steps", "0", "--push_to_hub", "--hub_model_id", "someone/colorgan-test"))
     create_repo.assert_called_once_with("someone/colorgan-test", exist_ok=True)
     folder = Path(upload.call_args.kwargs["folder_path"])
     assert upload.call_args.kwargs["repo_id"] == "someone/colorgan-test"
@@ -209,8 +280,22 @@ def test_efficientnet_generator_starts_from_imagenet_and_fine_tunes_past_the_fro
     from colorgan_hub.efficientnet import EfficientNetLiteEncoder, lite_weights_path
 
     config = json.dumps({"image_size": 64, "encoder": "efficientnet-lite0", "width": 8, "d_width": 8})
-    train.main(train_args(photo_folders, tmp_path, "--model_config", config, "--pretrain_steps", "2", "--gan_steps", "1",
-                          "--freeze_encoder_stride", "8", "--encoder_lr_scale", "0.5"))
+    train.main(
+        train_args(
+            photo_folders,
+            tmp_path,
+            "--model_config",
+            config,
+            "--pretrain_steps",
+            "2",
+            "--gan_steps",
+            "1",
+            "--freeze_encoder_stride",
+            "8",
+            "--encoder_lr_scale",
+            "0.5",
+        )
+    )
     imagenet = EfficientNetLiteEncoder("efficientnet-lite0")
     imagenet.load_lite_weights(lite_weights_path("efficientnet-lite0"))
     trained = ColorGAN.from_pretrained(tmp_path / "model").generator.body.encoder
@@ -242,8 +327,24 @@ def test_half_precision_save_loads_back(photo_folders, tmp_path):
 
 
 def test_pretrain_learning_rate_warms_up_then_decays_to_the_floor():
-    args = train.parse_args(["--output_dir", "x", "--train_data_dir", "d", "--learning_rate", "1e-3", "--pretrain_steps", "1000",
-                             "--lr_schedule", "cosine", "--lr_warmup_steps", "100", "--min_lr_ratio", "0.1"])
+    args = train.parse_args(
+        [
+            "--output_dir",
+            "x",
+            "--train_data_dir",
+            "d",
+            "--learning_rate",
+            "1e-3",
+            "--pretrain_steps",
+            "1000",
+            "--lr_schedule",
+            "cosine",
+            "--lr_warmup_steps",
+            "100",
+            "--min_lr_ratio",
+            "0.1",
+        ]
+    )
     curve = [train.pretrain_lr(step, args) for step in range(1000)]
     assert curve[0] == pytest.approx(1e-5) and curve[99] == pytest.approx(1e-3)  # linear warm-up to the full rate
     assert all(a >= b for a, b in zip(curve[99:], curve[100:]))  # then never rises
@@ -253,14 +354,17 @@ def test_pretrain_learning_rate_warms_up_then_decays_to_the_floor():
     assert {train.pretrain_lr(step, args) for step in range(100, 1000)} == {1e-3}
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--output_dir", "x"], "exactly one of"),
-    (["--output_dir", "x", "--train_data_dir", "d", "--push_to_hub"], "--hub_model_id"),
-    (["--output_dir", "x", "--train_data_dir", "d", "--realness_calibration_fraction", "1"], "--realness_calibration_fraction must be in [0, 1)"),
-    (["--output_dir", "x", "--train_data_dir", "d", "--pretrain_steps", "0", "--gan_steps", "0"], "not both 0"),
-    (["--output_dir", "x", "--train_data_dir", "d", "--resume_from_checkpoint", "nowhere"], "no such checkpoint folder"),
-    (["--output_dir", "x", "--train_data_dir", "d", "--min_lr_ratio", "1.5"], "--min_lr_ratio in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--output_dir", "x"], "exactly one of"),
+        (["--output_dir", "x", "--train_data_dir", "d", "--push_to_hub"], "--hub_model_id"),
+        (["--output_dir", "x", "--train_data_dir", "d", "--realness_calibration_fraction", "1"], "--realness_calibration_fraction must be in [0, 1)"),
+        (["--output_dir", "x", "--train_data_dir", "d", "--pretrain_steps", "0", "--gan_steps", "0"], "not both 0"),
+        (["--output_dir", "x", "--train_data_dir", "d", "--resume_from_checkpoint", "nowhere"], "no such checkpoint folder"),
+        (["--output_dir", "x", "--train_data_dir", "d", "--min_lr_ratio", "1.5"], "--min_lr_ratio in [0, 1]"),
+    ],
+)
 def test_argument_checks(argv, message, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(argv)
@@ -271,8 +375,22 @@ def test_recalibrate_at_a_new_working_size(photo_folders, tmp_path, tiny_model_d
     from training import calibrate
 
     train_dir, _ = photo_folders
-    result = calibrate.main(["--model", tiny_model_dir, "--train_data_dir", str(train_dir), "--realness_calibration_fraction", "0.3",
-                             "--realness_calibration_photos", "8", "--image_size", "48", "--out", str(tmp_path / "recalibrated")])
+    result = calibrate.main(
+        [
+            "--model",
+            tiny_model_dir,
+            "--train_data_dir",
+            str(train_dir),
+            "--realness_calibration_fraction",
+            "0.3",
+            "--realness_calibration_photos",
+            "8",
+            "--image_size",
+            "48",
+            "--out",
+            str(tmp_path / "recalibrated"),
+        ]
+    )
     model = ColorGAN.from_pretrained(tmp_path / "recalibrated")
     assert model.image_size == 48 and result["calibration_photos"] >= 8
     assert model.realness_calibration.tolist() == pytest.approx([result["scale"], result["bias"]], rel=1e-5)
@@ -299,8 +417,7 @@ def test_colourfulness_loss_matches_the_metric_and_pulls_gray_towards_colour():
 
 
 def test_saved_generator_has_batchnorm_statistics_of_its_own_weights(photo_folders, tmp_path):
-    args = train_args(photo_folders, tmp_path, "--use_ema", "--ema_decay", "0.5",
-                      "--batchnorm_statistics_batches", "2", "--lambda_colorfulness", "0.5")
+    args = train_args(photo_folders, tmp_path, "--use_ema", "--ema_decay", "0.5", "--batchnorm_statistics_batches", "2", "--lambda_colorfulness", "0.5")
     train.main(args)
     saved = ColorGAN.from_pretrained(tmp_path / "model")
     recomputed = ColorGAN.from_pretrained(tmp_path / "model")
@@ -315,11 +432,14 @@ def test_saved_generator_has_batchnorm_statistics_of_its_own_weights(photo_folde
 # Checks before step 1, and nothing lost after it.
 
 
-@pytest.mark.parametrize("extra, message", [
-    (("--resolution", "24"), "--resolution 24: the generator's depth 4 needs a multiple of 16 px: use --resolution 16 or a shallower generator"),
-    (("--lambda_decoded_l1", "1", "--model_config", TINY_REGRESSION), "applies to the classification head only"),
-    (("--encoder_weights", "w.pth"), "--encoder_weights needs a pretrained encoder"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--resolution", "24"), "--resolution 24: the generator's depth 4 needs a multiple of 16 px: use --resolution 16 or a shallower generator"),
+        (("--lambda_decoded_l1", "1", "--model_config", TINY_REGRESSION), "applies to the classification head only"),
+        (("--encoder_weights", "w.pth"), "--encoder_weights needs a pretrained encoder"),
+    ],
+)
 def test_setup_errors_before_step_one(photo_folders, tmp_path, extra, message):
     with pytest.raises(train.SetupError, match=message.replace("(", r"\(").replace(")", r"\)")):
         train.main(train_args(photo_folders, tmp_path, *extra))
@@ -340,14 +460,28 @@ def test_empty_data_folder_and_unwritable_output_are_setup_errors(photo_folders,
 
 def test_setup_error_is_one_line_and_exit_2_from_the_command_line(photo_folders, tmp_path):
     train_dir, _ = photo_folders
-    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--train_data_dir", str(train_dir), "--output_dir", str(tmp_path),
-           "--model_config", TINY_CONFIG, "--resolution", "40", "--report_to", "none"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "training" / "train.py"),
+        "--train_data_dir",
+        str(train_dir),
+        "--output_dir",
+        str(tmp_path),
+        "--model_config",
+        TINY_CONFIG,
+        "--resolution",
+        "40",
+        "--report_to",
+        "none",
+    ]
     start = time.time()
     result = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert errors == ["train.py: error: --resolution 40: the generator's depth 4 needs a multiple of 16 px: use --resolution 32 "
-                      "or a shallower generator, e.g. --model_config '{\"depth\": 3}'"]
+    assert errors == [
+        "train.py: error: --resolution 40: the generator's depth 4 needs a multiple of 16 px: use --resolution 32 "
+        "or a shallower generator, e.g. --model_config '{\"depth\": 3}'"
+    ]
     assert "Traceback" not in result.stderr and time.time() - start < 60
 
 
@@ -381,8 +515,9 @@ def test_perceptual_loss_is_zero_for_the_truth_and_pulls_towards_it():
 
 
 def test_gan_phase_with_the_perceptual_loss_through_main(photo_folders, tmp_path):
-    summary = train.main(train_args(photo_folders, tmp_path, "--pretrain_steps", "1", "--gan_steps", "2",
-                                    "--lambda_perceptual", "1", "--report_to", "tensorboard"))
+    summary = train.main(
+        train_args(photo_folders, tmp_path, "--pretrain_steps", "1", "--gan_steps", "2", "--lambda_perceptual", "1", "--report_to", "tensorboard")
+    )
     assert summary["steps"] == 3 and (tmp_path / "model" / "model.safetensors").exists()
 
 
@@ -406,7 +541,7 @@ def test_film_inputs_change_the_lightness_only(photo_folders):
     the RGB stay the photo's own. 0 leaves L the photo's."""
     config = data.DataConfig.from_args(train_args(photo_folders, "unused", "--realness_calibration_fraction", "0"))
     stream, column = data.build_stream(config)
-    plain, film = ([next(iter(data.ColorizationStream(stream, column, 32, min_size=64, repeat=False, seed=3, film_probability=p))) for p in (0.0, 1.0)])
+    plain, film = [next(iter(data.ColorizationStream(stream, column, 32, min_size=64, repeat=False, seed=3, film_probability=p))) for p in (0.0, 1.0)]
     assert torch.equal(plain["rgb"], film["rgb"]) and torch.equal(plain["ab"], film["ab"])
     truth_l = torch.from_numpy(data.rgb_to_model_lab_numpy(plain["rgb"].permute(1, 2, 0).numpy())[:1])
     assert torch.equal(plain["l"], truth_l)

@@ -104,10 +104,15 @@ def test_upscale_over_the_pixel_limit_is_refused_by_name(tiny_model, bundled_ran
     assert good.size == (80, 80) and isinstance(bad, ImageError)
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(upscale=3), "upscale must be 1"), (dict(variations=0), "variations must be between"),
-    (dict(variations=99), "variations must be between"), (dict(variations=2, seed=-1), "seed must be"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(upscale=3), "upscale must be 1"),
+        (dict(variations=0), "variations must be between"),
+        (dict(variations=99), "variations must be between"),
+        (dict(variations=2, seed=-1), "seed must be"),
+    ],
+)
 def test_bad_options_are_one_line(tiny_model, photo, options, message):
     with pytest.raises(ValueError, match=message):
         tiny_model.colorize(photo, **options)
@@ -167,9 +172,14 @@ def test_cli_upscale_and_variations(tmp_path, tiny_model_dir, bundled_random, ca
     assert "old-1.jpg exists" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--upscale", "3"], "--upscale must be"), (["--variations", "0"], "--variations must be"), (["--seed", "-2"], "--seed must be"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--upscale", "3"], "--upscale must be"),
+        (["--variations", "0"], "--variations must be"),
+        (["--seed", "-2"], "--seed must be"),
+    ],
+)
 def test_cli_bad_values_exit_2(tmp_path, flags, message, capsys):
     make_photo(30, 20).save(tmp_path / "a.png")
     with pytest.raises(SystemExit) as stop:
@@ -194,10 +204,37 @@ def test_upscaler_training_through_main(tmp_path):
     for i in range(3):
         make_photo(48, 48, seed=50 + i).save(val_dir / f"v{i}.png")
     out = tmp_path / "run"
+
     def argv(steps, *extra):
-        return ["--train_data_dir", str(train_dir), "--validation_data_dir", str(val_dir), "--output_dir", str(out), "--scale", "2",
-                "--channels", "8", "--blocks", "2", "--patch_size", "32", "--train_batch_size", "4", "--max_train_steps", str(steps),
-                "--validation_steps", "2", "--checkpointing_steps", "2", "--dataloader_num_workers", "0", "--report_to", "none", *extra]
+        return [
+            "--train_data_dir",
+            str(train_dir),
+            "--validation_data_dir",
+            str(val_dir),
+            "--output_dir",
+            str(out),
+            "--scale",
+            "2",
+            "--channels",
+            "8",
+            "--blocks",
+            "2",
+            "--patch_size",
+            "32",
+            "--train_batch_size",
+            "4",
+            "--max_train_steps",
+            str(steps),
+            "--validation_steps",
+            "2",
+            "--checkpointing_steps",
+            "2",
+            "--dataloader_num_workers",
+            "0",
+            "--report_to",
+            "none",
+            *extra,
+        ]
 
     train_upscaler.main(train_upscaler.parse_args(argv(4)))
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]

@@ -37,8 +37,9 @@ def two_shots(frames_per_shot: int = SHOT, width: int = W, height: int = H) -> l
     return pan(scene(1), frames_per_shot, width, height) + pan(scene(2), frames_per_shot, width, height)
 
 
-def write_clip(path, frames, audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p", rotation: int = 0,
-               hflip: bool = False, vflip: bool = False) -> None:
+def write_clip(
+    path, frames, audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p", rotation: int = 0, hflip: bool = False, vflip: bool = False
+) -> None:
     """Frames as a gray video (what a black-and-white film is) plus a 1 s AAC tone; `rotation`
     (degrees counter-clockwise) and mirroring after it (`hflip`, `vflip`) store it with a display
     matrix, as phones store portrait and front-camera clips."""
@@ -153,8 +154,9 @@ def test_frames_api_takes_gray_rgb_and_pil_and_names_a_bad_frame(tiny_model):
         VideoColorizer(tiny_model, stability=1.0)
 
 
-@pytest.mark.parametrize("suffix,codec,pix_fmt", [(".mov", "libx264", "yuv420p"), (".mkv", "libx264", "yuv420p"),
-                                                  (".avi", "mpeg4", "yuv420p"), (".webm", "libvpx-vp9", "yuv420p")])
+@pytest.mark.parametrize(
+    "suffix,codec,pix_fmt", [(".mov", "libx264", "yuv420p"), (".mkv", "libx264", "yuv420p"), (".avi", "mpeg4", "yuv420p"), (".webm", "libvpx-vp9", "yuv420p")]
+)
 def test_containers(tiny_model, tmp_path, suffix, codec, pix_fmt):
     source = tmp_path / f"film{suffix}"
     write_clip(source, two_shots(4), audio=suffix != ".avi", codec=codec, pix_fmt=pix_fmt)
@@ -164,14 +166,17 @@ def test_containers(tiny_model, tmp_path, suffix, codec, pix_fmt):
     assert bool(audio) == (suffix != ".avi")
 
 
-@pytest.mark.parametrize("rotation, hflip, vflip, shown", [
-    (90, False, False, lambda x: np.rot90(x, 1)),
-    (-90, False, False, lambda x: np.rot90(x, 3)),
-    (180, False, False, lambda x: np.rot90(x, 2)),
-    (0, True, False, lambda x: x[:, ::-1]),
-    (0, False, True, lambda x: x[::-1]),
-    (90, True, False, lambda x: np.rot90(x, 1)[:, ::-1]),  # turned, then mirrored
-])
+@pytest.mark.parametrize(
+    "rotation, hflip, vflip, shown",
+    [
+        (90, False, False, lambda x: np.rot90(x, 1)),
+        (-90, False, False, lambda x: np.rot90(x, 3)),
+        (180, False, False, lambda x: np.rot90(x, 2)),
+        (0, True, False, lambda x: x[:, ::-1]),
+        (0, False, True, lambda x: x[::-1]),
+        (90, True, False, lambda x: np.rot90(x, 1)[:, ::-1]),  # turned, then mirrored
+    ],
+)
 def test_clip_stored_rotated_or_mirrored_is_colorized_and_written_as_players_show_it(tiny_model, tmp_path, rotation, hflip, vflip, shown):
     source = tmp_path / "phone.mp4"
     write_clip(source, two_shots(3), audio=False, rotation=rotation, hflip=hflip, vflip=vflip)

@@ -27,12 +27,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="save_pretrained folder or Hub id")
     add_source_arguments(parser)
-    parser.add_argument("--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
-                        help="as in training: which photos were held out")
+    parser.add_argument(
+        "--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05, help="as in training: which photos were held out"
+    )
     parser.add_argument("--realness_calibration_photos", dest="calibration_photos", type=int, default=256, help="held-out photos to fit on")
     parser.add_argument("--image_size", type=int, help="new working size for the saved config")
-    parser.add_argument("--batchnorm_statistics_batches", type=int, default=0,
-                        help="recompute the generator's BatchNorm statistics on this many training batches first")
+    parser.add_argument(
+        "--batchnorm_statistics_batches", type=int, default=0, help="recompute the generator's BatchNorm statistics on this many training batches first"
+    )
     parser.add_argument("--resolution", type=int, default=128, help="training crop size, for those batches")
     parser.add_argument("--crop_scale_min", type=float, default=0.25, help="smallest random crop, for those batches")
     parser.add_argument("--train_batch_size", type=int, default=32, help="batch size, for those batches")

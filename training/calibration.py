@@ -57,8 +57,11 @@ def with_config(model, **changes):
     changed = type(model)(**{**model._hub_mixin_config, **changes})
     state, expected = model.state_dict(), changed.state_dict()
     # only what realness_features adds or removes may differ: the ImageNet network and its read-out
-    others = sorted(k for k in {*state, *expected} if not k.startswith(("feature_net.", "realness_feature_readout"))
-                    and (k not in state or k not in expected or state[k].shape != expected[k].shape))
+    others = sorted(
+        k
+        for k in {*state, *expected}
+        if not k.startswith(("feature_net.", "realness_feature_readout")) and (k not in state or k not in expected or state[k].shape != expected[k].shape)
+    )
     if others:
         raise ValueError(f"the config change {changes} does not keep the weights: {len(others)} differ, e.g. {others[0]}")
     changed.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
@@ -114,8 +117,18 @@ def _feature_scores(real: torch.Tensor, fakes: torch.Tensor, against: list[torch
 
 
 @torch.no_grad()
-def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float | None = None, cues: bool = False,
-                             cue_penalty: float = 0.01, features: bool = False, feature_fakes=None, feature_penalty: float = 0.01) -> dict:
+def fit_realness_calibration(
+    model,
+    photos,
+    device,
+    fakes=None,
+    smoothing: float | None = None,
+    cues: bool = False,
+    cue_penalty: float = 0.01,
+    features: bool = False,
+    feature_fakes=None,
+    feature_penalty: float = 0.01,
+) -> dict:
     """Fit p = sigmoid(scale * mean_patch_logit + bias) (Platt scaling) on real photos and
     colorizations, scored through the pipeline users call at the model's working size. `fakes`:
     the colorizations (the detector's family mix); default: the model's own of `photos`.
@@ -166,7 +179,8 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
         described = lambda batch: torch.from_numpy(realness.photo_features(model, batch)).double()
         fake_features = described(fakes)
         mean, scale, weight, bias, real_scores, fake_scores = _feature_scores(
-            described(photos), fake_features, [fake_features if family is fakes else described(family) for family in against], feature_penalty)
+            described(photos), fake_features, [fake_features if family is fakes else described(family) for family in against], feature_penalty
+        )
         inputs.append(torch.cat([real_scores, fake_scores])[:, None])
     x = torch.cat(inputs, dim=1)  # (N, 1 + cues + 1 feature score)
     penalty = torch.zeros(x.shape[1], dtype=torch.float64)
@@ -185,7 +199,13 @@ def fit_realness_calibration(model, photos, device, fakes=None, smoothing: float
             calibration_bias = calibration_bias + params[-2] * bias
         model.realness_feature_readout.copy_(feature_readout.float())
     model.realness_calibration.copy_(torch.stack([params[0], calibration_bias]).float())
-    return {"calibration_photos": n_real, "calibration_fakes": n_fake, "scale": float(params[0]), "bias": float(calibration_bias),
-            "targets": [high, low], "cue_weights": dict(zip(CUE_NAMES, readout[2].tolist())) if cues else None,
-            "feature_weight_norm": float(feature_readout[2].norm()) if features else None,
-            "feature_score_weight": float(params[-2]) if features else None}
+    return {
+        "calibration_photos": n_real,
+        "calibration_fakes": n_fake,
+        "scale": float(params[0]),
+        "bias": float(calibration_bias),
+        "targets": [high, low],
+        "cue_weights": dict(zip(CUE_NAMES, readout[2].tolist())) if cues else None,
+        "feature_weight_norm": float(feature_readout[2].norm()) if features else None,
+        "feature_score_weight": float(params[-2]) if features else None,
+    }

@@ -25,18 +25,20 @@ FAMILIES = ("red", "orange/yellow", "green", "blue/cyan", "purple")
 
 def sweep_table(name: str, result: dict) -> str:
     counts = list(result["psnr"])
-    lines = [f"Hint sweep on {name} ({result['photos']} photos, Zhang et al.'s protocol: 256x256, hints from 6x6 patches of the truth):",
-             "",
-             "| hints | " + " | ".join(counts) + " | the truth as reference |",
-             "|---" * (len(counts) + 2) + "|",
-             "| PSNR (dB) | " + " | ".join(f"{result['psnr'][n]:.2f}" for n in counts) + f" | {result['reference_psnr']:.2f} |",
-             "| gain over no hints | " + " | ".join(f"{result['gain'][n]:+.2f}" for n in counts) + f" | {result['reference_gain']:+.2f} |",
-             "| Zhang et al. SIGGRAPH17, gain (ImageNet) | " + " | ".join(f"{ZHANG_SIGGRAPH17[int(n)] - ZHANG_SIGGRAPH17[0]:+.2f}" for n in counts) + " | |",
-             "",
-             f"Hints honoured: at 10 hints the result's colour lies a median {result['hint_error']:.1f} ab units from each hint's. With the "
-             f"truth as the reference photo the colourfulness is {result['reference_colourfulness']:.0%} of the truth's. One hint of the "
-             f"opposite hue to the truth's moves the colour a median {result['leakage']['near']:.1f} ab units within 8 px of it and "
-             f"{result['leakage']['far']:.1f} beyond 128 px."]
+    lines = [
+        f"Hint sweep on {name} ({result['photos']} photos, Zhang et al.'s protocol: 256x256, hints from 6x6 patches of the truth):",
+        "",
+        "| hints | " + " | ".join(counts) + " | the truth as reference |",
+        "|---" * (len(counts) + 2) + "|",
+        "| PSNR (dB) | " + " | ".join(f"{result['psnr'][n]:.2f}" for n in counts) + f" | {result['reference_psnr']:.2f} |",
+        "| gain over no hints | " + " | ".join(f"{result['gain'][n]:+.2f}" for n in counts) + f" | {result['reference_gain']:+.2f} |",
+        "| Zhang et al. SIGGRAPH17, gain (ImageNet) | " + " | ".join(f"{ZHANG_SIGGRAPH17[int(n)] - ZHANG_SIGGRAPH17[0]:+.2f}" for n in counts) + " | |",
+        "",
+        f"Hints honoured: at 10 hints the result's colour lies a median {result['hint_error']:.1f} ab units from each hint's. With the "
+        f"truth as the reference photo the colourfulness is {result['reference_colourfulness']:.0%} of the truth's. One hint of the "
+        f"opposite hue to the truth's moves the colour a median {result['leakage']['near']:.1f} ab units within 8 px of it and "
+        f"{result['leakage']['far']:.1f} beyond 128 px.",
+    ]
     return "\n".join(lines)
 
 
@@ -45,10 +47,18 @@ def colour_rows(label: str, single: dict, multi: dict) -> str:
         hues = " | ".join(f"{r.get('hue_' + f, 0):.3f}" for f in FAMILIES)
         return f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['cf']:.2f} | {r['hue_macro']:.3f} | {hues} |"
 
-    return "\n".join([f"{label}:", "", "| | PSNR (dB) | SSIM | colourfulness | hue hits macro | " + " | ".join(FAMILIES) + " |",
-                      "|---" * (5 + len(FAMILIES)) + "|", row("multi-scale (the default)", multi["colour"]["model"]),
-                      row("one scale (`multiscale=False`)", single["colour"]["model"]), row("gray", single["colour"]["gray"]),
-                      row("ground truth", single["colour"]["ground truth"])])
+    return "\n".join(
+        [
+            f"{label}:",
+            "",
+            "| | PSNR (dB) | SSIM | colourfulness | hue hits macro | " + " | ".join(FAMILIES) + " |",
+            "|---" * (5 + len(FAMILIES)) + "|",
+            row("multi-scale (the default)", multi["colour"]["model"]),
+            row("one scale (`multiscale=False`)", single["colour"]["model"]),
+            row("gray", single["colour"]["gray"]),
+            row("ground truth", single["colour"]["ground truth"]),
+        ]
+    )
 
 
 def section(text: str, body: str, after: str) -> str:
@@ -72,12 +82,21 @@ def main(argv=None):
     hints = json.loads(args.hints.read_text())
     sweeps = [sweep_table(Path(name).name, result) for name, result in hints.items() if isinstance(result, dict) and "psnr" in result]
     speed = hints.get("speed", {})
-    use = ('Use: `model.colorize(photo, hints=[(x, y, "#1f3f8f")], reference="a_colour_photo.jpg")` (x, y in the photo\'s pixels; '
-           "only the hint's chroma is used, the photo's lightness stays its own), `model.suggest_colours(photo, x, y)` for the likeliest "
-           "colours at a point; `colorgan colorize old.jpg --hint X,Y,#rrggbb --reference PHOTO`. Without hints or a reference the "
-           "model colorizes exactly as its automatic colorizer.")
-    guidance = "\n\n".join(["### Hints and a reference photo", use, args.procedure, *sweeps,
-                            f"A hinted colorization of a 1-megapixel photo (10 hints) takes {speed.get('hinted_1mp_s', float('nan')):.2f} s on 2 CPU cores."])
+    use = (
+        'Use: `model.colorize(photo, hints=[(x, y, "#1f3f8f")], reference="a_colour_photo.jpg")` (x, y in the photo\'s pixels; '
+        "only the hint's chroma is used, the photo's lightness stays its own), `model.suggest_colours(photo, x, y)` for the likeliest "
+        "colours at a point; `colorgan colorize old.jpg --hint X,Y,#rrggbb --reference PHOTO`. Without hints or a reference the "
+        "model colorizes exactly as its automatic colorizer."
+    )
+    guidance = "\n\n".join(
+        [
+            "### Hints and a reference photo",
+            use,
+            args.procedure,
+            *sweeps,
+            f"A hinted colorization of a 1-megapixel photo (10 hints) takes {speed.get('hinted_1mp_s', float('nan')):.2f} s on 2 CPU cores.",
+        ]
+    )
     tables = [colour_rows("`val`, protocol 256", json.loads(args.single.read_text()), json.loads(args.multi.read_text()))]
     if args.fullres_single and args.fullres_multi:
         tables.append(colour_rows("`val_fullres`, protocol full", json.loads(args.fullres_single.read_text()), json.loads(args.fullres_multi.read_text())))

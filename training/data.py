@@ -68,6 +68,8 @@ class DataConfig:
     def from_args(cls, args) -> DataConfig:
         """The data part of parsed flags (any object with these attributes)."""
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+
+
 _IMAGE_COLUMN_GUESSES = ("image", "img", "jpg", "jpeg", "png", "webp")
 
 
@@ -157,8 +159,15 @@ def training_stream(config: DataConfig, process_index=0, num_processes=1, seed=N
     """Decoded, filtered, randomly cropped samples of this process's share (repeating by epoch)."""
     stream, column = build_stream(config, process_index, num_processes)
     return ColorizationStream(
-        stream, column, config.resolution, config.min_image_size, config.min_colorfulness, crop_scale=(config.crop_scale_min, 1.0),
-        seed=config.seed + process_index if seed is None else seed, process=(process_index, num_processes), purpose=purpose,
+        stream,
+        column,
+        config.resolution,
+        config.min_image_size,
+        config.min_colorfulness,
+        crop_scale=(config.crop_scale_min, 1.0),
+        seed=config.seed + process_index if seed is None else seed,
+        process=(process_index, num_processes),
+        purpose=purpose,
         film_probability=config.film_probability,
     )
 
@@ -261,8 +270,18 @@ class ColorizationStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, stream, column, resolution, min_size=64, min_colorfulness=5.0, crop_scale=(0.5, 1.0), seed=0, repeat=True, process=(0, 1),
-        purpose="training", film_probability=0.0,
+        self,
+        stream,
+        column,
+        resolution,
+        min_size=64,
+        min_colorfulness=5.0,
+        crop_scale=(0.5, 1.0),
+        seed=0,
+        repeat=True,
+        process=(0, 1),
+        purpose="training",
+        film_probability=0.0,
     ):
         super().__init__()
         self.process, self.purpose = process, purpose  # for the log
@@ -336,8 +355,9 @@ def batch_to_lab(rgb_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return channels_last(real_l), channels_last(real_ab)
 
 
-def estimate_colour_prior(stream, column, bins: torch.Tensor, samples: int, min_size: int, min_colorfulness: float,
-                          size: int = 64) -> tuple[torch.Tensor, torch.Tensor, int]:
+def estimate_colour_prior(
+    stream, column, bins: torch.Tensor, samples: int, min_size: int, min_colorfulness: float, size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The empirical ab prior of a stream's photos: (share of pixels nearest each bin (K,),
     mean normalised ab (2,), photos used). Each usable photo (same filters as training) is shrunk
     to `size` px (short side, area filter) and every pixel counts once."""

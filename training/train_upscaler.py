@@ -202,11 +202,15 @@ def card_fields(args, step: int, photos: int, scores: dict) -> dict[str, str]:
     """The model card's training and validation paragraphs."""
     return {
         "scale": str(args.scale),
-        "training": (f"{step} steps of `training/train_upscaler.py` (batch {args.train_batch_size}, {args.patch_size} px crops, "
-                     f"damage: blur {args.p_blur}, noise {args.p_noise}, JPEG {args.p_jpeg} of the pairs, {args.p_area} shrunk by area"
-                     f"{', from ' + args.init_from if args.init_from else ''}) on {args.train_data_dir or args.dataset_name}."),
-        "validation": (f"{photos} photos of {args.validation_data_dir}, shrunk x{args.scale} by area, PSNR of L (dB): "
-                       f"this network {scores['network']:.2f}, bicubic {scores['bicubic']:.2f}, Lanczos {scores['lanczos']:.2f}."),
+        "training": (
+            f"{step} steps of `training/train_upscaler.py` (batch {args.train_batch_size}, {args.patch_size} px crops, "
+            f"damage: blur {args.p_blur}, noise {args.p_noise}, JPEG {args.p_jpeg} of the pairs, {args.p_area} shrunk by area"
+            f"{', from ' + args.init_from if args.init_from else ''}) on {args.train_data_dir or args.dataset_name}."
+        ),
+        "validation": (
+            f"{photos} photos of {args.validation_data_dir}, shrunk x{args.scale} by area, PSNR of L (dB): "
+            f"this network {scores['network']:.2f}, bicubic {scores['bicubic']:.2f}, Lanczos {scores['lanczos']:.2f}."
+        ),
     }
 
 
