@@ -39,7 +39,6 @@ import logging
 import os
 import pickle
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -58,7 +57,7 @@ from colorgan_hub.realness import default_cue_readout
 from training.calibration import fit_realness_calibration, with_config
 from training.data import DataConfig, add_source_arguments, check_source_arguments, degrade_photo, image_paths, usable_photos
 from training.losses import detector_loss
-from training.saving import halve_weights
+from training.saving import halve_weights, save_state
 
 logger = logging.getLogger("colorgan.detector")
 
@@ -313,15 +312,6 @@ class RunState:
         self.rng.setstate(state["rng"])
 
 
-def save_checkpoint(accelerator: Accelerator, folder: Path) -> None:
-    """`accelerator.save_state` into FOLDER.tmp, then renamed over FOLDER: a crash mid-write leaves the last one whole."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.save_state(str(tmp))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-
-
 def fake(train: dict, families: list[str], pseudo_share: float, seed: int, rng: random.Random) -> np.ndarray:
     """One training fake: a pseudo-fake of a random real photo (`pseudo_share` of the time) or a
     random photo's fake from a random family."""
@@ -376,7 +366,7 @@ def train_run(name: str, args, model: ColorGAN, data: dict, families: list[str],
         if state.step % 50 == 0:
             logger.info("%s: step %d/%d, loss %.4f, %.2f s/step", name, state.step, args.steps, np.mean(losses[-50:]), (time.time() - started) / len(losses))
         if state.step % args.checkpointing_steps == 0 or state.step == args.steps:
-            save_checkpoint(accelerator, checkpoint)
+            save_state(accelerator, checkpoint)
     step = state.step
     model.discriminator = accelerator.unwrap_model(discriminator)
     accelerator.free_memory()

@@ -43,10 +43,10 @@ def checkpoints(output_dir) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def save_checkpoint(accelerator, output_dir, step: int, keep: int) -> Path:
-    """`accelerator.save_state` into OUTPUT_DIR/checkpoint-STEP.tmp, then renamed: a process killed
-    mid-write leaves only a .tmp, and the last complete checkpoint whole. The `keep` newest stay."""
-    final = Path(output_dir, f"checkpoint-{step}")
+def save_state(accelerator, folder) -> Path:
+    """`accelerator.save_state` into FOLDER.tmp, then renamed over FOLDER: a process killed
+    mid-write leaves only a .tmp, and the last complete state whole."""
+    final = Path(folder)
     tmp = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
@@ -56,6 +56,14 @@ def save_checkpoint(accelerator, output_dir, step: int, keep: int) -> Path:
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def save_checkpoint(accelerator, output_dir, step: int, keep: int) -> Path:
+    """The state as OUTPUT_DIR/checkpoint-STEP, written atomically (`save_state`); the `keep` newest stay."""
+    final = save_state(accelerator, Path(output_dir, f"checkpoint-{step}"))
+    if accelerator.is_main_process:
         for old in checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
