@@ -245,7 +245,7 @@ def _guidance(args, model, paths: list[Path]):
     """(hints_for(path) -> that photo's hints or None, or None when no hints were given; the
     reference as a loaded image, or None), from --hint, --hints and --reference. UsageError for
     a malformed hint or file, an unusable reference, or a model without guidance inputs."""
-    from .guidance import NO_GUIDANCE, HintError, parse_colour, reference_palette
+    from .guidance import NO_GUIDANCE, HintError, parse_colour, read_reference
 
     hints_for, reference = None, None
     if not (args.hint or args.hints or args.reference):
@@ -267,7 +267,7 @@ def _guidance(args, model, paths: list[Path]):
     if args.reference:
         try:
             reference = load_image(args.reference, max_pixels=args.max_pixels)
-            reference_palette(reference, model.generator.bins)  # checked once, before any photo
+            read_reference(reference, model.generator.bins)  # checked once, before any photo
         except (ImageError, HintError) as err:
             raise UsageError(f"--reference: {err}") from None
     return hints_for, reference
@@ -467,12 +467,12 @@ def cmd_colorize_dataset(args) -> int:
     job.id = read_job(out_dir).id  # every process names its shards with the job's id
     model = open_model(args.model)
     if job.options.get("reference"):
-        from .guidance import HintError, reference_palette
+        from .guidance import HintError, read_reference
 
         if getattr(model, "guidance", None) is None:
             raise UsageError("--reference: the model takes no reference photo (it has no guidance inputs)")
         try:
-            reference_palette(job.options["reference"], model.generator.bins)
+            read_reference(job.options["reference"], model.generator.bins)
         except HintError as err:
             raise UsageError(f"--reference: {err}") from None
     bar = tqdm(desc="colorize-dataset", unit="image", file=sys.stderr, disable=None if state.is_main_process else True, total=_expected_rows(job, state))

@@ -165,11 +165,23 @@ def hint_points(batch: Sequence[Sequence[tuple[float, float, float, float]]]) ->
     return points
 
 
-def reference_palette(reference, bins: torch.Tensor, max_pixels: int | None = None) -> torch.Tensor:
-    """A reference photo (path, PIL image or array) -> its palette (K,) over `bins` (K, 2),
-    normalised ab: the share of its pixels nearest each bin, at PALETTE_SIZE px, blurred over the
-    bins by PALETTE_SMOOTHING. HintError for a reference that cannot be read or has no colour
-    (grayscale, or a toned print)."""
+class Reference(NamedTuple):
+    """A reference photo as the model uses it: its palette (K,) over the head's bins, normalised
+    (what the network reads), and its chroma distribution, CHROMA_QUANTILES quantiles of its
+    pixels' chroma in Lab units (what the result's saturation is matched to, `match_chroma`)."""
+
+    palette: torch.Tensor
+    chroma: np.ndarray
+
+
+CHROMA_QUANTILES = 256
+CHROMA_SMOOTHING = 0.05  # of the long side: how far a saturation change spreads (chosen on val and by eye, docs/guidance.md)
+
+
+def read_reference(reference, bins: torch.Tensor, max_pixels: int | None = None) -> Reference:
+    """A reference photo (path, PIL image or array) -> its `Reference`, counted at PALETTE_SIZE px
+    (long side); the palette blurred over the bins by PALETTE_SMOOTHING. HintError for a reference
+    that cannot be read or has no colour (grayscale, or a toned print)."""
     name = describe(reference)
     try:
         img = load_image(reference, **({"max_pixels": max_pixels} if max_pixels else {}), source=name)
@@ -182,7 +194,28 @@ def reference_palette(reference, bins: torch.Tensor, max_pixels: int | None = No
         rgb = np.clip(np.round(rgb * 255), 0, 255).astype(np.uint8)
     scale = min(1.0, PALETTE_SIZE / max(rgb.shape[:2]))
     small = cv2.resize(rgb, (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-    return palette_of(torch.from_numpy(rgb_to_model_lab_numpy(np.ascontiguousarray(small))[1:]), bins)
+    ab = rgb_to_model_lab_numpy(np.ascontiguousarray(small))[1:]  # normalised
+    chroma = np.hypot(ab[0], ab[1]).ravel() * AB_SCALE
+    quantiles = np.quantile(chroma, np.linspace(0, 1, CHROMA_QUANTILES)).astype(np.float32)
+    return Reference(palette_of(torch.from_numpy(ab), bins), quantiles)
+
+
+def match_chroma(ab: np.ndarray, quantiles: np.ndarray, smoothing: float = CHROMA_SMOOTHING) -> np.ndarray:
+    """A result's ab (h, w, 2), Lab units, given the reference's saturation: each pixel's chroma is
+    sent to the reference's chroma at the same rank (the most saturated pixel to the reference's
+    highest chroma, the median to its median), and that change, as a log gain, is blurred over
+    `smoothing` of the long side, so that regions change together instead of pixel by pixel
+    (blotches); hues are kept. The network gives the palette's hues but spreads the saturation
+    evenly; this gives the reference's saturation too, region by region (docs/guidance.md has
+    what it changes and the smoothing chosen)."""
+    chroma = np.hypot(ab[..., 0], ab[..., 1])
+    ranks = np.empty(chroma.size, np.float32)
+    ranks[np.argsort(chroma, axis=None, kind="stable")] = np.linspace(0, 1, chroma.size, dtype=np.float32)
+    target = np.interp(ranks, np.linspace(0, 1, len(quantiles), dtype=np.float32), quantiles).reshape(chroma.shape)
+    log_gain = np.log((target + 1) / (chroma + 1)).astype(np.float32)  # + 1: a gray pixel's hue is not blown up
+    if smoothing > 0:
+        log_gain = cv2.GaussianBlur(log_gain, (0, 0), smoothing * max(chroma.shape))
+    return np.ascontiguousarray(ab * np.exp(log_gain)[..., None])
 
 
 def palette_of(ab: torch.Tensor, bins: torch.Tensor, smoothing: float = PALETTE_SMOOTHING) -> torch.Tensor:

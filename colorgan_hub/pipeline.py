@@ -27,7 +27,7 @@ from PIL import Image
 from .color import AB_SCALE, gray_to_l_numpy, lab_to_rgb, normalize_l, rgb_to_l_numpy
 from .devices import inference, pick_device
 from .fullres import recombine
-from .guidance import NO_GUIDANCE, Guidance, HintError, check_hints, hint_points, reference_palette
+from .guidance import NO_GUIDANCE, Guidance, HintError, check_hints, hint_points, match_chroma, read_reference
 from .image_io import DEFAULT_MAX_PIXELS, ImageError, describe, load_image, to_rgb_alpha
 from .options import MULTISCALE_FACTOR, check_options
 from .upscale import load_upscaler, upscale_l
@@ -219,12 +219,12 @@ def colorize(
     check_options(temperature, vividness, batch_size, upscale, variations, seed)
     images, single = as_list(images)
     per_photo_hints = _hints_per_photo(hints, single, len(images))
-    palette = None
+    ref = None
     if any(per_photo_hints) or reference is not None:
         if getattr(model, "guidance", None) is None:
             raise HintError(NO_GUIDANCE)
         if reference is not None:
-            palette = reference_palette(reference, model.generator.bins, max_pixels)
+            ref = read_reference(reference, model.generator.bins, max_pixels)
     size = size or model.image_size
     coarse_scale = None
     if multiscale is None:
@@ -258,18 +258,19 @@ def colorize(
             for group in same_shape_batches([prepared[i][3] for i in order], batch_size):
                 indices = [order[k] for k in group]
                 guidance = None
-                if palette is not None or any(prepared[i][4] for i in indices):
-                    guidance = Guidance(hint_points([prepared[i][4] for i in indices]), None if palette is None else palette.expand(len(indices), -1))
+                if ref is not None or any(prepared[i][4] for i in indices):
+                    guidance = Guidance(hint_points([prepared[i][4] for i in indices]), None if ref is None else ref.palette.expand(len(indices), -1))
                 fake_ab = predict_ab(
                     model, [prepared[i][2] for i in indices], prepared[indices[0]][3], device, temperature, vividness, variations, seed, coarse_scale, guidance
                 )
                 for k, i in enumerate(indices):
                     source, alpha, l_work, _, _ = prepared.pop(i)
                     h, w = l_work.shape
-                    if variations:
-                        results[i] = [Image.fromarray(recombine(source, ab[k, :h, :w], alpha)) for ab in fake_ab]
-                    else:
-                        results[i] = Image.fromarray(recombine(source, fake_ab[k, :h, :w], alpha))  # full size, the input's L
+                    photo_ab = [ab[k, :h, :w] for ab in fake_ab] if variations else [fake_ab[k, :h, :w]]
+                    if ref is not None:  # the reference's saturation too, not only its hues
+                        photo_ab = [match_chroma(ab, ref.chroma) for ab in photo_ab]
+                    colored = [Image.fromarray(recombine(source, ab, alpha)) for ab in photo_ab]  # full size, the input's L
+                    results[i] = colored if variations else colored[0]
                     del source  # free the full-size input as soon as it is done
     return results[0] if single else results
 
@@ -323,7 +324,7 @@ def suggest_colours(
     photo_hints = check_hints(hints, img.width, img.height, name)
     if (photo_hints or reference is not None) and getattr(model, "guidance", None) is None:
         raise HintError(NO_GUIDANCE)
-    palette = None if reference is None else reference_palette(reference, model.generator.bins, max_pixels)
+    palette = None if reference is None else read_reference(reference, model.generator.bins, max_pixels).palette
     size = size or model.image_size
     multiscale = model.head == "classification" if multiscale is None else multiscale
     if multiscale:

@@ -35,7 +35,7 @@ from PIL import Image
 
 from .color import gray_to_l_numpy
 from .fullres import recombine
-from .guidance import NO_GUIDANCE, Guidance, HintError, reference_palette
+from .guidance import NO_GUIDANCE, Guidance, HintError, match_chroma, read_reference
 from .image_io import InputError, file_problem
 from .options import STABILITY, check_options
 from .pipeline import inference, padded_shape, pick_device, predict_ab, resize, working_shape
@@ -130,11 +130,11 @@ class VideoColorizer:
         reference=None,
     ):
         check_options(temperature=temperature, vividness=vividness, size=size, stability=stability)
-        self.palette = None  # `reference`: a colour photo whose palette every frame takes (a model with guidance inputs)
+        self.reference = None  # a colour photo whose palette and saturation every frame takes (a model with guidance inputs)
         if reference is not None:
             if getattr(model, "guidance", None) is None:
                 raise HintError(NO_GUIDANCE)
-            self.palette = reference_palette(reference, model.generator.bins)
+            self.reference = read_reference(reference, model.generator.bins)
         self.model, self.size = model, size or model.image_size
         self.vividness, self.temperature, self.batch_size = vividness, temperature, max(1, batch_size)
         self.device = torch.device(device) if device is not None else pick_device()
@@ -162,7 +162,7 @@ class VideoColorizer:
         h, w = working_shape(*grays[0].shape, self.size)
         smalls = [resize(gray, (h, w)) for gray in grays]
         with inference(self.model, self.device):
-            guidance = None if self.palette is None else Guidance(torch.zeros(len(smalls), 0, 5), self.palette.expand(len(smalls), -1))
+            guidance = None if self.reference is None else Guidance(torch.zeros(len(smalls), 0, 5), self.reference.palette.expand(len(smalls), -1))
             ab = predict_ab(
                 self.model,
                 [gray_to_l_numpy(small) for small in smalls],
@@ -173,7 +173,10 @@ class VideoColorizer:
                 guidance=guidance,
             )
         for gray, small, frame_ab in zip(grays, smalls, ab):
-            fused, new_shot = self.fusion(small, np.ascontiguousarray(frame_ab[:h, :w]))
+            frame_ab = np.ascontiguousarray(frame_ab[:h, :w])
+            if self.reference is not None:
+                frame_ab = match_chroma(frame_ab, self.reference.chroma)
+            fused, new_shot = self.fusion(small, frame_ab)
             if new_shot and self.frames_done:
                 self.cuts.append(self.frames_done)
             self.frames_done += 1

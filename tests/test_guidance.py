@@ -9,7 +9,7 @@ from PIL import Image
 
 from colorgan_hub import ColorGAN, HintError
 from colorgan_hub.color import AB_SCALE, ab_bin_centres, gray_to_l_numpy, rgb_to_l_numpy
-from colorgan_hub.guidance import Chroma, Guidance, check_hints, colour_ab, palette_of, parse_colour, reference_palette
+from colorgan_hub.guidance import CHROMA_QUANTILES, Chroma, Guidance, check_hints, colour_ab, match_chroma, palette_of, parse_colour, read_reference
 
 from .conftest import TINY, make_photo
 
@@ -70,8 +70,25 @@ def test_palette_sums_to_one_and_peaks_at_the_photo_colour():
     assert np.allclose(bins[palette.argmax()].numpy() * AB_SCALE, colour_ab((200, 30, 30)), atol=7.1)
     batch = palette_of(torch.zeros(3, 2, 8, 8), bins)
     assert batch.shape == (3, len(bins)) and torch.allclose(batch.sum(dim=1), torch.ones(3))
-    reference = reference_palette(reddish_photo(), bins)
-    assert float(reference.sum()) == pytest.approx(1.0) and float(bins[reference.argmax(), 0]) > 0.2  # mostly red: a > 22
+    reference = read_reference(reddish_photo(), bins)
+    assert float(reference.palette.sum()) == pytest.approx(1.0) and float(bins[reference.palette.argmax(), 0]) > 0.2  # mostly red: a > 22
+    assert reference.chroma.shape == (CHROMA_QUANTILES,) and np.all(np.diff(reference.chroma) >= 0) and reference.chroma[CHROMA_QUANTILES // 2] > 22
+
+
+def test_the_result_takes_the_references_saturation_rank_for_rank():
+    rng = np.random.default_rng(0)
+    ab = rng.normal(0, 8, (20, 30, 2)).astype(np.float32)  # a cautious result: low chroma everywhere
+    quantiles = np.linspace(0, 60, CHROMA_QUANTILES, dtype=np.float32)  # a reference from gray to vivid
+    before = np.hypot(ab[..., 0], ab[..., 1])
+    for smoothing in (0.0, 0.02):
+        out = match_chroma(ab, quantiles, smoothing)
+        after = np.hypot(out[..., 0], out[..., 1])
+        assert np.allclose(out / after[..., None], ab / before[..., None], atol=1e-4)  # hues kept
+        if not smoothing:  # exactly the reference's chroma, rank for rank (+ 1 in the gain's log aside)
+            assert np.array_equal(np.argsort(before, axis=None), np.argsort(after, axis=None))
+            assert after.max() == pytest.approx(60, abs=1.5) and np.median(after) == pytest.approx(30, abs=2.5)
+    blurred = np.hypot(*np.moveaxis(match_chroma(ab, quantiles, 0.1), -1, 0))
+    assert 20 < np.median(blurred) < 40  # the saturation still rises to the reference's, region by region
 
 
 def test_no_guidance_is_the_automatic_colorizer_bit_for_bit(guided_model, gray_photo):
