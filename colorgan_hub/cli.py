@@ -508,8 +508,13 @@ def cmd_colorize_dataset(args) -> int:
         from huggingface_hub import HfApi
 
         api = HfApi()
-        api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
-        api.upload_folder(repo_id=args.push_to_hub, folder_path=str(out_dir), repo_type="dataset", ignore_patterns=[".colorgan/*", "colorgan-job.json"])
+        try:
+            api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True)
+            api.upload_folder(repo_id=args.push_to_hub, folder_path=str(out_dir), repo_type="dataset", ignore_patterns=[".colorgan/*", "colorgan-job.json"])
+        except Exception as err:  # offline, no token, no rights: the dataset itself is complete on disk
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"error: --push-to-hub {args.push_to_hub}: {reason} (the dataset is complete in {out_dir})", file=sys.stderr)
+            return 2
         print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}", file=sys.stderr)
     return 1 if done["failed"] else 0
 

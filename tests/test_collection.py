@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -66,6 +67,27 @@ def test_a_folder_becomes_a_dataset_with_every_row(folder, tmp_path, tiny_model_
     assert bad["colorized"] is None and "not an image file" in bad["error"] and bad["realness"] is None
     card = (out / "README.md").read_text()
     assert "Rows: 8; colorized: 7; failed: 1" in card and "data_files" in card
+
+
+def test_push_to_hub_uploads_the_dataset_and_a_failed_push_keeps_it(folder, tmp_path, tiny_model_dir, capsys):
+    from huggingface_hub import HfApi
+
+    out = tmp_path / "out"
+    with mock.patch.object(HfApi, "create_repo") as create_repo, mock.patch.object(HfApi, "upload_folder") as upload:
+        code = run("colorize-dataset", folder, "-o", out, "--model", tiny_model_dir, "--push-to-hub", "someone/scans-colorized")
+    assert code == 1  # the one bad row
+    create_repo.assert_called_once_with("someone/scans-colorized", repo_type="dataset", exist_ok=True)
+    kwargs = upload.call_args.kwargs
+    assert kwargs["repo_id"] == "someone/scans-colorized" and kwargs["repo_type"] == "dataset" and Path(kwargs["folder_path"]) == out
+    assert ".colorgan/*" in kwargs["ignore_patterns"]  # the job's own records stay home
+    assert "pushed to https://huggingface.co/datasets/someone/scans-colorized" in capsys.readouterr().err
+
+    offline = tmp_path / "offline"
+    with mock.patch.object(HfApi, "create_repo", side_effect=OSError("cannot reach huggingface.co\nmore detail")):
+        code = run("colorize-dataset", folder, "-o", offline, "--model", tiny_model_dir, "--push-to-hub", "someone/scans-colorized")
+    err = capsys.readouterr().err
+    assert code == 2 and "error: --push-to-hub someone/scans-colorized: cannot reach huggingface.co (the dataset is complete in" in err
+    assert "Traceback" not in err and len(load_output(offline)) == 8
 
 
 def test_an_output_folder_of_another_job_is_refused(folder, tmp_path, tiny_model_dir, capsys):
